@@ -1,0 +1,128 @@
+"""The `lstmlab` command: subcommands dispatched by name; heavy libraries imported only when used.
+
+User errors (LstmlabError, Hydra config errors) become one line on stderr and exit code 2 here,
+in one place; `--debug` or HYDRA_FULL_ERROR=1 shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+USAGE = """usage: lstmlab COMMAND [ARGS]
+
+LSTM stock-price forecasting experiments (Hydra configs, Optuna sweeps, MLflow records).
+
+commands:
+  train [OVERRIDES]          one run; `lstmlab train` is the documented baseline on S&P 500.
+                             Hydra grammar: -m variant='glob(*)', -m hparams_search=variants,
+                             --cfg job, --help
+  compare [OPTIONS]          runs against the baseline (with seed variance)
+  rerun RUN_ID [--check]     rerun a run from its logged config.yaml
+  forecast RUN_ID [--data P] next-step price from a logged model
+  ui [MLFLOW UI OPTIONS]     mlflow ui on the project's store
+
+Add --debug to any command for a full traceback.
+"""
+
+EXIT_USER_ERROR = 2
+
+
+def config_dir() -> str:
+    """conf/ of the checkout (editable install), else the copy packaged inside lstmlab."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parents[1] / "conf", here / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return str(candidate)
+    raise RuntimeError("lstmlab's conf/ folder is missing from the installation")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, args = argv[0], argv[1:]
+    commands = {"train": _train, "compare": _compare, "rerun": _rerun, "forecast": _forecast, "ui": _ui}
+    if command not in commands:
+        print(f"lstmlab: error: unknown command {command!r}; see `lstmlab --help`", file=sys.stderr)
+        return EXIT_USER_ERROR
+    show_traceback = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    try:
+        return commands[command](args) or 0
+    except Exception as error:  # noqa: BLE001 - sorted into user errors and bugs below
+        message = user_error_message(error)
+        if message is None or show_traceback:
+            raise
+        print(f"lstmlab {command}: error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def user_error_message(error: BaseException) -> str | None:
+    """One line for an error the user caused; None for a bug (which keeps its traceback)."""
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from lstmlab.errors import LstmlabError
+
+    seen: BaseException | None = error
+    while seen is not None:  # Hydra wraps job errors; the cause says what went wrong
+        if isinstance(seen, LstmlabError):
+            return str(seen)
+        if isinstance(seen, MissingConfigException):
+            return _one_line_missing_config(seen)
+        if isinstance(seen, (HydraException, OmegaConfBaseException)):
+            return " ".join(str(seen).split())
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _one_line_missing_config(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    head = lines[0].split(": ", 1)[-1] if lines[0].startswith("In '") else lines[0]
+    options = []
+    for line in lines[1:]:  # the options follow "Available options in 'group':" up to a blank line
+        if line.startswith("Config search path") or "provider=" in line:
+            break
+        if not line.endswith(":"):
+            options.append(line)
+    if options and "Available options" in str(error):
+        return f"{head}; available: {', '.join(options)}"
+    return head
+
+
+def _train(args: list[str]) -> int:
+    from lstmlab.train_app import launch
+
+    return launch(args, config_dir())
+
+
+def _compare(args: list[str]) -> int:
+    from lstmlab.compare import main as compare_main
+
+    return compare_main(args)
+
+
+def _rerun(args: list[str]) -> int:
+    from lstmlab.rerun import main as rerun_main
+
+    return rerun_main(args)
+
+
+def _forecast(args: list[str]) -> int:
+    from lstmlab.forecast import main as forecast_main
+
+    return forecast_main(args)
+
+
+def _ui(args: list[str]) -> int:
+    from lstmlab.ui import main as ui_main
+
+    return ui_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

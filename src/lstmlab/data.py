@@ -1,0 +1,267 @@
+"""Data: load a daily price table, validate it, split it chronologically, scale, window.
+
+The scaler is fitted on the training part only; validation and test windows may look back into
+the preceding part (their inputs are past prices), but every target lies in its own part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from sklearn.base import TransformerMixin
+from sklearn.model_selection import train_test_split
+
+from lstmlab.errors import LstmlabError
+
+DATE_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "day")
+NAN_POLICIES = ("error", "drop", "ffill")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One chronological part as model inputs (scaled) and what evaluation needs (prices)."""
+
+    x: np.ndarray  # (windows, lookback, features), scaled
+    y: np.ndarray  # (windows, 1), scaled target
+    dates: pd.DatetimeIndex  # date of each target
+    actual: np.ndarray  # target price at each date
+    previous: np.ndarray  # target price the day before: the naive (persistence) forecast
+
+
+@dataclass(frozen=True)
+class Dataset:
+    train: Part
+    val: Part
+    test: Part
+    feature_scaler: TransformerMixin
+    target_scaler: TransformerMixin
+    features: list[str]
+    target: str
+    sha256: str  # fingerprint of the table the windows were cut from
+
+    def to_price(self, scaled: np.ndarray) -> np.ndarray:
+        """Scaled model outputs back to price units."""
+        return self.target_scaler.inverse_transform(np.asarray(scaled).reshape(-1, 1)).ravel()
+
+
+def load_table(cfg: DictConfig) -> pd.DataFrame:
+    """The raw table of `cfg.source`, indexed by date and sorted, columns as in the source."""
+    if cfg.source == "sp500":
+        import arch.data.sp500  # ships the CSV inside the package: no network
+
+        frame = arch.data.sp500.load()
+    elif cfg.source == "csv":
+        frame = _read_csv(cfg.path, cfg.get("date_column"))
+    elif cfg.source == "synthetic":
+        frame = synthetic_prices(rows=cfg.get("rows", 1200), seed=cfg.get("seed", 0))
+    else:
+        raise LstmlabError(f"data.source={cfg.source!r} is unknown; use sp500, csv or synthetic")
+    return frame.sort_index(kind="stable")
+
+
+def synthetic_prices(rows: int = 1200, seed: int = 0) -> pd.DataFrame:
+    """A geometric random walk with a slow cycle, on business days: a stand-in for real prices."""
+    if rows < 2:
+        raise LstmlabError(f"data.rows={rows} is too small; generate at least 2 rows")
+    rng = np.random.default_rng(seed)
+    t = np.arange(rows)
+    log_returns = 0.0003 + 0.01 * rng.standard_normal(rows) + 0.002 * np.sin(2 * np.pi * t / 120)
+    close = 100.0 * np.exp(np.cumsum(log_returns))
+    volume = rng.integers(1_000_000, 5_000_000, rows).astype(float)
+    dates = pd.bdate_range("2000-01-03", periods=rows, name="Date")
+    return pd.DataFrame({"Close": close, "Volume": volume}, index=dates)
+
+
+def _read_csv(path: str | None, date_column: str | None) -> pd.DataFrame:
+    if not path:
+        raise LstmlabError("data.path is not set; give the CSV file: data=csv data.path=prices.csv")
+    file = Path(path)
+    if not file.is_file():
+        raise LstmlabError(f"data file not found: {path}")
+    try:
+        frame = pd.read_csv(file)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise LstmlabError(f"cannot read {path} as CSV: {str(error).strip().splitlines()[0]}") from None
+    if frame.empty:
+        raise LstmlabError(f"{path} has no data rows")
+    column = _find_date_column(frame, date_column, path)
+    dates = pd.to_datetime(frame[column], errors="coerce")
+    bad = frame.index[dates.isna()]
+    if len(bad):
+        raise LstmlabError(
+            f"{path}: column {column!r} has values that are not dates at lines {_lines(bad)}"
+        )
+    return frame.drop(columns=[column]).set_index(pd.DatetimeIndex(dates, name="Date"))
+
+
+def _find_date_column(frame: pd.DataFrame, name: str | None, path: str) -> str:
+    if name:
+        return _match_column(frame, name, path, "data.date_column")
+    for column in frame.columns:
+        if str(column).strip().lower() in DATE_COLUMN_NAMES:
+            return column
+    raise LstmlabError(
+        f"{path}: no date column found (looked for {', '.join(DATE_COLUMN_NAMES)}); "
+        "name it with data.date_column=..."
+    )
+
+
+def _match_column(frame: pd.DataFrame, name: str, where: str, key: str) -> str:
+    """The frame's column called `name`, ignoring case and surrounding spaces."""
+    by_lower = {str(c).strip().lower(): c for c in frame.columns}
+    try:
+        return by_lower[str(name).strip().lower()]
+    except KeyError:
+        columns = ", ".join(map(str, frame.columns))
+        raise LstmlabError(f"{key}={name!r}: no such column in {where} (columns: {columns})") from None
+
+
+def _lines(row_positions) -> str:
+    """CSV line numbers (header is line 1) of row positions, at most five shown."""
+    lines = [str(int(p) + 2) for p in row_positions[:5]]
+    more = f" and {len(row_positions) - 5} more" if len(row_positions) > 5 else ""
+    return ", ".join(lines) + more
+
+
+def _dates(index: pd.Index) -> str:
+    shown = [str(d.date()) if hasattr(d, "date") else str(d) for d in index[:5]]
+    more = f" and {len(index) - 5} more" if len(index) > 5 else ""
+    return ", ".join(shown) + more
+
+
+def select_columns(frame: pd.DataFrame, cfg: DictConfig, where: str) -> tuple[pd.DataFrame, list[str], str]:
+    """Numeric target and feature columns, NaNs handled by `cfg.nan_policy`."""
+    target = _match_column(frame, cfg.target, where, "data.target")
+    requested = list(cfg.features) if cfg.get("features") else [cfg.target]
+    features = [_match_column(frame, name, where, "data.features") for name in requested]
+    columns = list(dict.fromkeys([*features, target]))
+    table = frame[columns].copy()
+    for column in columns:
+        table[column] = _to_numeric(table[column], where)
+    if cfg.nan_policy not in NAN_POLICIES:
+        raise LstmlabError(f"data.nan_policy={cfg.nan_policy!r} is unknown; use {', '.join(NAN_POLICIES)}")
+    missing = table.index[table.isna().any(axis=1)]
+    if len(missing):
+        if cfg.nan_policy == "error":
+            raise LstmlabError(
+                f"{where}: missing values in {', '.join(columns)} on {_dates(missing)}; "
+                "set data.nan_policy=drop or data.nan_policy=ffill to handle them"
+            )
+        table = table.dropna() if cfg.nan_policy == "drop" else table.ffill().dropna()
+    return table, features, target
+
+
+def _to_numeric(column: pd.Series, where: str) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(column):
+        return column.astype(float)
+    text = column.astype("string").str.replace(r"^\s*\$|,", "", regex=True)  # "$1,234.50"
+    numbers = pd.to_numeric(text, errors="coerce")
+    bad = column.index[numbers.isna() & column.notna()]
+    if len(bad):
+        raise LstmlabError(
+            f"{where}: column {column.name!r} has non-numeric values on {_dates(bad)} "
+            f"(e.g. {column.loc[bad[0]]!r})"
+        )
+    return numbers.astype(float)
+
+
+def fingerprint(table: pd.DataFrame) -> str:
+    """sha256 of the dates and values the windows are cut from: the same data, the same digest."""
+    digest = hashlib.sha256()
+    digest.update(",".join(map(str, table.columns)).encode())
+    digest.update(table.index.asi8.tobytes() if hasattr(table.index, "asi8") else str(list(table.index)).encode())
+    digest.update(np.ascontiguousarray(table.to_numpy(dtype=np.float64)).tobytes())
+    return digest.hexdigest()
+
+
+def split_rows(n_rows: int, cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row positions of the train, val and test parts, in time order (no shuffling)."""
+    for key in ("val_fraction", "test_fraction"):
+        if not 0 < cfg[key] < 1:
+            raise LstmlabError(f"data.{key}={cfg[key]} must be between 0 and 1")
+    if cfg.val_fraction + cfg.test_fraction >= 1:
+        raise LstmlabError(
+            f"data.val_fraction + data.test_fraction = {cfg.val_fraction + cfg.test_fraction:g} "
+            "leaves nothing to train on; keep the sum below 1"
+        )
+    rows = np.arange(n_rows)
+    try:
+        rest, test = train_test_split(rows, test_size=cfg.test_fraction, shuffle=False)
+        train, val = train_test_split(
+            rest, test_size=cfg.val_fraction / (1 - cfg.test_fraction), shuffle=False
+        )
+    except ValueError:
+        raise LstmlabError(
+            f"{n_rows} rows cannot be split into train/val/test with val_fraction="
+            f"{cfg.val_fraction} and test_fraction={cfg.test_fraction}: a part would be empty"
+        ) from None
+    return train, val, test
+
+
+def windows(values: np.ndarray, lookback: int) -> np.ndarray:
+    """All windows of `lookback` consecutive rows; window i ends at row i + lookback - 1."""
+    view = np.lib.stride_tricks.sliding_window_view(values, lookback, axis=0)
+    return np.ascontiguousarray(view.transpose(0, 2, 1), dtype=np.float32)
+
+
+def prepare(cfg: DictConfig) -> Dataset:
+    """The data config in, model-ready windows out. Cached per process: sweeps reuse it."""
+    key = OmegaConf.to_yaml(cfg, resolve=True)
+    if key not in _CACHE:
+        _CACHE.clear()  # one dataset at a time is enough and keeps memory flat
+        _CACHE[key] = _prepare(cfg)
+    return _CACHE[key]
+
+
+_CACHE: dict[str, Dataset] = {}
+
+
+def _prepare(cfg: DictConfig) -> Dataset:
+    lookback = cfg.lookback
+    if not isinstance(lookback, int) or lookback < 1:
+        raise LstmlabError(f"data.lookback={lookback} must be a whole number of at least 1")
+    where = cfg.path if cfg.source == "csv" else f"the {cfg.source} data"
+    table, features, target = select_columns(load_table(cfg), cfg, where)
+    if len(table) < lookback + 3:
+        raise LstmlabError(
+            f"{where} has {len(table)} usable rows: too few for windows of data.lookback={lookback} "
+            "with a train, val and test part"
+        )
+    train_rows, val_rows, test_rows = split_rows(len(table), cfg)
+    if len(train_rows) <= lookback:
+        raise LstmlabError(
+            f"data.lookback={lookback} is too long: the training part has {len(train_rows)} rows "
+            f"of {len(table)}; use a shorter lookback or more data"
+        )
+    feature_scaler = instantiate(cfg.scaler).fit(table[features].iloc[train_rows])
+    target_scaler = instantiate(cfg.scaler).fit(table[[target]].iloc[train_rows])
+    x_all = windows(feature_scaler.transform(table[features]), lookback)[:-1]
+    y_all = target_scaler.transform(table[[target]]).astype(np.float32)[lookback:]
+    prices = table[target].to_numpy()
+
+    def part(rows: np.ndarray) -> Part:
+        rows = rows[rows >= lookback]  # the first `lookback` rows only ever serve as inputs
+        return Part(
+            x=x_all[rows - lookback],
+            y=y_all[rows - lookback],
+            dates=table.index[rows],
+            actual=prices[rows],
+            previous=prices[rows - 1],
+        )
+
+    return Dataset(
+        train=part(train_rows),
+        val=part(val_rows),
+        test=part(test_rows),
+        feature_scaler=feature_scaler,
+        target_scaler=target_scaler,
+        features=features,
+        target=target,
+        sha256=fingerprint(table),
+    )

@@ -1,0 +1,54 @@
+"""The one function that turns a config into a result: a single run, a variant in a multirun,
+a sweep trial and a rerun all call `run_experiment`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from omegaconf import DictConfig
+
+from lstmlab.backend import use_backend
+
+
+def run_experiment(
+    cfg: DictConfig,
+    callbacks: Sequence = (),
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+    parent_run_id: str | None = None,
+) -> dict[str, float]:
+    """Train, evaluate and record one run; returns its final metrics (and `run_id`).
+
+    Everything a user can get wrong is checked before the MLflow run starts, so a bad config
+    leaves no run behind; a failure after the start ends the run as FAILED.
+    """
+    use_backend(cfg.trainer.backend)  # before the first Keras import below
+    import keras
+
+    from lstmlab import evaluate, track, train
+    from lstmlab.data import prepare
+    from lstmlab.model import build_model, check_model_config
+
+    data = prepare(cfg.data)
+    check_model_config(cfg.model)
+    train.check_trainer_config(cfg.trainer)
+    keras.backend.clear_session()  # fresh layer names and graph state for every run in a process
+    train.seed_everything(cfg.trainer.seed)
+    optimizer, loss = train.optimizer_and_loss(cfg.optimizer, cfg.loss)
+    with track.start_run(cfg, data, run_name=run_name, tags=tags, parent_run_id=parent_run_id) as run:
+        model = build_model(cfg.model, cfg.data.lookback, len(data.features))
+        model.compile(optimizer=optimizer, loss=loss)
+        result = train.fit(
+            model, data, cfg.trainer, callbacks=[track.EpochMetrics(run.info.run_id), *callbacks]
+        )
+        val_predicted = data.to_price(train.predict(model, data.val.x))
+        test_predicted = data.to_price(train.predict(model, data.test.x))
+        metrics = {
+            "val_rmse": evaluate.rmse(data.val.actual, val_predicted),
+            **evaluate.test_metrics(data.test, test_predicted),
+            "train_seconds": result.seconds,
+            "epochs_run": float(result.epochs_run),
+        }
+        predictions = evaluate.predictions_table(data.test, test_predicted)
+        track.log_results(cfg, data, model, result.history, predictions, metrics)
+    return {**metrics, "run_id": run.info.run_id}

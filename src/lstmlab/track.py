@@ -1,0 +1,130 @@
+"""Track: everything a run leaves in MLflow (names fixed by DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import joblib
+import keras
+import mlflow
+from omegaconf import DictConfig, OmegaConf
+
+from lstmlab import plots
+from lstmlab.data import Dataset
+
+CONFIG_ARTIFACT = "config.yaml"
+SCALER_ARTIFACT = "scaler.joblib"
+MODEL_NAME = "model"
+
+
+def flatten(node: object, prefix: str = "") -> dict[str, str]:
+    """Nested config → {"model.units": "[50, 50]", ...}: MLflow params the UI can line up."""
+    if isinstance(node, dict):
+        flat: dict[str, str] = {}
+        for key, value in node.items():
+            flat.update(flatten(value, f"{prefix}{key}."))
+        return flat
+    value = json.dumps(node) if isinstance(node, list) else str(node)
+    return {prefix.rstrip("."): value}
+
+
+def run_params(cfg: DictConfig) -> dict[str, str]:
+    container = OmegaConf.to_container(cfg, resolve=True)
+    container.pop("trial", None)  # how a sweep reached this run, not how the run is configured
+    return flatten(container)
+
+
+def use_store(cfg: DictConfig) -> None:
+    """Point MLflow at `tracking.uri` (null: MLflow's default store) and the experiment."""
+    if cfg.uri:
+        mlflow.set_tracking_uri(cfg.uri)
+    mlflow.set_experiment(cfg.experiment)
+
+
+def run_tags(cfg: DictConfig, data: Dataset) -> dict[str, str]:
+    variant = cfg.tracking.variant
+    return {
+        "variant": variant,
+        "baseline": str(variant == "baseline").lower(),
+        "data_sha256": data.sha256,
+        "keras_backend": keras.backend.backend(),
+    }
+
+
+@contextmanager
+def start_run(
+    cfg: DictConfig,
+    data: Dataset,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+    parent_run_id: str | None = None,
+) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run with the config's params and tags; FAILED if the body raises."""
+    use_store(cfg.tracking)
+    name = run_name or cfg.tracking.run_name or cfg.tracking.variant
+    all_tags = {**run_tags(cfg, data), **(tags or {})}
+    with mlflow.start_run(
+        run_name=name, tags=all_tags, parent_run_id=parent_run_id, nested=parent_run_id is not None
+    ) as run:
+        mlflow.log_params(run_params(cfg))
+        yield run
+
+
+class EpochMetrics(keras.callbacks.Callback):
+    """train_loss, val_loss and val_rmse per epoch, one batched MLflow call each epoch."""
+
+    names = {"loss": "train_loss", "val_loss": "val_loss", "val_rmse": "val_rmse"}
+
+    def __init__(self, run_id: str):
+        super().__init__()
+        self.run_id = run_id
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        values = {name: float(logs[key]) for key, name in self.names.items() if key in logs}
+        mlflow.log_metrics(values, step=epoch, run_id=self.run_id)
+
+
+def log_results(
+    cfg: DictConfig,
+    data: Dataset,
+    model: keras.Model,
+    history: dict[str, list[float]],
+    predictions,
+    metrics: dict[str, float],
+) -> None:
+    """Final metrics and every artifact of DESIGN.md, written to a temp dir and logged at once."""
+    mlflow.log_metrics(metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / CONFIG_ARTIFACT).write_text(OmegaConf.to_yaml(config_record(cfg), resolve=True))
+        joblib.dump({"features": data.feature_scaler, "target": data.target_scaler},
+                    folder / SCALER_ARTIFACT)
+        predictions.to_csv(folder / "predictions.csv")
+        title = f"{cfg.tracking.variant}: test RMSE {metrics['test_rmse']:.2f} vs naive {metrics['naive_test_rmse']:.2f}"
+        plots.plot_predictions(predictions, title, folder / "predictions.png")
+        plots.plot_losses(history, str(cfg.loss.name), folder / "loss.png")
+        mlflow.log_artifacts(str(folder))
+    if cfg.tracking.log_model:
+        log_model(model)
+
+
+def config_record(cfg: DictConfig) -> DictConfig:
+    """The resolved config a rerun starts from, without the sweep that launched it."""
+    record = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    record.trial = None
+    return record
+
+
+def log_model(model: keras.Model) -> None:
+    """Keras flavor with explicit requirements: MLflow's inference would cost seconds per run."""
+    import mlflow.keras
+    from importlib.metadata import version
+
+    backend = keras.backend.backend()
+    requirements = [f"keras=={version('keras')}", f"{backend}=={version(backend)}"]
+    mlflow.keras.log_model(model, name=MODEL_NAME, pip_requirements=requirements)

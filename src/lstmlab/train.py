@@ -1,0 +1,130 @@
+"""Train: compile the model from config, seed everything, fit with the project's callbacks."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from lstmlab.data import Dataset
+from lstmlab.errors import LstmlabError
+
+PREDICT_BATCH = 4096  # inference has no gradient state: one large batch is fastest
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same machine, same backend → the same weights, batches and metrics."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def check_trainer_config(cfg: DictConfig) -> None:
+    for key in ("epochs", "batch_size"):
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise LstmlabError(f"trainer.{key}={cfg[key]} must be a whole number of at least 1")
+
+
+def optimizer_and_loss(optimizer_cfg: DictConfig, loss_cfg: DictConfig) -> tuple:
+    """Keras optimizer and loss instantiated from their config groups (`_target_` + arguments)."""
+    try:
+        return instantiate(optimizer_cfg), instantiate(loss_cfg)
+    except InstantiationException as error:
+        raise LstmlabError(f"cannot build the optimizer or loss: {_first_line(error)}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    cause = error.__cause__ or error
+    return str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+
+
+class ValRmse(keras.callbacks.Callback):
+    """Adds `val_rmse` in price units to each epoch's logs, for pruning, early stopping and MLflow."""
+
+    def __init__(self, data: Dataset):
+        super().__init__()
+        self.data = data
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        scaled = self.model.predict(self.data.val.x, batch_size=PREDICT_BATCH, verbose=0)
+        predicted = self.data.to_price(scaled)
+        rmse = float(np.sqrt(np.mean((predicted - self.data.val.actual) ** 2)))
+        if logs is not None:
+            logs["val_rmse"] = rmse if math.isfinite(rmse) else float("inf")
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops at the first NaN/inf batch loss and remembers where (Keras' TerminateOnNaN forgets)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.diverged_at: int | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged_at = self._epoch + 1
+            self.model.stop_training = True
+
+
+@dataclass(frozen=True)
+class Fit:
+    history: dict[str, list[float]]
+    epochs_run: int
+    seconds: float
+
+
+def fit(
+    model: keras.Model,
+    data: Dataset,
+    cfg: DictConfig,
+    callbacks: list[keras.callbacks.Callback] = (),
+) -> Fit:
+    """Fit on the training part, validating on the val part; `callbacks` run after val_rmse is known."""
+    check_trainer_config(cfg)
+    guard = StopOnNonFinite()
+    all_callbacks: list[keras.callbacks.Callback] = [ValRmse(data), guard]
+    if cfg.early_stopping.enabled:
+        all_callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_rmse",
+                patience=cfg.early_stopping.patience,
+                min_delta=cfg.early_stopping.min_delta,
+                restore_best_weights=cfg.early_stopping.restore_best_weights,
+            )
+        )
+    all_callbacks.extend(callbacks)
+    started = time.perf_counter()
+    history = model.fit(
+        data.train.x,
+        data.train.y,
+        validation_data=(data.val.x, data.val.y),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        shuffle=cfg.shuffle,
+        verbose=cfg.verbose,
+        callbacks=all_callbacks,
+    )
+    seconds = time.perf_counter() - started
+    if guard.diverged_at is not None:
+        raise LstmlabError(
+            f"training diverged: the loss became NaN/inf in epoch {guard.diverged_at} "
+            "(try a lower optimizer.learning_rate or another activation)"
+        )
+    return Fit(history=dict(history.history), epochs_run=len(history.epoch), seconds=seconds)
+
+
+def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    return model.predict(x, batch_size=PREDICT_BATCH, verbose=0)

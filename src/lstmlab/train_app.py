@@ -1,0 +1,55 @@
+"""`lstmlab train`: the Hydra application around `run_experiment`."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, open_dict
+
+from lstmlab.errors import LstmlabError
+
+# Overriding any of these makes a run something other than the variant it started from.
+MODEL_DEFINING = ("model", "optimizer", "loss")
+
+
+def variant_name(variant: str, overrides: list[str]) -> str:
+    """The variant's name, or "custom" when the overrides change what the variant defines."""
+    for override in overrides:
+        key = override.lstrip("~+").split("=", 1)[0]
+        if key.split(".", 1)[0].split("@", 1)[0] in MODEL_DEFINING:
+            return "custom"
+    return variant
+
+
+def task(cfg: DictConfig) -> float:
+    """One Hydra job: returns the objective every sweep minimizes, `val_rmse` in price units."""
+    from lstmlab.experiment import run_experiment
+
+    hydra_cfg = HydraConfig.get()
+    with open_dict(cfg):
+        cfg.tracking.variant = variant_name(cfg.tracking.variant, list(hydra_cfg.overrides.task))
+    try:
+        return run_experiment(cfg)["val_rmse"]
+    except LstmlabError as error:
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            raise  # the sweeper decides: Hydra's names the job, ours records a failed trial
+        print(f"lstmlab train: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def launch(args: list[str], config_path: str) -> int:
+    """Run Hydra with `args` as its command line (the grammar users know: -m, --cfg, --help)."""
+    user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach the command line, which prints one line
+    sys.argv = ["lstmlab train", *args]
+    app = hydra.main(version_base="1.3", config_path=config_path, config_name="train")(task)
+    try:
+        app()
+    finally:
+        if not user_wants_traceback:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+    return 0

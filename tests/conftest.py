@@ -1,0 +1,44 @@
+"""Shared test fixtures: a real MLflow store in a temp folder, configs composed by Hydra."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from lstmlab.cli import config_dir  # noqa: E402
+
+# Small enough to train in seconds on 2 cores, large enough to have every part of the split.
+TINY = [
+    "data=synthetic",
+    "data.rows=240",
+    "data.lookback=8",
+    "trainer.epochs=2",
+    "trainer.verbose=0",
+    "tracking.log_model=false",
+]
+
+
+@pytest.fixture(autouse=True)
+def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test works in its own folder with its own MLflow store (sqlite + mlruns/ there)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return tmp_path
+
+
+def make_config(*overrides: str) -> DictConfig:
+    """The composed `train` config, as `lstmlab train OVERRIDES` would see it."""
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def tiny_config(*overrides: str) -> DictConfig:
+    return make_config(*TINY, *overrides)
