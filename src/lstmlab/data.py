@@ -191,11 +191,10 @@ def split_rows(n_rows: int, cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, np
             "leaves nothing to train on; keep the sum below 1"
         )
     rows = np.arange(n_rows)
-    try:
-        rest, test = train_test_split(rows, test_size=cfg.test_fraction, shuffle=False)
-        train, val = train_test_split(
-            rest, test_size=cfg.val_fraction / (1 - cfg.test_fraction), shuffle=False
-        )
+    n_val, n_test = round(n_rows * cfg.val_fraction), round(n_rows * cfg.test_fraction)
+    try:  # whole row counts: fractions of fractions would round differently
+        rest, test = train_test_split(rows, test_size=n_test, shuffle=False)
+        train, val = train_test_split(rest, test_size=n_val, shuffle=False)
     except ValueError:
         raise LstmlabError(
             f"{n_rows} rows cannot be split into train/val/test with val_fraction="
@@ -239,10 +238,12 @@ def _prepare(cfg: DictConfig) -> Dataset:
             f"data.lookback={lookback} is too long: the training part has {len(train_rows)} rows "
             f"of {len(table)}; use a shorter lookback or more data"
         )
-    feature_scaler = instantiate(cfg.scaler).fit(table[features].iloc[train_rows])
-    target_scaler = instantiate(cfg.scaler).fit(table[[target]].iloc[train_rows])
-    x_all = windows(feature_scaler.transform(table[features]), lookback)[:-1]
-    y_all = target_scaler.transform(table[[target]]).astype(np.float32)[lookback:]
+    # Plain arrays, not frames: a forecast on a CSV with other column spellings must still work.
+    feature_values, target_values = table[features].to_numpy(), table[[target]].to_numpy()
+    feature_scaler = instantiate(cfg.scaler).fit(feature_values[train_rows])
+    target_scaler = instantiate(cfg.scaler).fit(target_values[train_rows])
+    x_all = windows(feature_scaler.transform(feature_values), lookback)[:-1]
+    y_all = target_scaler.transform(target_values).astype(np.float32)[lookback:]
     prices = table[target].to_numpy()
 
     def part(rows: np.ndarray) -> Part:

@@ -97,8 +97,12 @@ def log_results(
     predictions,
     metrics: dict[str, float],
 ) -> None:
-    """Final metrics and every artifact of DESIGN.md, written to a temp dir and logged at once."""
-    mlflow.log_metrics(metrics)
+    """Final metrics and every artifact of DESIGN.md, written to a temp dir and logged at once.
+
+    Final metrics go one step past the last epoch: MLflow shows a metric's highest step, and the
+    final val_rmse (of the restored best weights, with early stopping) must be the one shown.
+    """
+    mlflow.log_metrics(metrics, step=int(metrics["epochs_run"]))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / CONFIG_ARTIFACT).write_text(OmegaConf.to_yaml(config_record(cfg), resolve=True))

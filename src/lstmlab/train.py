@@ -100,6 +100,7 @@ def fit(
         all_callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_rmse",
+                mode="min",
                 patience=cfg.early_stopping.patience,
                 min_delta=cfg.early_stopping.min_delta,
                 restore_best_weights=cfg.early_stopping.restore_best_weights,

@@ -1,0 +1,106 @@
+"""run_experiment end to end on a real MLflow store: determinism, metrics, artifacts, failures."""
+
+from __future__ import annotations
+
+import math
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import tiny_config
+from lstmlab.errors import LstmlabError
+from lstmlab.experiment import run_experiment
+
+FINAL_METRICS = {"val_rmse", "test_rmse", "test_mae", "test_mape", "test_r2",
+                 "test_directional_accuracy", "naive_test_rmse", "test_skill",
+                 "train_seconds", "epochs_run"}
+ARTIFACTS = {"config.yaml", "scaler.joblib", "predictions.csv", "predictions.png", "loss.png"}
+SMALL = "model.units=[8,8]"
+
+
+def test_same_config_and_seed_give_identical_metrics_and_another_seed_does_not():
+    first = run_experiment(tiny_config(SMALL))
+    second = run_experiment(tiny_config(SMALL))
+    other_seed = run_experiment(tiny_config(SMALL, "trainer.seed=7"))
+    timing = {"train_seconds", "run_id"}
+    assert {k: v for k, v in first.items() if k not in timing} == \
+        {k: v for k, v in second.items() if k not in timing}
+    assert first["test_rmse"] != other_seed["test_rmse"]
+
+
+def test_a_run_records_everything_design_lists():
+    result = run_experiment(tiny_config(SMALL, "trainer.epochs=3", "tracking.log_model=true"))
+    client = MlflowClient()
+    run = client.get_run(result["run_id"])
+    assert run.info.status == "FINISHED" and run.info.run_name == "baseline"
+    assert FINAL_METRICS <= run.data.metrics.keys()
+    assert all(math.isfinite(run.data.metrics[name]) for name in FINAL_METRICS)
+    assert run.data.metrics["epochs_run"] == 3
+    tags = run.data.tags
+    assert tags["variant"] == "baseline" and tags["baseline"] == "true"
+    assert tags["keras_backend"] == "tensorflow" and len(tags["data_sha256"]) == 64
+    assert "mlflow.source.name" in tags
+    params = run.data.params
+    assert params["model.units"] == "[8, 8]" and params["optimizer.name"] == "adam"
+    assert params["trainer.seed"] == "42" and params["data.lookback"] == "8"
+    for name in ("train_loss", "val_loss"):
+        history = client.get_metric_history(run.info.run_id, name)
+        assert [m.step for m in history] == [0, 1, 2]
+    val_rmse = client.get_metric_history(run.info.run_id, "val_rmse")
+    assert [m.step for m in val_rmse] == [0, 1, 2, 3]  # per epoch, then the final value
+    assert run.data.metrics["val_rmse"] == val_rmse[-1].value == result["val_rmse"]
+    assert ARTIFACTS <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    model = mlflow.keras.load_model(f"runs:/{run.info.run_id}/model")
+    assert model.count_params() > 0
+
+
+def test_logged_metrics_agree_with_the_logged_predictions():
+    result = run_experiment(tiny_config(SMALL))
+    path = mlflow.artifacts.download_artifacts(run_id=result["run_id"], artifact_path="predictions.csv")
+    table = pd.read_csv(path)
+    error = table["predicted"] - table["actual"]
+    naive_error = table["naive"] - table["actual"]
+    rmse = float(np.sqrt(np.mean(error**2)))
+    naive_rmse = float(np.sqrt(np.mean(naive_error**2)))
+    assert result["test_rmse"] == pytest.approx(rmse, rel=1e-6)
+    assert result["naive_test_rmse"] == pytest.approx(naive_rmse, rel=1e-6)
+    assert result["test_mae"] == pytest.approx(float(np.mean(np.abs(error))), rel=1e-6)
+    assert result["test_skill"] == pytest.approx(1 - rmse / naive_rmse, rel=1e-6)
+    moved = np.sign(table["actual"] - table["naive"])
+    assert result["test_directional_accuracy"] == pytest.approx(
+        float(np.mean(np.sign(table["predicted"] - table["naive"]) == moved)))
+
+
+def test_the_variant_name_names_the_run_and_only_the_baseline_is_tagged_baseline():
+    result = run_experiment(tiny_config("variant=tanh", SMALL))
+    run = mlflow.get_run(result["run_id"])
+    assert run.info.run_name == "tanh"
+    assert run.data.tags["variant"] == "tanh" and run.data.tags["baseline"] == "false"
+    assert run.data.params["model.activation"] == "tanh"
+
+
+def test_diverging_training_stops_and_the_run_ends_failed():
+    cfg = tiny_config(SMALL, "optimizer=sgd", "optimizer.learning_rate=1e12", "trainer.epochs=3")
+    with pytest.raises(LstmlabError, match="training diverged"):
+        run_experiment(cfg)
+    (run,) = MlflowClient().search_runs([mlflow.get_experiment_by_name("lstmlab").experiment_id])
+    assert run.info.status == "FAILED"
+    assert run.data.metrics.get("epochs_run") is None
+
+
+def test_bad_config_values_leave_no_run_behind():
+    for override in ("model.dropout=2", "trainer.batch_size=0", "data.lookback=500"):
+        with pytest.raises(LstmlabError):
+            run_experiment(tiny_config(override))
+    experiment = mlflow.get_experiment_by_name("lstmlab")
+    assert experiment is None or not MlflowClient().search_runs([experiment.experiment_id])
+
+
+def test_early_stopping_on_val_rmse_ends_training_early():
+    cfg = tiny_config(SMALL, "trainer.epochs=6", "trainer.early_stopping.enabled=true",
+                      "trainer.early_stopping.patience=1", "trainer.early_stopping.min_delta=1e9")
+    result = run_experiment(cfg)
+    assert result["epochs_run"] == 2  # the first epoch sets the best; no later one beats it by 1e9
