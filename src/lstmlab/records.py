@@ -1,0 +1,86 @@
+"""Reading back what a run left in MLflow: the run, its config.yaml, its scaler, its model.
+
+No Keras import here: `rerun` must choose the Keras backend from the run's config first.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import joblib
+import mlflow
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig, OmegaConf
+
+from lstmlab.errors import LstmlabError
+
+# A progress bar per small artifact is noise on a command's output.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+# Artifact names fixed by DESIGN.md (written by lstmlab.track, which imports Keras).
+CONFIG_ARTIFACT = "config.yaml"
+SCALER_ARTIFACT = "scaler.joblib"
+MODEL_NAME = "model"
+
+
+def use_current_store() -> str:
+    """The store a fresh `lstmlab` process uses: $MLFLOW_TRACKING_URI, else MLflow's default.
+
+    Set explicitly because MLflow keeps the last `set_tracking_uri` for the whole process.
+    """
+    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or None)
+    return mlflow.get_tracking_uri()
+
+
+def get_run(run_id: str) -> Run:
+    try:
+        return mlflow.get_run(run_id)
+    except MlflowException:
+        raise LstmlabError(f"unknown run id {run_id!r} in {mlflow.get_tracking_uri()}") from None
+
+
+def _download(run: Run, name: str, what: str) -> Path:
+    names = {entry.path for entry in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    if name not in names:
+        raise LstmlabError(
+            f"run {run.info.run_id} ({run.info.run_name}, {run.info.status}) has no {name}: "
+            f"cannot {what}; only runs that finished under lstmlab train have it"
+        )
+    folder = tempfile.mkdtemp(prefix="lstmlab-")
+    return Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=name, dst_path=folder))
+
+
+def load_config(run: Run, what: str = "rebuild it") -> DictConfig:
+    """The resolved config the run was trained with (its `config.yaml`)."""
+    return OmegaConf.load(_download(run, CONFIG_ARTIFACT, what))
+
+
+def load_scalers(run: Run) -> dict:
+    """{"features": scaler, "target": scaler}, fitted on the run's training part."""
+    return joblib.load(_download(run, SCALER_ARTIFACT, "scale new data like its training data"))
+
+
+def model_uri(run: Run) -> str:
+    """`models:/<id>` of the Keras model logged by the run (MLflow 3 logged model)."""
+    models = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run.info.run_id}' AND name = '{MODEL_NAME}'",
+        order_by=[{"field_name": "creation_timestamp", "ascending": False}],
+        output_format="list",
+    )
+    if not models:
+        raise LstmlabError(
+            f"run {run.info.run_id} ({run.info.run_name}) has no logged model: it was trained with "
+            "tracking.log_model=false; rerun it with the model logged: "
+            f"lstmlab train ... tracking.log_model=true"
+        )
+    return models[0].model_uri
+
+
+def check_data_file(data: DictConfig, run_id: str, hint: str) -> None:
+    """A clear line when the CSV a run was trained on has gone (moved, deleted)."""
+    if data.get("source") == "csv" and data.get("path") and not Path(data.path).is_file():
+        raise LstmlabError(f"run {run_id} read its data from {data.path}, which no longer exists; {hint}")
