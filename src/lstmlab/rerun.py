@@ -1,0 +1,166 @@
+"""`lstmlab rerun RUN_ID [--check]`: train a run again from its own record and compare.
+
+The config comes from the run's logged `config.yaml`, not from today's conf/, so a rerun is the
+same experiment even after the defaults moved on. Only where it is recorded changes: the current
+store ($MLFLOW_TRACKING_URI or MLflow's default; the one in the record may be stale) and the
+run's experiment. Training is seeded and deterministic, so on the same machine and Keras backend
+every final metric comes out identical; `--check` turns any difference into exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+
+import mlflow
+from omegaconf import open_dict
+
+from lstmlab import records
+from lstmlab.compare import FINAL_METRICS
+
+# Wall-clock time differs on every run: reported, never checked.
+TIMING_METRICS = frozenset({"train_seconds"})
+# Identical is expected; the margin only forgives float formatting, not a different result.
+REL_TOLERANCE = 1e-6
+ABS_TOLERANCE = 1e-9
+EXIT_DIFFERENT = 1
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    name: str
+    original: float
+    rerun: float
+    checked: bool  # False for timing metrics
+    same: bool
+
+
+@dataclass(frozen=True)
+class Rerun:
+    original_run_id: str
+    run_id: str
+    run_name: str
+    original_data_sha256: str | None
+    data_sha256: str
+    original_backend: str | None
+    backend: str
+    metrics: list[MetricCheck]
+
+    @property
+    def data_changed(self) -> bool:
+        return self.original_data_sha256 is not None and self.original_data_sha256 != self.data_sha256
+
+    @property
+    def differing(self) -> list[MetricCheck]:
+        return [m for m in self.metrics if m.checked and not m.same]
+
+
+def same(a: float, b: float, rel_tol: float = REL_TOLERANCE) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return math.isclose(a, b, rel_tol=rel_tol, abs_tol=ABS_TOLERANCE)
+
+
+def rerun(run_id: str, rel_tol: float = REL_TOLERANCE, announce=print) -> Rerun:
+    """Rebuild `run_id` from its config.yaml, run it as a new run tagged `rerun_of`, compare."""
+    original = records.get_run(run_id)
+    cfg = records.load_config(original)
+    records.check_data_file(
+        cfg.data, run_id, "put the file back, or train on a copy: lstmlab train data=csv data.path=NEW ..."
+    )
+    with open_dict(cfg):
+        cfg.tracking.uri = mlflow.get_tracking_uri()
+        cfg.tracking.experiment = mlflow.get_experiment(original.info.experiment_id).name
+        cfg.trial = None
+
+    from lstmlab.backend import use_backend
+
+    use_backend(cfg.trainer.backend)  # before anything imports Keras
+    from lstmlab.data import prepare
+    from lstmlab.experiment import run_experiment
+
+    old_sha = original.data.tags.get("data_sha256")
+    new_sha = prepare(cfg.data).sha256  # cached: run_experiment below reuses the prepared data
+    if old_sha is not None and old_sha != new_sha:
+        announce(data_changed_line(old_sha, new_sha))
+    name = original.info.run_name
+    announce(f"Rerunning {name} {run_id} from its config.yaml ...")
+    result = run_experiment(cfg, run_name=name, tags={"rerun_of": run_id})
+    new = mlflow.get_run(result["run_id"])
+
+    checks = []
+    for metric in FINAL_METRICS:
+        if metric not in original.data.metrics and metric not in result:
+            continue
+        before = float(original.data.metrics.get(metric, math.nan))
+        after = float(result.get(metric, math.nan))
+        checked = metric not in TIMING_METRICS
+        checks.append(MetricCheck(metric, before, after, checked, same(before, after, rel_tol)))
+    return Rerun(
+        original_run_id=run_id,
+        run_id=result["run_id"],
+        run_name=name,
+        original_data_sha256=old_sha,
+        data_sha256=new_sha,
+        original_backend=original.data.tags.get("keras_backend"),
+        backend=new.data.tags.get("keras_backend", ""),
+        metrics=checks,
+    )
+
+
+def data_changed_line(old: str, new: str) -> str:
+    return (
+        f"THE DATA HAVE CHANGED: today's data have fingerprint {new[:12]}…, the original run's "
+        f"{old[:12]}… (data_sha256). The rerun trains on different data; its metrics are not "
+        "expected to match."
+    )
+
+
+def report(result: Rerun, rel_tol: float) -> str:
+    lines = [
+        f"Rerun of {result.run_name} {result.original_run_id} → new run {result.run_id} "
+        f"(tagged rerun_of={result.original_run_id})",
+    ]
+    if result.data_changed:
+        lines.append(data_changed_line(result.original_data_sha256, result.data_sha256))
+    elif result.original_data_sha256 is None:
+        lines.append("data: the original run has no data_sha256 tag; cannot tell whether the data changed")
+    else:
+        lines.append(f"data: same fingerprint as the original ({result.data_sha256[:12]}…)")
+    if result.original_backend and result.original_backend != result.backend:
+        lines.append(
+            f"Keras backend: {result.backend}, the original ran on {result.original_backend}: "
+            "small numeric differences are expected"
+        )
+    width = max(len(m.name) for m in result.metrics)
+    lines.append(f"{'metric':<{width}}  {'original':>16}  {'rerun':>16}  {'difference':>12}")
+    for m in result.metrics:
+        status = "(timing, not checked)" if not m.checked else ("same" if m.same else "DIFFERENT")
+        lines.append(
+            f"{m.name:<{width}}  {m.original:>16.10g}  {m.rerun:>16.10g}  {m.rerun - m.original:>+12.4g}  {status}"
+        )
+    checked = [m for m in result.metrics if m.checked]
+    if result.differing:
+        names = ", ".join(m.name for m in result.differing)
+        lines.append(f"{len(result.differing)} of {len(checked)} metrics differ beyond relative tolerance {rel_tol:g}: {names}")
+    else:
+        lines.append(f"All {len(checked)} checked metrics identical within relative tolerance {rel_tol:g} (train_seconds excluded).")
+    return "\n".join(lines)
+
+
+def main(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lstmlab rerun",
+        description="Train a logged run again from its config.yaml; print each final metric old vs new.",
+    )
+    parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument("--check", action="store_true",
+                        help=f"exit {EXIT_DIFFERENT} when a final metric (train_seconds excluded) differs beyond the tolerance")
+    parser.add_argument("--tolerance", type=float, default=REL_TOLERANCE,
+                        help=f"relative tolerance of --check (default {REL_TOLERANCE:g}: identical up to float rounding)")
+    options = parser.parse_args(args)
+    records.use_current_store()
+    result = rerun(options.run_id, options.tolerance)
+    print(report(result, options.tolerance))
+    return EXIT_DIFFERENT if options.check and result.differing else 0
