@@ -1,0 +1,117 @@
+"""`lstmlab forecast RUN_ID [--data PATH]`: the next-step price from a logged model.
+
+The run's own record supplies everything: the model (MLflow keras flavor), the scalers fitted
+on its training part, and its config (data, lookback). The last `lookback` rows of the data
+(the run's own, or a CSV with the same columns) go in; the price for the next trading day comes
+out, beside the naive forecast (tomorrow = today) that every run is measured against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from lstmlab import records
+from lstmlab.errors import LstmlabError
+
+
+@dataclass(frozen=True)
+class Forecast:
+    run_id: str
+    run_name: str
+    model_uri: str
+    data: str  # where the inputs came from
+    target: str
+    last_date: pd.Timestamp
+    next_date: pd.Timestamp  # the next business day (exchange holidays are not known here)
+    price: float  # the model's forecast
+    naive: float  # the last price: the persistence forecast
+
+
+def forecast(run_id: str, data_path: str | None = None) -> Forecast:
+    """The model of `run_id` applied to the last `lookback` rows of its data (or of `data_path`)."""
+    run = records.get_run(run_id)
+    cfg = records.load_config(run, "know its data and lookback")
+    uri = records.model_uri(run)
+    scalers = records.load_scalers(run)
+    data_cfg = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
+    if data_path:
+        if not Path(data_path).is_file():
+            raise LstmlabError(f"--data {data_path}: no such file")
+        data_cfg.source, data_cfg.path = "csv", data_path
+        where = data_path
+    else:
+        records.check_data_file(data_cfg, run_id, "give the data with --data PATH")
+        where = data_cfg.path if data_cfg.source == "csv" else f"the {data_cfg.source} data"
+
+    from lstmlab.data import load_table, select_columns
+
+    table, features, target = select_columns(load_table(data_cfg), data_cfg, where)
+    lookback = int(cfg.data.lookback)
+    if len(table) < lookback:
+        raise LstmlabError(f"{where} has {len(table)} usable rows; the model needs the last {lookback} (data.lookback)")
+    inputs = table[features].iloc[-lookback:]
+    feature_scaler = scalers["features"]
+    if hasattr(feature_scaler, "feature_names_in_"):  # fitted on a DataFrame: give it its own names
+        inputs = inputs.set_axis(list(feature_scaler.feature_names_in_), axis=1)
+    else:  # fitted on an array: a CSV may spell the columns in another case
+        inputs = inputs.to_numpy()
+    x = feature_scaler.transform(inputs).astype(np.float32)[np.newaxis]
+
+    from lstmlab.backend import use_backend
+
+    use_backend(cfg.trainer.backend)  # before mlflow.keras imports Keras
+    import mlflow.keras
+
+    model = mlflow.keras.load_model(uri)
+    scaled = model.predict(x, verbose=0)
+    price = float(scalers["target"].inverse_transform(np.asarray(scaled).reshape(-1, 1))[0, 0])
+    if not math.isfinite(price):
+        raise LstmlabError(f"the model of run {run_id} forecast {price}: it did not train to finite weights")
+    last_date = pd.Timestamp(table.index[-1])
+    return Forecast(
+        run_id=run_id,
+        run_name=run.info.run_name,
+        model_uri=uri,
+        data=where,
+        target=target,
+        last_date=last_date,
+        next_date=last_date + pd.offsets.BDay(1),
+        price=price,
+        naive=float(table[target].iloc[-1]),
+    )
+
+
+def report(result: Forecast) -> str:
+    day = lambda stamp: stamp.strftime("%Y-%m-%d")  # noqa: E731
+    change = result.price - result.naive
+    return "\n".join(
+        [
+            f"Run {result.run_name} {result.run_id}, model {result.model_uri}; data: {result.data}, "
+            f"last date {day(result.last_date)}.",
+            f"Next-step forecast of {result.target} for the next trading day after {day(result.last_date)} "
+            f"({day(result.next_date)} unless a holiday):",
+            f"  model  {result.price:12.4f}   ({change:+.4f}, {change / result.naive:+.2%} vs naive)"
+            if result.naive else f"  model  {result.price:12.4f}",
+            f"  naive  {result.naive:12.4f}   (the last {result.target}: tomorrow = today)",
+        ]
+    )
+
+
+def main(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lstmlab forecast",
+        description="Next-step price from a run's logged model, beside the naive forecast.",
+    )
+    parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument("--data", metavar="PATH", help="a CSV with the run's columns (default: the run's own data)")
+    options = parser.parse_args(args)
+    records.use_current_store()
+    print(report(forecast(options.run_id, options.data)))
+    return 0

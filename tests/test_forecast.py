@@ -1,0 +1,94 @@
+"""`lstmlab forecast` from a really trained and logged model."""
+
+from __future__ import annotations
+
+import math
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import tiny_config
+from lstmlab.cli import main as cli_main
+from lstmlab.data import synthetic_prices
+from lstmlab.forecast import forecast
+
+ROWS = 240  # conftest's tiny synthetic series (data.seed 0)
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from lstmlab.experiment import run_experiment
+
+    folder = tmp_path_factory.mktemp("forecast")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        cfg = tiny_config("model.units=[4,4]", "trainer.seed=3", "tracking.log_model=true")
+        result = run_experiment(cfg)
+        predictions = pd.read_csv(
+            mlflow.artifacts.download_artifacts(run_id=result["run_id"], artifact_path="predictions.csv"),
+            index_col="date", parse_dates=True,
+        )
+    return {"uri": uri, "run_id": result["run_id"], "config": cfg, "predictions": predictions}
+
+
+@pytest.fixture
+def store(logged: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", logged["uri"])
+    mlflow.set_tracking_uri(logged["uri"])
+    return logged
+
+
+def test_the_next_step_after_the_runs_own_data_is_a_finite_price(store, capsys):
+    prices = synthetic_prices(rows=ROWS, seed=0)
+    result = forecast(store["run_id"])
+    assert math.isfinite(result.price) and result.price > 0
+    assert result.naive == prices["Close"].iloc[-1]
+    assert result.last_date == prices.index[-1]
+    assert result.next_date == prices.index[-1] + pd.offsets.BDay(1)
+    assert result.model_uri.startswith("models:/")
+
+    assert cli_main(["forecast", store["run_id"]]) == 0
+    out = capsys.readouterr().out
+    assert f"{result.price:12.4f}" in out and f"{result.naive:12.4f}" in out
+    assert result.next_date.strftime("%Y-%m-%d") in out
+
+
+def test_a_csv_ending_the_day_before_a_test_date_forecasts_what_the_run_predicted_for_it(store, project_dir):
+    """The logged model and scaler reproduce the run's own prediction for its last test day."""
+    predictions = store["predictions"]
+    last_test_day = predictions.index[-1]
+    prices = synthetic_prices(rows=ROWS, seed=0)
+    before = prices.loc[prices.index < last_test_day].tail(20)
+    # other spellings of the columns than the run's (Date, Close): matched case-insensitively
+    path = project_dir / "prices.csv"
+    before.rename(columns=str.lower).rename_axis("date").to_csv(path)
+
+    result = forecast(store["run_id"], str(path))
+    assert result.next_date == last_test_day
+    assert result.naive == pytest.approx(predictions["naive"].iloc[-1], rel=1e-12)
+    assert result.price == pytest.approx(predictions["predicted"].iloc[-1], rel=1e-5)
+
+
+def test_user_errors_are_one_line(store, project_dir, capsys):
+    short = project_dir / "short.csv"
+    synthetic_prices(rows=5).to_csv(short)
+    mlflow.set_experiment("lstmlab")
+    with mlflow.start_run(run_name="no-model") as bare:  # a record with config but no model
+        mlflow.log_text(OmegaConf.to_yaml(store["config"], resolve=True), "config.yaml")
+    cases = [
+        (["0" * 32], "unknown run id"),
+        ([bare.info.run_id], "has no logged model"),
+        ([store["run_id"], "--data", str(project_dir / "missing.csv")], "missing.csv: no such file"),
+        ([store["run_id"], "--data", str(short)], "has 5 usable rows; the model needs the last 8"),
+    ]
+    capsys.readouterr()
+    for args, message in cases:
+        assert cli_main(["forecast", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("lstmlab forecast: error: ") and message in err, err
+        assert err.count("\n") == 1
