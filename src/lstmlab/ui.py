@@ -1,0 +1,47 @@
+"""`lstmlab ui [MLFLOW UI OPTIONS]`: `mlflow ui` on the store `lstmlab train` writes to.
+
+That store is $MLFLOW_TRACKING_URI when set, else MLflow's default in the working directory
+(sqlite:///mlflow.db, artifacts in mlruns/). Binds 127.0.0.1 unless `--host` says otherwise;
+every other option goes to `mlflow ui` unchanged (`lstmlab ui --port 5001`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from lstmlab.errors import LstmlabError
+
+REMOTE_SCHEMES = ("http://", "https://", "databricks")
+DEFAULT_HOST = "127.0.0.1"
+
+
+def _given(args: list[str], *names: str) -> bool:
+    return any(arg == name or arg.startswith(f"{name}=") for arg in args for name in names)
+
+
+def command(args: list[str]) -> list[str]:
+    """The `mlflow ui` command line for the project's store, with the user's options last."""
+    from lstmlab.records import use_current_store
+
+    store = use_current_store()
+    if store.startswith(REMOTE_SCHEMES):
+        raise LstmlabError(
+            f"MLFLOW_TRACKING_URI is a tracking server ({store}): open it in a browser; "
+            "lstmlab ui serves a local store"
+        )
+    line = [sys.executable, "-m", "mlflow", "ui"]
+    if not _given(args, "--backend-store-uri"):
+        line += ["--backend-store-uri", store]
+    if not _given(args, "--host", "-h"):
+        line += ["--host", DEFAULT_HOST]
+    return line + list(args)
+
+
+def main(args: list[str]) -> int:
+    line = command(args)
+    print(f"lstmlab ui: {' '.join(line[1:])}  (Ctrl-C stops it)", flush=True)
+    try:
+        return subprocess.call(line)
+    except KeyboardInterrupt:  # the user's way to stop the server
+        return 0
