@@ -22,14 +22,15 @@ def run_experiment(
     Everything a user can get wrong is checked before the MLflow run starts, so a bad config
     leaves no run behind; a failure after the start ends the run as FAILED.
     """
+    from lstmlab.data import prepare
+
     use_backend(cfg.trainer.backend)  # before the first Keras import below
+    data = prepare(cfg.data)  # data errors are found before the seconds a framework import costs
     import keras
 
     from lstmlab import evaluate, track, train
-    from lstmlab.data import prepare
     from lstmlab.model import build_model, check_model_config
 
-    data = prepare(cfg.data)
     check_model_config(cfg.model)
     train.check_trainer_config(cfg.trainer)
     keras.backend.clear_session()  # fresh layer names and graph state for every run in a process

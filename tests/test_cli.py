@@ -1,0 +1,86 @@
+"""`lstmlab train` as a user runs it: real processes, Hydra's grammar, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import TINY
+from lstmlab.data import synthetic_prices
+
+LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
+
+
+def lstmlab(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*LSTMLAB, *args], capture_output=True, text=True, timeout=600)
+
+
+def runs(experiment: str = "lstmlab"):
+    found = mlflow.get_experiment_by_name(experiment)
+    return MlflowClient().search_runs([found.experiment_id]) if found else []
+
+
+def test_every_variant_in_one_multirun():
+    result = lstmlab("train", "-m", "variant=glob(*)", *TINY, "trainer.epochs=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    finished = runs()
+    assert len(finished) == 11
+    assert all(run.info.status == "FINISHED" for run in finished)
+    names = {run.info.run_name for run in finished}
+    assert names == {"baseline", "bidirectional", "third_layer", "unequal_units", "tanh",
+                     "leaky_relu", "sgd", "rmsprop", "adagrad", "mae", "huber"}
+    assert [r.data.tags["baseline"] for r in finished].count("true") == 1
+    assert len(list(Path("experiments/sweeps").glob("*/*/.hydra/config.yaml"))) == 11
+
+
+def test_train_on_a_csv_with_overrides(tmp_path):
+    frame = synthetic_prices(rows=240, seed=5).reset_index()
+    frame.columns = ["DATE", "close", "Volume"]
+    frame.to_csv(tmp_path / "prices.csv", index=False)
+    result = lstmlab("train", "data=csv", "data.path=prices.csv", "data.lookback=8",
+                     "trainer.epochs=1", "trainer.verbose=0", "tracking.log_model=false",
+                     "tracking.experiment=csv-demo", "model.units=[8,8]")
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run,) = runs("csv-demo")
+    assert run.info.status == "FINISHED" and run.data.params["data.path"] == "prices.csv"
+    # model overrides make the run something other than the baseline
+    assert run.info.run_name == "custom" and run.data.tags["baseline"] == "false"
+    assert Path("experiments/runs").is_dir()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["variant=nope"], "Could not find 'variant/nope'; available: adagrad, baseline,"),
+        (["data=csv", "data.path=missing.csv"], "data file not found: missing.csv"),
+        (["data=synthetic", "model.dropout=1.5"], "model.dropout=1.5 must be in [0, 1)"),
+        (["data=synthetic", "data.lookback=5000"], "too few for windows of data.lookback=5000"),
+        (["data=synthetic", "trainer.epochs=0"], "trainer.epochs=0 must be a whole number"),
+        (["nosuchkey=1"], "Could not override 'nosuchkey'"),
+    ],
+)
+def test_user_errors_are_one_line_and_leave_no_run(args, message):
+    result = lstmlab("train", *args)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("lstmlab")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert runs() == []
+
+
+def test_debug_shows_the_traceback():
+    result = lstmlab("train", "data=csv", "data.path=missing.csv", "--debug")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_help_lists_the_commands_and_the_config_groups():
+    assert "compare" in lstmlab("--help").stdout
+    hydra_help = lstmlab("train", "--help").stdout
+    assert "variant: adagrad, baseline" in hydra_help
+    job = lstmlab("train", "variant=third_layer", "--cfg", "job").stdout
+    assert "- 50\n  - 50\n  - 50" in job
