@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
 from scipy import stats as scipy_stats
 
 from conftest import tiny_config
@@ -75,10 +76,11 @@ class Store:
             "tracking.uri": f"sqlite:///somewhere-{seed}.db",
             "trainer.verbose": "auto" if seed % 2 else "0",
         }
-        for key, value in params.items():
-            self.client.log_param(run.info.run_id, key, value)
-        for key, value in (metrics or {}).items():
-            self.client.log_metric(run.info.run_id, key, value, timestamp=self.clock, step=2)
+        self.client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(key, value, self.clock, 2) for key, value in (metrics or {}).items()],
+            params=[Param(key, value) for key, value in params.items()],
+        )
         if status != "RUNNING":
             self.client.set_terminated(run.info.run_id, status, end_time=self.clock + 500)
         return run.info.run_id

@@ -37,6 +37,7 @@ class Forecast:
 def forecast(run_id: str, data_path: str | None = None) -> Forecast:
     """The model of `run_id` applied to the last `lookback` rows of its data (or of `data_path`)."""
     run = records.get_run(run_id)
+    run_id = run.info.run_id  # the full id, when a prefix was given
     cfg = records.load_config(run, "know its data and lookback")
     uri = records.model_uri(run)
     scalers = records.load_scalers(run)
@@ -109,7 +110,7 @@ def main(args: list[str]) -> int:
         prog="lstmlab forecast",
         description="Next-step price from a run's logged model, beside the naive forecast.",
     )
-    parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run's id (or a unique prefix of 8+ characters)")
     parser.add_argument("--data", metavar="PATH", help="a CSV with the run's columns (default: the run's own data)")
     options = parser.parse_args(args)
     records.use_current_store()

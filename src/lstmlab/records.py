@@ -6,6 +6,7 @@ No Keras import here: `rerun` must choose the Keras backend from the run's confi
 from __future__ import annotations
 
 import os
+import string
 import tempfile
 from pathlib import Path
 
@@ -35,11 +36,25 @@ def use_current_store() -> str:
     return mlflow.get_tracking_uri()
 
 
+MIN_PREFIX = 8  # compare's tables show run ids this short
+
+
 def get_run(run_id: str) -> Run:
+    """The run with this id, or with this unique id prefix (at least 8 characters)."""
     try:
         return mlflow.get_run(run_id)
     except MlflowException:
-        raise LstmlabError(f"unknown run id {run_id!r} in {mlflow.get_tracking_uri()}") from None
+        pass
+    if MIN_PREFIX <= len(run_id) < 32 and all(c in string.hexdigits for c in run_id):
+        matches = [
+            run for run in mlflow.search_runs(search_all_experiments=True, output_format="list")
+            if run.info.run_id.startswith(run_id.lower())
+        ]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise LstmlabError(f"run id prefix {run_id!r} matches {len(matches)} runs; give more of the id")
+    raise LstmlabError(f"unknown run id {run_id!r} in {mlflow.get_tracking_uri()}")
 
 
 def _download(run: Run, name: str, what: str) -> Path:

@@ -65,6 +65,7 @@ def same(a: float, b: float, rel_tol: float = REL_TOLERANCE) -> bool:
 def rerun(run_id: str, rel_tol: float = REL_TOLERANCE, announce=print) -> Rerun:
     """Rebuild `run_id` from its config.yaml, run it as a new run tagged `rerun_of`, compare."""
     original = records.get_run(run_id)
+    run_id = original.info.run_id  # the full id, when a prefix was given
     cfg = records.load_config(original)
     records.check_data_file(
         cfg.data, run_id, "put the file back, or train on a copy: lstmlab train data=csv data.path=NEW ..."
@@ -154,7 +155,7 @@ def main(args: list[str]) -> int:
         prog="lstmlab rerun",
         description="Train a logged run again from its config.yaml; print each final metric old vs new.",
     )
-    parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run's id (or a unique prefix of 8+ characters)")
     parser.add_argument("--check", action="store_true",
                         help=f"exit {EXIT_DIFFERENT} when a final metric (train_seconds excluded) differs beyond the tolerance")
     parser.add_argument("--tolerance", type=float, default=REL_TOLERANCE,
