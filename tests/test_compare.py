@@ -117,6 +117,7 @@ def known(tmp_path_factory: pytest.TempPathFactory) -> dict:
         ]
         ids["pruned"] = store.log("trial", 1, {"val_rmse": 9.0}, lr="0.5",
                                   tags={**child, "optuna_trial": "2", "state": "pruned"}, run_name="trial-2")
+        ids["lonely_parent"] = store.log("sweep", 0, {"val_rmse": 0.2}, tags={"optuna_study": "study-b"}, run_name="study-b")
         Store("empty")
         Store("no-baseline").log("tanh", 1, final_metrics(1.0, 1))
     return {"uri": uri, "ids": ids}
@@ -144,7 +145,7 @@ def test_groups_means_sds_and_welch_verdicts_equal_those_recomputed_from_the_run
 
     assert result.baseline_run_id == ids["baseline"][-1]  # latest finished baseline, not the failed one
     shown = set(result.runs["run_id"])
-    for left_out in ("failed", "running", "parent", "pruned"):
+    for left_out in ("failed", "running", "parent", "lonely_parent", "pruned"):
         assert ids[left_out] not in shown
     assert ids["worse"][0] not in shown and ids["rerun"] in shown  # the latest of a repeated seed
     assert any("Left out 1 older run" in note for note in result.notes)

@@ -174,6 +174,9 @@ def _comparable(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     keep = runs[f"metrics.{metric}"].notna()
     if "tags.mlflow.parentRunId" in runs:
         keep &= ~runs["run_id"].isin(set(runs["tags.mlflow.parentRunId"].dropna()))
+    if "tags.optuna_study" in runs:  # a study's parent run, even before any trial finished
+        trial = runs["tags.optuna_trial"].notna() if "tags.optuna_trial" in runs else False
+        keep &= runs["tags.optuna_study"].isna() | trial
     if "tags.state" in runs:
         keep &= runs["tags.state"].ne("pruned")
     return runs[keep].reset_index(drop=True)
