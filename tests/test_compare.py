@@ -215,7 +215,7 @@ def test_a_sweep_by_parent_id_or_study_name_and_a_filter_narrow_the_runs(known_s
 
 def test_an_explicit_baseline_run_sets_the_reference(known_store):
     ids = known_store["ids"]
-    result = compare(baseline=ids["better"][0])
+    result = compare(baseline=ids["better"][0][:8])
     assert result.baseline_run_id == ids["better"][0]
     verdicts = result.groups.set_index("group")["verdict"]
     assert verdicts["better"] == "baseline" and verdicts["baseline"] == "worse"

@@ -217,7 +217,9 @@ def _one_run_per_seed(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 def _pick_baseline(runs: pd.DataFrame, selected: set[str], baseline: str | None, experiment: str) -> pd.Series:
     if baseline:
-        match = runs[runs["run_id"] == baseline]
+        match = runs[runs["run_id"].str.startswith(baseline.lower())]  # the id or a prefix of it
+        if len(match) > 1:
+            raise LstmlabError(f"--baseline {baseline} matches {len(match)} runs; give more of the id")
         if match.empty:
             raise LstmlabError(
                 f"--baseline {baseline}: no finished run with final metrics by that id in experiment {experiment!r}"
@@ -501,7 +503,7 @@ def main(args: list[str]) -> int:
         epilog=f"Train variants with several seeds first: {TRAIN_SEEDS}",
     )
     parser.add_argument("--experiment", "-e", help="MLflow experiment (default: the one lstmlab train logs to)")
-    parser.add_argument("--baseline", metavar="RUN_ID", help="baseline run (default: the latest run tagged baseline=true)")
+    parser.add_argument("--baseline", metavar="RUN_ID", help="baseline run, its id or a unique prefix (default: the latest run tagged baseline=true)")
     parser.add_argument("--sweep", metavar="RUN_ID|STUDY", help="only the trials of one sweep: its parent run id or study name")
     parser.add_argument("--metric", default="val_rmse", choices=FINAL_METRICS, help="sort and test on this metric (default: val_rmse)")
     parser.add_argument("--filter", dest="filter_string", metavar="MLFLOW_FILTER",
