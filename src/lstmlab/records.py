@@ -21,7 +21,7 @@ from lstmlab.errors import LstmlabError
 # A progress bar per small artifact is noise on a command's output.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-# Artifact names fixed by DESIGN.md (written by lstmlab.track, which imports Keras).
+# Artifact names fixed by DESIGN.md: lstmlab.track writes them, the commands read them back.
 CONFIG_ARTIFACT = "config.yaml"
 SCALER_ARTIFACT = "scaler.joblib"
 MODEL_NAME = "model"

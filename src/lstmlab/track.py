@@ -15,10 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lstmlab import plots
 from lstmlab.data import Dataset
-
-CONFIG_ARTIFACT = "config.yaml"
-SCALER_ARTIFACT = "scaler.joblib"
-MODEL_NAME = "model"
+from lstmlab.records import CONFIG_ARTIFACT, MODEL_NAME, SCALER_ARTIFACT
 
 
 def flatten(node: object, prefix: str = "") -> dict[str, str]:
