@@ -33,6 +33,10 @@ def task(cfg: DictConfig) -> float:
     with open_dict(cfg):
         cfg.tracking.variant = variant_name(cfg.tracking.variant, list(hydra_cfg.overrides.task))
     try:
+        if cfg.get("trial") is not None:  # a job of an Optuna sweep: see lstmlab/trial.py
+            from lstmlab.trial import run_trial
+
+            return run_trial(cfg)
         return run_experiment(cfg)["val_rmse"]
     except LstmlabError as error:
         if hydra_cfg.mode == RunMode.MULTIRUN:

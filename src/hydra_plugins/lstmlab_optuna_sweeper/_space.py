@@ -1,0 +1,291 @@
+"""Search space: Hydra's sweep grammar → Optuna distributions, and sampled values → overrides.
+
+    choice(a, b, ...) / a,b,...   CategoricalDistribution (lists and dicts kept as override text)
+    interval(a, b)                FloatDistribution(a, b)
+    int(interval(a, b))           IntDistribution(a, b)
+    range(a, b, step)             Int/FloatDistribution(a, last value, step) (b excluded, as in Python)
+    tag(log, [int(]interval(a, b)[)])   the same with log=True
+    shuffle(...)                  CategoricalDistribution of the values
+A plain `key=value` fixes the key for every trial. Command-line arguments override
+`hydra.sweeper.params` key by key, so `model.dropout=0.1` removes dropout from the space.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import (
+    ChoiceSweep,
+    IntervalSweep,
+    Override,
+    RangeSweep,
+)
+from hydra.errors import HydraException
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from lstmlab.errors import LstmlabError
+
+Primitive = (str, int, float, bool, type(None))
+BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")  # strings Hydra reads back as the same string
+KEYWORDS = {"true", "false", "null", "inf", "nan"}
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One swept key: its Optuna distribution and how its values are written as overrides."""
+
+    key: str  # the override key as written (may start with + for keys the config lacks)
+    distribution: BaseDistribution
+    text: str  # the grammar as written, for the study's record
+    encoded: frozenset[str] = frozenset()  # categorical values that are override text (lists, dicts)
+
+    @property
+    def name(self) -> str:
+        """The Optuna parameter name: the config path (`model.units`, `optimizer`)."""
+        return self.key.lstrip("+~")
+
+    def override(self, value: Any) -> str:
+        return f"{self.key}={value if value in self.encoded else format_value(value)}"
+
+    def sample_values(self) -> list[Any]:
+        """Values worth composing to validate the key: every choice, or both ends of a range."""
+        d = self.distribution
+        if isinstance(d, CategoricalDistribution):
+            return list(d.choices)
+        return [d.low, d.high]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    dimensions: dict[str, Dimension]
+    fixed: list[str] = field(default_factory=list)  # overrides every trial gets, in order
+
+    @property
+    def distributions(self) -> dict[str, BaseDistribution]:
+        return {d.name: d.distribution for d in self.dimensions.values()}
+
+    def overrides(self, params: Mapping[str, Any]) -> list[str]:
+        """A trial's overrides: the fixed ones, then one per swept key."""
+        return [*self.fixed, *(d.override(params[d.name]) for d in self.dimensions.values())]
+
+    def record(self) -> dict[str, str]:
+        return {d.name: d.text for d in self.dimensions.values()}
+
+    def grid(self) -> dict[str, list[Any]]:
+        """Every value of every key, for the grid sampler; continuous intervals cannot be gridded."""
+        grid: dict[str, list[Any]] = {}
+        for d in self.dimensions.values():
+            dist = d.distribution
+            if isinstance(dist, CategoricalDistribution):
+                grid[d.name] = list(dist.choices)
+            elif dist.step is not None and not getattr(dist, "log", False):
+                count = int(round((dist.high - dist.low) / dist.step)) + 1
+                grid[d.name] = [dist.low + i * dist.step for i in range(count)]
+            else:
+                raise LstmlabError(
+                    f"hydra.sweeper.sampler=grid needs discrete values, but {d.name}={d.text} is "
+                    "continuous; use choice(...) or range(a,b,step) for it, or another sampler"
+                )
+        return grid
+
+    def mlflow_params(self, params: Mapping[str, Any]) -> dict[str, str]:
+        """Sampled values written the way a run's flattened config writes them ([64, 32], 0.2)."""
+        parser = OverridesParser.create()
+        out: dict[str, str] = {}
+        for name, value in params.items():
+            dim = next((d for d in self.dimensions.values() if d.name == name), None)
+            if dim is not None and value in dim.encoded:
+                value = parser.parse_override(f"k={value}").value()
+            out[name] = json.dumps(value) if isinstance(value, list) else str(value)
+        return out
+
+
+def parse_space(params: Mapping[str, Any] | None, arguments: list[str]) -> SearchSpace:
+    """The space from `hydra.sweeper.params`, then the command line (which wins per key)."""
+    parser = OverridesParser.create()
+    lines = [(f"{key}={value}", "hydra.sweeper.params") for key, value in (params or {}).items()]
+    lines += [(argument, "the command line") for argument in arguments]
+    dimensions: dict[str, Dimension] = {}
+    fixed: dict[str, str] = {}
+    for line, where in lines:
+        try:
+            override = parser.parse_override(line)
+        except HydraException as error:
+            raise LstmlabError(f"cannot parse {line!r} in {where}: {_one_line(error)}") from None
+        key = override.get_key_element()
+        name = key.lstrip("+~")
+        dimensions.pop(name, None)
+        fixed.pop(name, None)
+        if override.is_sweep_override():
+            dimensions[name] = _dimension(override, line, where)
+        else:
+            fixed[name] = line
+    return SearchSpace(dimensions=dimensions, fixed=list(fixed.values()))
+
+
+def _dimension(override: Override, line: str, where: str) -> Dimension:
+    key = override.get_key_element()
+    text = line.split("=", 1)[1]
+    value = override.value()
+    tags = set(getattr(value, "tags", set()) or set())
+    if tags - {"log"}:
+        raise LstmlabError(f"{line} in {where}: unknown tag {sorted(tags - {'log'})}; "
+                           "only tag(log, interval(a,b)) is understood")
+    log = "log" in tags
+    try:
+        if isinstance(value, IntervalSweep):
+            return Dimension(key, _interval(value, log), text)
+        if isinstance(value, RangeSweep) and not value.shuffle:
+            if log:
+                raise ValueError("tag(log, ...) needs an interval, e.g. tag(log, interval(1e-4, 1e-1))")
+            return Dimension(key, _range(value), text)
+        if isinstance(value, (ChoiceSweep, RangeSweep)):
+            if log:
+                raise ValueError("tag(log, ...) needs an interval, not a list of choices")
+            choices, encoded = _choices(override)
+            return Dimension(key, CategoricalDistribution(choices), text, frozenset(encoded))
+    except ValueError as error:
+        raise LstmlabError(f"{line} in {where}: {error}") from None
+    raise LstmlabError(f"{line} in {where}: {type(value).__name__} is not understood; use "
+                       "choice(...), interval(a,b), int(interval(a,b)), range(a,b,step) or "
+                       "tag(log, interval(a,b))")
+
+
+def _interval(value: IntervalSweep, log: bool) -> BaseDistribution:
+    low, high = value.start, value.end
+    if low > high:
+        raise ValueError(f"interval({low}, {high}) is empty: write the lower bound first")
+    if log and low <= 0:
+        raise ValueError(f"tag(log, interval({low}, {high})) needs a lower bound above 0")
+    if isinstance(low, int) and isinstance(high, int):
+        return IntDistribution(low, high, log=log)
+    return FloatDistribution(float(low), float(high), log=log)
+
+
+def _range(value: RangeSweep) -> BaseDistribution:
+    start, stop, step = value.start, value.stop, value.step
+    if step == 0:
+        raise ValueError("range(...) needs a step other than 0")
+    count = max(0, math.ceil((stop - start) / step))
+    if count == 0:
+        raise ValueError(f"range({start}, {stop}, {step}) has no values (the end is excluded)")
+    last = start + (count - 1) * step
+    low, high = min(start, last), max(start, last)
+    if all(isinstance(v, int) for v in (start, stop, step)):
+        return IntDistribution(low, high, step=abs(step))
+    return FloatDistribution(float(low), float(high), step=float(abs(step)))
+
+
+def _choices(override: Override) -> tuple[list[Any], list[str]]:
+    values = list(override.sweep_iterator())
+    if not values:
+        raise ValueError("choice() needs at least one value")
+    choices: list[Any] = []
+    encoded: list[str] = []
+    for value in values:
+        if isinstance(value, (list, dict)):  # Optuna stores primitives: keep the override text
+            value = format_value(value)
+            encoded.append(value)
+        elif not isinstance(value, Primitive):
+            raise ValueError(f"cannot sweep over {value!r} inside choice(...)")
+        choices.append(value)
+    if len(set(map(repr, choices))) != len(choices):
+        raise ValueError("choice(...) lists a value twice")
+    return choices, encoded
+
+
+def format_value(value: Any) -> str:
+    """A Python value as Hydra override text that parses back to the same value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("nan" if value != value else
+                                                         ("inf" if value > 0 else "-inf"))
+    if isinstance(value, str):
+        if BARE.fullmatch(value) and value.lower() not in KEYWORDS:
+            return value  # adam, leaky_relu: readable in logs and .hydra/overrides.yaml
+        return quote(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{k}:{format_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {value!r} as a Hydra override")
+
+
+def quote(text: str) -> str:
+    """Single-quoted Hydra string: escape quotes and the backslashes that precede a quote."""
+    body = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
+    body = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, body)
+    return f"'{body}'"
+
+
+def validate(space: SearchSpace, compose: Callable[[list[str]], None]) -> None:
+    """Compose the config with every choice (and both ends of every range) before any trial runs.
+
+    The k-th composition uses the k-th value of every key, so a space costs as many compositions
+    as its longest choice list; only when one fails is each key tried alone, to name the culprit.
+    """
+    dims = list(space.dimensions.values())
+    rounds = max((len(d.sample_values()) for d in dims), default=1)
+    for k in range(rounds):
+        overrides = [*space.fixed]
+        for d in dims:
+            values = d.sample_values()
+            overrides.append(d.override(values[k % len(values)]))
+        try:
+            compose(overrides)
+        except Exception:  # noqa: BLE001 - find which key is wrong, below
+            _name_the_culprit(space, compose)
+            raise
+    return None
+
+
+def _name_the_culprit(space: SearchSpace, compose: Callable[[list[str]], None]) -> None:
+    if space.fixed:
+        _try(compose, space.fixed, " ".join(space.fixed), "the fixed overrides")
+    for d in space.dimensions.values():
+        for value in d.sample_values():
+            line = d.override(value)
+            _try(compose, [*space.fixed, line], line, f"the search space ({d.name}={d.text})")
+
+
+def _try(compose: Callable[[list[str]], None], overrides: list[str], line: str, where: str) -> None:
+    try:
+        compose(overrides)
+    except LstmlabError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any composition error is the user's to fix
+        raise LstmlabError(f"{line} in {where}: {_one_line(error)}") from None
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    if len(lines) > 1 and lines[1].startswith("To append"):  # "... use +model.unitz=1"
+        text += f" ({lines[1]})"
+    if text.startswith("In '") and ": " in text:  # "In 'train': Could not find 'optimizer/foo'"
+        text = text.split(": ", 1)[1]
+    if any(line.startswith("Available options") for line in lines):
+        start = next(i for i, line in enumerate(lines) if line.startswith("Available options"))
+        options = []
+        for line in lines[start + 1:]:  # the options run up to "Config search path:"
+            if line.endswith(":") or "provider=" in line:
+                break
+            options.append(line)
+        text += f"; available: {', '.join(options)}"
+    return text

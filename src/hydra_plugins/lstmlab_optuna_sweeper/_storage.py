@@ -1,0 +1,166 @@
+"""Study storage: the URL, the lock that lets workers take turns, and opening the study.
+
+Every worker of a study (processes on one machine or many) opens the same storage URL. The
+storage numbers trials atomically, but "are fewer than n_trials started? then start one" is two
+steps, so workers take turns at it under a study lock: a PostgreSQL advisory lock or MySQL
+named lock (held by a connection, so a dead worker's lock goes with its connection), or a file
+lock beside a SQLite file. Heartbeats (Optuna's RDB heartbeat) let any worker fail the trials of
+a worker that died, and queue them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import warnings
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import optuna
+import sqlalchemy
+from sqlalchemy.engine import URL, make_url
+
+from lstmlab.errors import LstmlabError
+
+# A trial whose worker has not recorded a heartbeat for this many intervals is failed.
+GRACE_INTERVALS = 3
+
+
+def resolve_url(url: str) -> str:
+    """The storage URL with a relative SQLite path made absolute (jobs may run elsewhere).
+
+    `postgresql://` means psycopg (3) to SQLAlchemy 2.1; lstmlab installs psycopg2, so the URL
+    names it when psycopg is absent.
+    """
+    parsed = _parse(url)
+    if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None:
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database).expanduser()
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        parsed = parsed.set(database=str(path))
+    return parsed.render_as_string(hide_password=False)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages, tags and files."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL we cannot parse is shown as given
+        return url
+
+
+def _parse(url: str) -> URL:
+    try:
+        return make_url(url)
+    except Exception:  # noqa: BLE001 - sqlalchemy raises ArgumentError and others
+        raise LstmlabError(
+            f"hydra.sweeper.storage={url!r} is not a database URL; use e.g. "
+            "sqlite:///mlruns/optuna.db or postgresql://user@host:5432/optuna"
+        ) from None
+
+
+class StudyLock:
+    """Serializes counting-and-asking for one study across all its workers."""
+
+    def __init__(self, url: str, study_name: str):
+        parsed = _parse(url)
+        self._backend = parsed.get_backend_name()
+        digest = hashlib.sha256(f"lstmlab-optuna-study:{study_name}".encode()).digest()
+        self._key = int.from_bytes(digest[:8], "big", signed=True)
+        self._name = "lstmlab:" + digest.hex()[:40]
+        self._url = url
+        self._connection: Any = None
+        self._file: Any = None
+        self._engine: Any = None
+        if self._backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            self._path: Path | None = Path(parsed.database + ".lock")
+        else:
+            self._path = None
+
+    def __enter__(self) -> StudyLock:
+        if self._backend == "postgresql":
+            self._connect().execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+        elif self._backend in ("mysql", "mariadb"):
+            self._connect().execute(sqlalchemy.text("SELECT GET_LOCK(:n, -1)"), {"n": self._name})
+        elif self._path is not None:
+            try:
+                import fcntl
+            except ImportError:  # not POSIX: one worker per SQLite file is safe
+                return self
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self._path, "a+")  # noqa: SIM115 - held until __exit__
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            if self._connection is not None:
+                unlock = ("SELECT pg_advisory_unlock(:k)" if self._backend == "postgresql"
+                          else "SELECT RELEASE_LOCK(:n)")
+                self._connection.execute(sqlalchemy.text(unlock), {"k": self._key, "n": self._name})
+        finally:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+            if self._file is not None:
+                self._file.close()  # closing releases the flock
+                self._file = None
+
+    def _connect(self) -> Any:
+        try:
+            if self._engine is None:
+                self._engine = sqlalchemy.create_engine(self._url, poolclass=sqlalchemy.pool.NullPool)
+            self._connection = self._engine.connect()
+        except Exception as error:  # noqa: BLE001 - reported as an unreachable storage
+            raise LstmlabError(unreachable(self._url, error)) from None
+        self._connection.execution_options(isolation_level="AUTOCOMMIT")
+        return self._connection
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def unreachable(url: str, error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = lines[0] if lines else type(error).__name__
+    return (f"cannot open the Optuna storage {redact(url)}: {reason}; check hydra.sweeper.storage "
+            "(is the database server running, and does the database exist?)")
+
+
+def open_storage(url: str, heartbeat_interval: int) -> optuna.storages.RDBStorage:
+    """The RDB storage with heartbeats on; stale trials are queued again with the same params."""
+    backend = _parse(url).get_backend_name()
+    if backend == "sqlite":
+        database = _parse(url).database
+        if database not in (None, "", ":memory:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}  # several writers
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=GRACE_INTERVALS * heartbeat_interval,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+            )
+        except Exception as error:  # noqa: BLE001 - driver errors differ per database
+            raise LstmlabError(unreachable(url, error)) from None
+
+
+def open_study(storage: optuna.storages.RDBStorage, name: str, sampler: Any) -> optuna.Study:
+    """Create the study, or load it when it exists (a resumed sweep or another worker)."""
+    study = optuna.create_study(storage=storage, study_name=name, direction="minimize",
+                                sampler=sampler, load_if_exists=True)
+    if study.direction != optuna.study.StudyDirection.MINIMIZE:
+        raise LstmlabError(f"study {name!r} in {redact(storage.url)} maximizes; lstmlab sweeps "
+                           "minimize val_rmse: choose another hydra.sweeper.study_name")
+    return study

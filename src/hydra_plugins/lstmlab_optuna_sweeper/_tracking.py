@@ -1,0 +1,183 @@
+"""MLflow side of a study: one parent run (tag `optuna_study`) whose children are the trials.
+
+The study itself remembers its parent (study user attribute `mlflow_parent_run_id`), so a
+resumed sweep and every worker on the same storage reuse it. At the end of each sweep the
+parent carries the best trial's params and `val_rmse`, `optimization_results.yaml` and
+Optuna's plots.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import optuna
+from mlflow import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
+
+from lstmlab import track
+
+from ._space import SearchSpace
+
+PARENT_ATTR = "mlflow_parent_run_id"
+RESULTS_ARTIFACT = "optimization_results.yaml"
+
+
+def parent_run(study: optuna.Study, tracking: DictConfig, storage: str) -> str:
+    """The study's parent run, created on the first sweep; marked RUNNING while a sweep runs.
+
+    Call it under the study lock, so that workers starting together create one parent.
+    """
+    track.use_store(tracking)
+    client = MlflowClient()
+    experiment_id = mlflow.get_experiment_by_name(tracking.experiment).experiment_id
+    run_id = study.user_attrs.get(PARENT_ATTR)
+    if run_id is not None:
+        try:
+            run = client.get_run(run_id)
+        except mlflow.exceptions.MlflowException:
+            run = None  # another MLflow store, or a deleted run: start a new parent here
+        if run is not None and run.info.experiment_id == experiment_id and \
+                run.info.lifecycle_stage == "active":
+            client.update_run(run_id, status="RUNNING")
+            return run_id
+        print(f"[sweep {study.study_name}] the study's MLflow parent run {run_id} is not in "
+              f"experiment {tracking.experiment!r} of this store; starting a new parent run",
+              flush=True)
+    run = client.create_run(
+        experiment_id,
+        run_name=study.study_name,
+        tags={"optuna_study": study.study_name, "optuna_storage": storage},
+    )
+    study.set_user_attr(PARENT_ATTR, run.info.run_id)
+    return run.info.run_id
+
+
+def end_parent(run_id: str, status: str) -> None:
+    MlflowClient().set_terminated(run_id, status=status)
+
+
+def close_orphaned_children(study: optuna.Study, parent_id: str) -> int:
+    """Mark FAILED the child runs left RUNNING by a dead worker (their trial is over in Optuna)."""
+    client = MlflowClient()
+    parent = client.get_run(parent_id)
+    runs = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'",
+    )
+    if not runs:
+        return 0
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    closed = 0
+    for run in runs:
+        number = run.data.tags.get("optuna_trial")
+        if number is not None and number.isdigit() and states.get(int(number)) not in (
+            TrialState.RUNNING, TrialState.WAITING, None
+        ):
+            client.set_terminated(run.info.run_id, status="FAILED")
+            closed += 1
+    return closed
+
+
+def write_summary(study: optuna.Study, parent_id: str, space: SearchSpace,
+                  record: Mapping[str, Any]) -> str | None:
+    """Best params, val_rmse, trial counts, results file and plots on the parent run.
+
+    Returns a note when the parent's params could not follow a new best trial (MLflow params
+    never change once logged: a study extended later keeps its first best trial's params).
+    """
+    client = MlflowClient()
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = min(complete, key=lambda t: t.value) if complete else None
+    counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
+    for name in ("complete", "pruned", "fail"):
+        client.log_metric(parent_id, f"trials_{name}", counts[name])
+    note = None
+    if best is not None:
+        client.log_metric(parent_id, "val_rmse", best.value)
+        client.set_tag(parent_id, "best_trial", str(best.number))
+        if "mlflow_run_id" in best.user_attrs:
+            client.set_tag(parent_id, "best_run_id", best.user_attrs["mlflow_run_id"])
+        params = space.mlflow_params(best.params)
+        logged = client.get_run(parent_id).data.params
+        changed = sorted(k for k, v in params.items() if k in logged and logged[k] != v)
+        new = [mlflow.entities.Param(k, v) for k, v in params.items() if k not in logged]
+        if new:
+            client.log_batch(parent_id, params=new)
+        if changed:
+            note = (f"the parent run's params keep an earlier best trial's values for "
+                    f"{', '.join(changed)} (MLflow params cannot change); the best is now trial "
+                    f"{best.number}: see its tag best_trial and {RESULTS_ARTIFACT}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        results = _results(study, trials, best, counts, space, record)
+        (folder / RESULTS_ARTIFACT).write_text(OmegaConf.to_yaml(OmegaConf.create(results)))
+        _plots(study, folder)
+        client.log_artifacts(parent_id, str(folder))
+    return note
+
+
+def _results(study: optuna.Study, trials: list, best: Any, counts: dict[str, int],
+             space: SearchSpace, record: Mapping[str, Any]) -> dict[str, Any]:
+    def value(t: Any) -> float | None:
+        return None if t.value is None else float(t.value)
+
+    return {
+        "study": study.study_name,
+        "objective": "val_rmse (minimize)",
+        **record,
+        "search_space": space.record(),
+        "trials": {k: v for k, v in counts.items() if v},
+        "best_trial": None if best is None else {
+            "number": best.number,
+            "val_rmse": value(best),
+            "params": space.mlflow_params(best.params),
+            "mlflow_run_id": best.user_attrs.get("mlflow_run_id"),
+        },
+        "all_trials": [
+            {"number": t.number, "state": t.state.name, "val_rmse": value(t),
+             "params": space.mlflow_params(t.params),
+             "mlflow_run_id": t.user_attrs.get("mlflow_run_id")}
+            for t in trials
+        ],
+    }
+
+
+def _plots(study: optuna.Study, folder: Path) -> None:
+    """Optuna's matplotlib plots; a plot the study cannot have yet (too few trials) is skipped."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only
+    import matplotlib.pyplot as plt
+    from optuna.importance import FanovaImportanceEvaluator
+    from optuna.visualization import matplotlib as vis
+
+    plots = {
+        "optimization_history.png": lambda: vis.plot_optimization_history(study),
+        "param_importances.png": lambda: vis.plot_param_importances(
+            study, evaluator=FanovaImportanceEvaluator(seed=0)),
+        "parallel_coordinate.png": lambda: vis.plot_parallel_coordinate(study),
+    }
+    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    for name, plot in plots.items():
+        if complete < (1 if name == "optimization_history.png" else 2):
+            continue  # nothing to draw yet: importances and coordinates need two complete trials
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                axes = plot()
+            figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+            figure.set_size_inches(10, 6)
+            figure.tight_layout()
+            figure.savefig(folder / name, dpi=100)
+            plt.close(figure)
+        except Exception as error:  # noqa: BLE001 - a missing plot must not fail the sweep
+            print(f"[sweep {study.study_name}] {name} skipped: {str(error).splitlines()[0]}",
+                  flush=True)
+            plt.close("all")

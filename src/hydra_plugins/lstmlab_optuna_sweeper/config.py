@@ -1,0 +1,44 @@
+"""The sweeper's config node (`hydra.sweeper.*`), registered as `hydra/sweeper=lstmlab_optuna`."""
+
+# No `from __future__ import annotations`: Hydra executes this module before it is in
+# sys.modules, and dataclasses cannot resolve string annotations then.
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+from hydra.core.config_store import ConfigStore
+
+# The embedded default: a SQLite file beside MLflow's artifacts, relative to the working directory.
+DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
+
+
+@dataclass
+class LstmlabOptunaSweeperConf:
+    _target_: str = "hydra_plugins.lstmlab_optuna_sweeper.sweeper.LstmlabOptunaSweeper"
+    # key → Hydra sweep grammar: choice(...), interval(a,b), int(interval(a,b)), range(a,b,step),
+    # tag(log, interval(a,b)); a plain value fixes the key for every trial.
+    params: Optional[Dict[str, str]] = None
+    # Trials the study runs in total (COMPLETE + PRUNED + FAIL, across resumes and workers).
+    n_trials: int = 20
+    # Trials launched together (for parallel Hydra launchers; 1 runs them one by one).
+    n_jobs: int = 1
+    study_name: str = "lstmlab"
+    # Any Optuna RDB URL: sqlite:///path.db, postgresql://user@host/db, mysql://...
+    storage: str = DEFAULT_STORAGE
+    # tpe | random | grid | qmc | cmaes | gp | bruteforce, or {name: tpe, <arguments>}
+    sampler: Any = "tpe"
+    seed: Optional[int] = 42  # trial n samples with seed + n: reproducible, distinct across workers
+    # median | percentile | successive_halving | hyperband | threshold | none, or {name: ..., <arguments>}.
+    # Each epoch's val_rmse is reported; median and percentile judge from the 6th epoch, once
+    # 5 trials have finished (n_warmup_steps=5, n_startup_trials=5 unless given).
+    pruner: Any = "median"
+    # The sweep stops once more than this fraction of n_trials has failed.
+    max_failure_rate: float = 0.25
+    # Seconds between liveness records of running trials; a trial silent for 3 intervals is
+    # failed and queued again (a killed worker's trial does not stay RUNNING).
+    heartbeat_interval: int = 30
+
+
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="lstmlab_optuna", node=LstmlabOptunaSweeperConf, provider="lstmlab"
+)

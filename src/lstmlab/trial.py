@@ -1,0 +1,175 @@
+"""Trial: one sweep job connected to its Optuna trial through the shared study storage.
+
+The sweeper (src/hydra_plugins/lstmlab_optuna_sweeper) fills the config's `trial` node with the
+study name, the storage URL, the trial number, the MLflow parent run and the pruner. The job
+reaches its trial through that storage, never through objects in the sweeper's process, so it
+works under any Hydra launcher (local, joblib, a cluster). Each epoch's `val_rmse` is reported
+to the trial; when the pruner says so, training stops, the run is recorded as usual and tagged
+`state=pruned`, and `optuna.TrialPruned` tells the sweeper. The sweeper records the final state.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lstmlab.errors import LstmlabError
+
+# Pruner names accepted by `hydra.sweeper.pruner` (a name, or a mapping {name: ..., **kwargs}).
+PRUNERS = {
+    "median": "MedianPruner",
+    "percentile": "PercentilePruner",
+    "successive_halving": "SuccessiveHalvingPruner",
+    "hyperband": "HyperbandPruner",
+    "threshold": "ThresholdPruner",
+    "none": "NopPruner",
+}
+
+# Early LSTM epochs are too noisy to judge: compare from the 6th epoch, once 5 trials finished.
+PRUNER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "median": {"n_startup_trials": 5, "n_warmup_steps": 5},
+    "percentile": {"n_startup_trials": 5, "n_warmup_steps": 5},
+}
+
+
+def pruner_spec(value: Any) -> dict[str, Any]:
+    """`median` or `{name: hyperband, min_resource: 2}` → {"name": ..., **kwargs}."""
+    if value is None:
+        return {"name": "none"}
+    if isinstance(value, str):
+        spec: dict[str, Any] = {"name": value}
+    elif isinstance(value, Mapping) or OmegaConf.is_dict(value):
+        spec = dict(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
+    else:
+        raise LstmlabError(f"hydra.sweeper.pruner={value!r}: give a name ({', '.join(PRUNERS)}) "
+                           "or {name: ..., <arguments>}")
+    if str(spec.get("name")).lower() not in PRUNERS:
+        raise LstmlabError(f"hydra.sweeper.pruner: unknown pruner {spec.get('name')!r}; "
+                           f"use one of {', '.join(PRUNERS)}")
+    name = str(spec.pop("name")).lower()
+    return {"name": name, **PRUNER_DEFAULTS.get(name, {}), **spec}
+
+
+def make_pruner(spec: Mapping[str, Any]) -> Any:
+    """The Optuna pruner a spec names; a bad argument is a one-line user error."""
+    import optuna
+
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    cls = getattr(optuna.pruners, PRUNERS[spec["name"]])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return cls(**kwargs)
+    except (TypeError, ValueError) as error:
+        accepted = ", ".join(p for p in inspect.signature(cls).parameters if p != "self")
+        raise LstmlabError(f"hydra.sweeper.pruner={dict(spec)}: {error} "
+                           f"({spec['name']} accepts: {accepted or 'no arguments'})") from None
+
+
+@dataclass(frozen=True)
+class TrialLink:
+    """What the sweeper tells a job about its trial (the config's `trial` node)."""
+
+    study: str
+    storage: str
+    number: int
+    parent_run_id: str | None = None
+    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+
+    @classmethod
+    def from_config(cls, node: DictConfig) -> TrialLink:
+        values = OmegaConf.to_container(node, resolve=True)
+        try:
+            return cls(
+                study=str(values["study"]),
+                storage=str(values["storage"]),
+                number=int(values["number"]),
+                parent_run_id=values.get("parent_run_id"),
+                pruner=pruner_spec(values.get("pruner")),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise LstmlabError(f"trial={values}: not set by the Optuna sweeper ({error}); "
+                               "run sweeps with `lstmlab train -m hparams_search=...`") from None
+
+    @property
+    def run_name(self) -> str:
+        return f"trial-{self.number}"
+
+
+def connect(link: TrialLink) -> Any:
+    """The running `optuna.Trial` behind `link`, loaded from the shared storage."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        # A sampler with no per-trial work: jobs only report and ask whether to prune.
+        study = optuna.load_study(study_name=link.study, storage=link.storage,
+                                  sampler=optuna.samplers.RandomSampler(),
+                                  pruner=make_pruner(link.pruner))
+        # Storage ids are not part of Optuna's public Study API; numbers are unique per study.
+        trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, link.number)
+    except LstmlabError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any storage failure is the same for the user
+        raise LstmlabError(f"cannot reach Optuna trial {link.number} of study {link.study!r}: "
+                           f"{str(error).splitlines()[0]}") from None
+    return optuna.trial.Trial(study, trial_id)
+
+
+def pruning_callback(trial: Any) -> Any:
+    """A Keras callback that reports `val_rmse` per epoch and stops training when pruned.
+
+    Built on demand: Keras may only be imported once `run_experiment` has chosen the backend.
+    """
+    import keras
+
+    class ReportToOptuna(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pruned_at: int | None = None  # epochs trained when the pruner stopped the run
+            self.last_value: float | None = None
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            value = (logs or {}).get("val_rmse")
+            if value is None:
+                return
+            self.last_value = float(value)
+            trial.report(self.last_value, step=epoch)
+            if self.pruned_at is None and trial.should_prune():
+                self.pruned_at = epoch + 1
+                self.model.stop_training = True
+
+    return ReportToOptuna()
+
+
+def run_trial(cfg: DictConfig) -> float:
+    """Run the job as Optuna trial `cfg.trial.number`: its val_rmse, or TrialPruned."""
+    import mlflow
+    import optuna
+
+    from lstmlab.backend import use_backend
+    from lstmlab.experiment import run_experiment
+
+    link = TrialLink.from_config(cfg.trial)
+    trial = connect(link)
+    use_backend(cfg.trainer.backend)
+    callback = pruning_callback(trial)
+    result = run_experiment(
+        cfg,
+        callbacks=[callback],
+        run_name=link.run_name,
+        tags={"optuna_trial": str(link.number)},
+        parent_run_id=link.parent_run_id,
+    )
+    trial.set_user_attr("mlflow_run_id", result["run_id"])  # Optuna dashboard → MLflow run
+    if callback.pruned_at is not None:
+        mlflow.MlflowClient().set_tag(result["run_id"], "state", "pruned")
+        raise optuna.TrialPruned(
+            f"pruned after epoch {callback.pruned_at} (val_rmse {callback.last_value:.4g})"
+        )
+    return result["val_rmse"]
