@@ -99,16 +99,17 @@ class SearchSpace:
                 )
         return grid
 
+    def values(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Sampled values as the config holds them: override text of lists back to lists."""
+        parser = OverridesParser.create()
+        encoded = {d.name: d.encoded for d in self.dimensions.values()}
+        return {name: parser.parse_override(f"k={value}").value()
+                if value in encoded.get(name, ()) else value for name, value in params.items()}
+
     def mlflow_params(self, params: Mapping[str, Any]) -> dict[str, str]:
         """Sampled values written the way a run's flattened config writes them ([64, 32], 0.2)."""
-        parser = OverridesParser.create()
-        out: dict[str, str] = {}
-        for name, value in params.items():
-            dim = next((d for d in self.dimensions.values() if d.name == name), None)
-            if dim is not None and value in dim.encoded:
-                value = parser.parse_override(f"k={value}").value()
-            out[name] = json.dumps(value) if isinstance(value, list) else str(value)
-        return out
+        return {name: json.dumps(value) if isinstance(value, list) else str(value)
+                for name, value in self.values(params).items()}
 
 
 def parse_space(params: Mapping[str, Any] | None, arguments: list[str]) -> SearchSpace:

@@ -137,12 +137,12 @@ def _results(study: optuna.Study, trials: list, best: Any, counts: dict[str, int
         "best_trial": None if best is None else {
             "number": best.number,
             "val_rmse": value(best),
-            "params": space.mlflow_params(best.params),
+            "params": space.values(best.params),
             "mlflow_run_id": best.user_attrs.get("mlflow_run_id"),
         },
         "all_trials": [
             {"number": t.number, "state": t.state.name, "val_rmse": value(t),
-             "params": space.mlflow_params(t.params),
+             "params": space.values(t.params),
              "mlflow_run_id": t.user_attrs.get("mlflow_run_id")}
             for t in trials
         ],
