@@ -105,14 +105,20 @@ def connect(link: TrialLink) -> Any:
     """The running `optuna.Trial` behind `link`, loaded from the shared storage."""
     import optuna
 
+    import sqlalchemy
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
+        # No connection pool: jobs often run inside the sweeper's process, one storage each,
+        # and pooled connections would pile up there (a PostgreSQL server allows ~100).
+        storage = optuna.storages.RDBStorage(
+            link.storage, engine_kwargs={"poolclass": sqlalchemy.pool.NullPool})
         # A sampler with no per-trial work: jobs only report and ask whether to prune.
-        study = optuna.load_study(study_name=link.study, storage=link.storage,
+        study = optuna.load_study(study_name=link.study, storage=storage,
                                   sampler=optuna.samplers.RandomSampler(),
                                   pruner=make_pruner(link.pruner))
         # Storage ids are not part of Optuna's public Study API; numbers are unique per study.
-        trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, link.number)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, link.number)
     except LstmlabError:
         raise
     except Exception as error:  # noqa: BLE001 - any storage failure is the same for the user

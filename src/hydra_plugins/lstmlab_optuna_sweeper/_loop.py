@@ -103,17 +103,21 @@ def run_study(sweeper: LstmlabOptunaSweeper, arguments: list[str]) -> list[list[
         study = open_study(storage, sweeper.study_name, sampler.make())
         _remember_setup(study, space)
         parent_id = _tracking.parent_run(study, sweeper.config.tracking, redact(url))
-    loop = StudyLoop(sweeper, study, storage, lock, space, sampler, pruner, n_trials, url, parent_id)
+    loop = StudyLoop(sweeper, study, storage, lock, space, sampler, pruner, n_trials, url,
+                     parent_id)
     return loop.run()
 
 
 def _check_numbers(sweeper: LstmlabOptunaSweeper) -> None:
     if not isinstance(sweeper.n_trials, int) or sweeper.n_trials < 1:
-        raise LstmlabError(f"hydra.sweeper.n_trials={sweeper.n_trials} must be a whole number of at least 1")
+        raise LstmlabError(f"hydra.sweeper.n_trials={sweeper.n_trials} must be a whole number "
+                           "of at least 1")
     if not isinstance(sweeper.n_jobs, int) or sweeper.n_jobs < 1:
-        raise LstmlabError(f"hydra.sweeper.n_jobs={sweeper.n_jobs} must be a whole number of at least 1")
+        raise LstmlabError(f"hydra.sweeper.n_jobs={sweeper.n_jobs} must be a whole number "
+                           "of at least 1")
     if not 0 <= sweeper.max_failure_rate <= 1:
-        raise LstmlabError(f"hydra.sweeper.max_failure_rate={sweeper.max_failure_rate} must be in [0, 1]")
+        raise LstmlabError(f"hydra.sweeper.max_failure_rate={sweeper.max_failure_rate} must be "
+                           "in [0, 1]")
     if not isinstance(sweeper.heartbeat_interval, int) or sweeper.heartbeat_interval < 1:
         raise LstmlabError(f"hydra.sweeper.heartbeat_interval={sweeper.heartbeat_interval} must be "
                            "a whole number of seconds, at least 1")
@@ -306,6 +310,7 @@ class StudyLoop:
                 print(f"[sweep {self.name}] note: {note}", flush=True)
         finally:
             _tracking.end_parent(self.parent_id, status)
+            self.lock.close()
         tally = Tally.of(self.study.get_trials(deepcopy=False))
         best = (f"best trial {tally.best.number} val_rmse={tally.best.value:.4f}"
                 if tally.best is not None else "no trial completed")

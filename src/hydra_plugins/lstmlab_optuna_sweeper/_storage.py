@@ -123,6 +123,7 @@ class StudyLock:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+            self._engine = None
 
 
 def unreachable(url: str, error: BaseException) -> str:
