@@ -39,8 +39,8 @@ def task(cfg: DictConfig) -> float:
             return run_trial(cfg)
         return run_experiment(cfg)["val_rmse"]
     except LstmlabError as error:
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            raise  # the sweeper decides: Hydra's names the job, ours records a failed trial
+        if hydra_cfg.mode == RunMode.MULTIRUN or os.environ.get("LSTMLAB_DEBUG") == "1":
+            raise  # the sweeper decides (Hydra's names the job, ours records a failed trial), or --debug
         print(f"lstmlab train: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 
