@@ -84,3 +84,28 @@ def test_help_lists_the_commands_and_the_config_groups():
     assert "variant: adagrad, baseline" in hydra_help
     job = lstmlab("train", "variant=third_layer", "--cfg", "job").stdout
     assert "- 50\n  - 50\n  - 50" in job
+
+
+def test_ctrl_c_ends_the_run_and_says_so_in_one_line():
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [*LSTMLAB, "train", *TINY, "trainer.epochs=500"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not [r for r in runs() if r.info.status == "RUNNING"]:  # training has started
+            assert process.poll() is None and time.monotonic() < deadline, "training never started"
+            time.sleep(0.5)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "lstmlab train: interrupted"
+    assert "Traceback" not in stderr
+    (run,) = runs()
+    assert run.info.status in ("FAILED", "KILLED")

@@ -28,6 +28,7 @@ Add --debug to any command for a full traceback.
 """
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 
 
 def config_dir() -> str:
@@ -56,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["LSTMLAB_DEBUG"] = "1"  # jobs (Hydra task functions) read it: raise, don't print
     try:
         return commands[command](args) or 0
+    except KeyboardInterrupt:
+        if show_traceback:
+            raise
+        # Runs and trials were closed on the way out (FAILED/KILLED); nothing else to say.
+        print(f"lstmlab {command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as error:  # noqa: BLE001 - sorted into user errors and bugs below
         message = user_error_message(error)
         if message is None or show_traceback:
