@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 
@@ -20,11 +21,23 @@ PREDICT_BATCH = 4096  # inference has no gradient state: one large batch is fast
 
 def seed_everything(seed: int) -> None:
     """Same seed, same machine, same backend → the same weights, batches and metrics."""
-    keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
+        keras.utils.set_random_seed(seed)
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+        return
+    # set_random_seed also seeds TensorFlow whenever it is installed, importing it: seconds and
+    # hundreds of MB that a process on another backend never uses. Hidden for that call, Keras
+    # takes TensorFlow as absent (what it seeds on this backend is unchanged).
+    hide = "tensorflow" not in sys.modules
+    if hide:
+        sys.modules["tensorflow"] = None  # makes `import tensorflow` fail at once
+    try:
+        keras.utils.set_random_seed(seed)
+    finally:
+        if hide:
+            del sys.modules["tensorflow"]
 
 
 def check_trainer_config(cfg: DictConfig) -> None:
