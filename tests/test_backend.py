@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("jax") is None, reason="jax is not installed: pip install -e '.[jax]'"
 )
 
-# Two runs of one config, then the first run's logged model loaded back and scored again.
+# Two runs of one config (the second from JAX's compilation cache), then the first run's logged model loaded back and scored again.
 SCRIPT = """
 import json, sys
 import mlflow
@@ -43,9 +43,10 @@ print(json.dumps({
 """
 
 
-def test_a_run_on_jax_is_deterministic_tagged_and_its_model_loads_back():
+def test_a_run_on_jax_is_deterministic_tagged_and_its_model_loads_back(tmp_path):
     overrides = [*TINY, "model.units=[4,4]", "trainer.backend=jax", "tracking.log_model=true"]
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}  # conftest sets tensorflow
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # JAX's compilation cache goes there
     result = subprocess.run([sys.executable, "-c", SCRIPT, *overrides], env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -57,3 +58,5 @@ def test_a_run_on_jax_is_deterministic_tagged_and_its_model_loads_back():
     second = {k: v for k, v in report["second"].items() if k not in timing}
     assert first == second
     assert report["reloaded_val_rmse"] == pytest.approx(first["val_rmse"], rel=1e-6)
+    # the second run loaded what the first compiled, and computed the same
+    assert any((tmp_path / "cache" / "lstmlab" / "jax").iterdir())
