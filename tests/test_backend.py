@@ -60,3 +60,25 @@ def test_a_run_on_jax_is_deterministic_tagged_and_its_model_loads_back(tmp_path)
     assert report["reloaded_val_rmse"] == pytest.approx(first["val_rmse"], rel=1e-6)
     # the second run loaded what the first compiled, and computed the same
     assert any((tmp_path / "cache" / "lstmlab" / "jax").iterdir())
+
+
+def test_a_sweep_on_jax_runs_its_trials_on_jax(tmp_path):
+    """The sweeper's process must not fix the backend to TensorFlow before the first trial."""
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    result = subprocess.run(
+        [sys.executable, "-m", "lstmlab.cli", "train", "-m", "hparams_search=variants",
+         "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={storage}", *TINY,
+         "model.units=[4,4]", "model.bidirectional=false", "trainer.backend=jax"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = optuna.load_study(study_name="variants", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    import mlflow
+
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.optuna_trial != ''")
+    assert set(runs["tags.keras_backend"]) == {"jax"} and len(runs) == 2

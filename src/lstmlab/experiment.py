@@ -40,7 +40,7 @@ def run_experiment(
         model = build_model(cfg.model, cfg.data.lookback, len(data.features))
         model.compile(optimizer=optimizer, loss=loss)
         result = train.fit(
-            model, data, cfg.trainer, callbacks=[track.EpochMetrics(run.info.run_id), *callbacks]
+            model, data, cfg.trainer, callbacks=[track.epoch_metrics(run.info.run_id), *callbacks]
         )
         val_predicted = data.to_price(train.predict(model, data.val.x))
         test_predicted = data.to_price(train.predict(model, data.test.x))

@@ -1,4 +1,8 @@
-"""Track: everything a run leaves in MLflow (names fixed by DESIGN.md)."""
+"""Track: everything a run leaves in MLflow (names fixed by DESIGN.md).
+
+Keras is imported inside the functions that need it: the sweeper's process imports this module
+before any trial has chosen the Keras backend, and importing Keras would fix it to TensorFlow.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,18 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import joblib
-import keras
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab import plots
 from lstmlab.data import Dataset
 from lstmlab.records import CONFIG_ARTIFACT, MODEL_NAME, SCALER_ARTIFACT
+
+if TYPE_CHECKING:
+    import keras
 
 
 def flatten(node: object, prefix: str = "") -> dict[str, str]:
@@ -43,6 +50,8 @@ def use_store(cfg: DictConfig) -> None:
 
 
 def run_tags(cfg: DictConfig, data: Dataset) -> dict[str, str]:
+    import keras
+
     variant = cfg.tracking.variant
     return {
         "variant": variant,
@@ -71,19 +80,20 @@ def start_run(
         yield run
 
 
-class EpochMetrics(keras.callbacks.Callback):
-    """train_loss, val_loss and val_rmse per epoch, one batched MLflow call each epoch."""
+EPOCH_METRICS = {"loss": "train_loss", "val_loss": "val_loss", "val_rmse": "val_rmse"}
 
-    names = {"loss": "train_loss", "val_loss": "val_loss", "val_rmse": "val_rmse"}
 
-    def __init__(self, run_id: str):
-        super().__init__()
-        self.run_id = run_id
+def epoch_metrics(run_id: str) -> keras.callbacks.Callback:
+    """A Keras callback logging train_loss, val_loss and val_rmse per epoch, one MLflow call each."""
+    import keras
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        values = {name: float(logs[key]) for key, name in self.names.items() if key in logs}
-        mlflow.log_metrics(values, step=epoch, run_id=self.run_id)
+    class EpochMetrics(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs or {}
+            values = {name: float(logs[key]) for key, name in EPOCH_METRICS.items() if key in logs}
+            mlflow.log_metrics(values, step=epoch, run_id=run_id)
+
+    return EpochMetrics()
 
 
 def log_results(
@@ -123,8 +133,10 @@ def config_record(cfg: DictConfig) -> DictConfig:
 
 def log_model(model: keras.Model) -> None:
     """Keras flavor with explicit requirements: MLflow's inference would cost seconds per run."""
-    import mlflow.keras
     from importlib.metadata import version
+
+    import keras
+    import mlflow.keras
 
     backend = keras.backend.backend()
     requirements = [f"keras=={version('keras')}", f"{backend}=={version(backend)}"]
