@@ -1,0 +1,140 @@
+"""What pruning buys a sweep: the same seeded Optuna study with a pruner and without one.
+
+Runs `lstmlab train -m hparams_search=SPACE` twice, as separate processes (in alternating order
+when --rounds > 1): once with `hydra.sweeper.pruner=median` (the sweeper's default: it judges
+from the 6th epoch once 5 trials have finished) and once with `hydra.sweeper.pruner=none`. Same
+sampler, seed, trials, epochs and data. Prints for both: wall time of the process, epochs trained
+(summed over trials, from the per-epoch values reported to Optuna), trials complete and pruned,
+the best val_rmse, and when each sweep first came within 2 % of the unpruned sweep's best (time
+since its process started, and as a share of the unpruned sweep's wall time).
+
+Each sweep has its own Optuna storage, MLflow store and JAX compilation cache in a temp folder,
+so both start empty and cold (trials of a shape seen before in the same sweep load their
+compiled programs, as in any sweep).
+
+    python benchmarks/sweep_pruning.py --trials 16 --epochs 15 --backend jax
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TOLERANCE = 0.02  # "reaches the unpruned best": within 2 %
+
+
+def lstmlab_command() -> list[str]:
+    script = Path(sys.executable).parent / "lstmlab"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "lstmlab.cli"]
+
+
+def run_sweep(args, pruner: str, folder: Path) -> dict:
+    """One sweep in a fresh store; its wall time and what its Optuna storage holds afterwards."""
+    import optuna
+
+    folder.mkdir(parents=True)
+    storage = f"sqlite:///{folder / 'optuna.db'}"
+    study_name = f"bench-{pruner}"
+    command = [
+        *lstmlab_command(), "train", "-m", f"hparams_search={args.space}",
+        f"hydra.sweeper.n_trials={args.trials}", f"hydra.sweeper.seed={args.seed}",
+        f"hydra.sweeper.pruner={pruner}", f"hydra.sweeper.study_name={study_name}",
+        f"hydra.sweeper.storage={storage}", f"data={args.data}", f"trainer.epochs={args.epochs}",
+        f"trainer.backend={args.backend}", "trainer.verbose=0", *args.override,
+    ]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+           "TF_CPP_MIN_LOG_LEVEL": "2",
+           "JAX_COMPILATION_CACHE_DIR": str(folder / "jax-cache")}  # both sweeps start cold
+    env.pop("KERAS_BACKEND", None)
+    started = time.time()
+    with open(folder / "sweep.log", "w") as log:
+        status = subprocess.run(command, env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
+    wall = time.time() - started
+    if status.returncode != 0:
+        tail = (folder / "sweep.log").read_text(errors="replace")[-3000:]
+        raise SystemExit(f"sweep with pruner={pruner} failed ({status.returncode}):\n{tail}")
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trials = optuna.load_study(study_name=study_name, storage=storage).trials
+    states = [t.state.name for t in trials]
+    finished = sorted((t for t in trials if t.datetime_complete), key=lambda t: t.datetime_complete)
+    best_so_far, progress = float("inf"), []  # (seconds since start, best val_rmse then)
+    for trial in finished:
+        if trial.state.name == "COMPLETE" and trial.value is not None and trial.value < best_so_far:
+            best_so_far = trial.value
+            progress.append((trial.datetime_complete.timestamp() - started, best_so_far))
+    return {
+        "pruner": pruner, "wall": wall,
+        "epochs": sum(len(t.intermediate_values) for t in trials),
+        "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED"),
+        "failed": states.count("FAIL"), "best": best_so_far, "progress": progress,
+    }
+
+
+def reached(result: dict, target: float) -> float | None:
+    """Seconds until the sweep's best came within TOLERANCE of `target`; None if it never did."""
+    for seconds, best in result["progress"]:
+        if best <= target * (1 + TOLERANCE):
+            return seconds
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", default="variants", help="hparams_search option (variants | wide)")
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--seed", type=int, default=42, help="hydra.sweeper.seed")
+    parser.add_argument("--pruner", default="median", help="the pruner set against none")
+    parser.add_argument("--backend", default="jax", choices=("tensorflow", "jax"))
+    parser.add_argument("--data", default="sp500", choices=("sp500", "synthetic"))
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--override", nargs="*", default=[], help="more Hydra overrides for both")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    results: dict[str, list[dict]] = {args.pruner: [], "none": []}
+    with tempfile.TemporaryDirectory(prefix="lstmlab-sweep-bench-") as tmp:
+        print(f"{args.trials} trials of {args.epochs} epochs, hparams_search={args.space}, "
+              f"{args.data} on {args.backend}; load average {os.getloadavg()[0]:.2f} on "
+              f"{os.cpu_count()} CPUs", flush=True)
+        for round_no in range(args.rounds):
+            order = [args.pruner, "none"] if round_no % 2 == 0 else ["none", args.pruner]
+            for pruner in order:
+                result = run_sweep(args, pruner, Path(tmp) / f"{pruner}-{round_no}")
+                results[pruner].append(result)
+                print(f"  round {round_no + 1} pruner={pruner:8} wall {result['wall']:7.1f} s  "
+                      f"epochs {result['epochs']:4}  complete {result['complete']:3}  "
+                      f"pruned {result['pruned']:3}  best val_rmse {result['best']:.4f}", flush=True)
+        print(f"load average after: {os.getloadavg()[0]:.2f}\n")
+
+    print(f"{'median of rounds':40}{'pruner=' + args.pruner:>18}{'pruner=none':>18}{'ratio':>8}")
+    for key, label in (("wall", "wall time (s)"), ("epochs", "epochs trained"),
+                       ("complete", "trials complete"), ("pruned", "trials pruned"),
+                       ("best", "best val_rmse")):
+        pruned = statistics.median(r[key] for r in results[args.pruner])
+        unpruned = statistics.median(r[key] for r in results["none"])
+        ratio = f"{pruned / unpruned:8.2f}" if unpruned else ""
+        print(f"{label:40}{pruned:18.4g}{unpruned:18.4g}{ratio}")
+    for pruned, unpruned in zip(results[args.pruner], results["none"]):
+        target = unpruned["best"]
+        for result in (pruned, unpruned):
+            seconds = reached(result, target)
+            when = (f"after {seconds:7.1f} s = {seconds / unpruned['wall']:.0%} of the unpruned "
+                    f"sweep's wall time" if seconds is not None else "never")
+            print(f"pruner={result['pruner']:8} within {TOLERANCE:.0%} of the unpruned best "
+                  f"({target:.4f}): {when}")
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                         "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
