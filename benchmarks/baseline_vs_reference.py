@@ -76,14 +76,17 @@ def run_reference(args, env, work: Path, round_no: int) -> dict:
     return result
 
 
-def run_lstmlab(args, backend: str, env, work: Path, round_no: int, store: str) -> dict:
+def run_lstmlab(args, backend: str, env, work: Path, round_no: int, store: str,
+                epochs: int | None = None) -> dict:
     from mlflow import MlflowClient
+
+    epochs = epochs or args.epochs
 
     if backend == "jax" and args.jax_cache == "cold":
         env = {**env, "JAX_COMPILATION_CACHE_DIR": str(work / f"jax-cache-{round_no}")}
 
     command = [
-        *lstmlab_command(), "train", f"data={args.data}", f"trainer.epochs={args.epochs}",
+        *lstmlab_command(), "train", f"data={args.data}", f"trainer.epochs={epochs}",
         f"trainer.backend={backend}", "tracking.experiment=benchmark",
     ]
     env = {k: v for k, v in env.items() if k != "KERAS_BACKEND"}
@@ -169,7 +172,7 @@ def main() -> None:
                "JAX_COMPILATION_CACHE_DIR": str(work / "jax-cache")}
         if "jax" in args.backend and args.jax_cache == "warm":
             print("warming JAX's compilation cache with one lstmlab run", flush=True)
-            run_lstmlab(args, "jax", env, work, -1, store)
+            run_lstmlab(args, "jax", env, work, -1, store, epochs=1)
         names = ["reference", *(f"lstmlab[{b}]" for b in args.backend)]
         results: dict[str, list[dict]] = {n: [] for n in names}
         print(f"{args.rounds} rounds of {args.epochs} epochs on {args.data}; load average "

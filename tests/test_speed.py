@@ -35,6 +35,7 @@ def imported_modules(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]
         (["--help"], 0),
         (["train", "--help"], 0),
         (["train", "--cfg", "job"], 0),
+        (["ui", "--help"], 0),
         (["train", "variant=nope"], 2),  # an unknown group option: a config error
         (["train", "trainer.epochs=[1"], 2),  # an override Hydra cannot parse
         (["train", "data=csv", "data.path=missing.csv"], 2),  # a data error, found before Keras
