@@ -46,3 +46,25 @@ def make_config(*overrides: str) -> DictConfig:
 
 def tiny_config(*overrides: str) -> DictConfig:
     return make_config(*TINY, *overrides)
+
+
+def train_in_own_store(folder: Path, *overrides: str) -> dict:
+    """One tiny run in a store of its own under `folder`: for module-scoped fixtures that train
+    once and serve several tests (the autouse store above is per test)."""
+    from lstmlab.experiment import run_experiment
+
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    cfg = tiny_config(*overrides)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        result = run_experiment(cfg)
+    return {"uri": uri, "run_id": result["run_id"], "config": cfg}
+
+
+def use_store(uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point this test (environment and MLflow's in-process setting) at the store `uri`."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import tiny_config
+from conftest import train_in_own_store, use_store
 from lstmlab.cli import main as cli_main
 from lstmlab.data import synthetic_prices
 from lstmlab.forecast import forecast
@@ -20,26 +20,16 @@ ROWS = 240  # conftest's tiny synthetic series (data.seed 0)
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from lstmlab.experiment import run_experiment
-
-    folder = tmp_path_factory.mktemp("forecast")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        cfg = tiny_config("model.units=[4,4]", "trainer.seed=3", "tracking.log_model=true")
-        result = run_experiment(cfg)
-        predictions = pd.read_csv(
-            mlflow.artifacts.download_artifacts(run_id=result["run_id"], artifact_path="predictions.csv"),
-            index_col="date", parse_dates=True,
-        )
-    return {"uri": uri, "run_id": result["run_id"], "config": cfg, "predictions": predictions}
+    logged = train_in_own_store(tmp_path_factory.mktemp("forecast"),
+                                "model.units=[4,4]", "trainer.seed=3", "tracking.log_model=true")
+    path = mlflow.artifacts.download_artifacts(
+        run_id=logged["run_id"], artifact_path="predictions.csv", tracking_uri=logged["uri"])
+    return {**logged, "predictions": pd.read_csv(path, index_col="date", parse_dates=True)}
 
 
 @pytest.fixture
 def store(logged: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", logged["uri"])
-    mlflow.set_tracking_uri(logged["uri"])
+    use_store(logged["uri"], monkeypatch)
     return logged
 
 

@@ -7,7 +7,7 @@ import pytest
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
-from conftest import make_config, tiny_config
+from conftest import make_config, train_in_own_store, use_store
 from lstmlab.cli import main as cli_main
 from lstmlab.compare import FINAL_METRICS
 from lstmlab.rerun import TIMING_METRICS
@@ -19,21 +19,12 @@ OVERRIDES = ["model.units=[4,4]", "trainer.seed=7", "tracking.variant=baseline"]
 
 @pytest.fixture(scope="module")
 def original(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from lstmlab.experiment import run_experiment
-
-    folder = tmp_path_factory.mktemp("rerun")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        result = run_experiment(tiny_config(*OVERRIDES))
-    return {"uri": uri, "run_id": result["run_id"]}
+    return train_in_own_store(tmp_path_factory.mktemp("rerun"), *OVERRIDES)
 
 
 @pytest.fixture
 def store(original: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", original["uri"])
-    mlflow.set_tracking_uri(original["uri"])
+    use_store(original["uri"], monkeypatch)
     return original
 
 

@@ -37,22 +37,30 @@ PRUNER_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def pruner_spec(value: Any) -> dict[str, Any]:
-    """`median` or `{name: hyperband, min_resource: 2}` → {"name": ..., **kwargs}."""
-    if value is None:
-        return {"name": "none"}
+def named_spec(value: Any, key: str, names: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """`median` or `{name: hyperband, min_resource: 2}` → ("hyperband", {"min_resource": 2}).
+
+    The grammar of `hydra.sweeper.pruner` and `hydra.sweeper.sampler` (`key` names which).
+    """
     if isinstance(value, str):
         spec: dict[str, Any] = {"name": value}
     elif isinstance(value, Mapping) or OmegaConf.is_dict(value):
         spec = dict(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
     else:
-        raise LstmlabError(f"hydra.sweeper.pruner={value!r}: give a name ({', '.join(PRUNERS)}) "
+        raise LstmlabError(f"hydra.sweeper.{key}={value!r}: give a name ({', '.join(names)}) "
                            "or {name: ..., <arguments>}")
-    if str(spec.get("name")).lower() not in PRUNERS:
-        raise LstmlabError(f"hydra.sweeper.pruner: unknown pruner {spec.get('name')!r}; "
-                           f"use one of {', '.join(PRUNERS)}")
-    name = str(spec.pop("name")).lower()
-    return {"name": name, **PRUNER_DEFAULTS.get(name, {}), **spec}
+    name = str(spec.pop("name", "")).lower()
+    if name not in names:
+        raise LstmlabError(f"hydra.sweeper.{key}: unknown {key} {name!r}; use one of {', '.join(names)}")
+    return name, spec
+
+
+def pruner_spec(value: Any) -> dict[str, Any]:
+    """`median` or `{name: hyperband, min_resource: 2}` → {"name": ..., **kwargs}."""
+    if value is None:
+        return {"name": "none"}
+    name, kwargs = named_spec(value, "pruner", PRUNERS)
+    return {"name": name, **PRUNER_DEFAULTS.get(name, {}), **kwargs}
 
 
 def make_pruner(spec: Mapping[str, Any]) -> Any:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from omegaconf import OmegaConf
 
 from lstmlab.errors import LstmlabError
+from lstmlab.trial import named_spec
 
 from ._space import SearchSpace
 
@@ -77,17 +76,7 @@ class SamplerFactory:
 
 
 def sampler_factory(value: Any, seed: int | None, space: SearchSpace) -> SamplerFactory:
-    if isinstance(value, str):
-        spec: dict[str, Any] = {"name": value}
-    elif isinstance(value, Mapping) or OmegaConf.is_dict(value):
-        spec = dict(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
-    else:
-        raise LstmlabError(f"hydra.sweeper.sampler={value!r}: give a name ({', '.join(SAMPLERS)}) "
-                           "or {name: ..., <arguments>}")
-    name = str(spec.pop("name", "")).lower()
-    if name not in SAMPLERS:
-        raise LstmlabError(f"hydra.sweeper.sampler: unknown sampler {name!r}; "
-                           f"use one of {', '.join(SAMPLERS)}")
+    name, spec = named_spec(value, "sampler", SAMPLERS)
     package = REQUIRES.get(name)
     if package is not None and importlib.util.find_spec(package) is None:
         raise LstmlabError(f"hydra.sweeper.sampler={name} needs the {package!r} package: "
