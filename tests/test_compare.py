@@ -20,7 +20,8 @@ from scipy import stats as scipy_stats
 
 from conftest import tiny_config
 from lstmlab.cli import main as cli_main
-from lstmlab.compare import FINAL_METRICS, compare
+from lstmlab.compare import compare
+from lstmlab.records import FINAL_METRICS
 
 # val_rmse per seed 1, 2, 3, ... of each variant; the verdicts are known in advance.
 KNOWN = {

@@ -29,21 +29,8 @@ from mlflow.exceptions import MlflowException
 
 from lstmlab import stats
 from lstmlab.errors import LstmlabError
-from lstmlab.records import use_current_store
+from lstmlab.records import FINAL_METRICS, use_current_store
 
-FINAL_METRICS = (
-    "val_rmse",
-    "test_rmse",
-    "test_mae",
-    "test_mape",
-    "test_r2",
-    "test_directional_accuracy",
-    "naive_test_rmse",
-    "naive_test_mae",
-    "test_skill",
-    "train_seconds",
-    "epochs_run",
-)
 # Params that say how a run was recorded or displayed, not what was trained.
 NOT_CONFIGURING = frozenset(
     {

@@ -17,7 +17,7 @@ import mlflow
 from omegaconf import open_dict
 
 from lstmlab import records
-from lstmlab.compare import FINAL_METRICS
+from lstmlab.records import FINAL_METRICS
 
 # Wall-clock time differs on every run: reported, never checked.
 TIMING_METRICS = frozenset({"train_seconds"})

@@ -43,9 +43,10 @@ def run_params(cfg: DictConfig) -> dict[str, str]:
 
 
 def use_store(cfg: DictConfig) -> None:
-    """Point MLflow at `tracking.uri` (null: MLflow's default store) and the experiment."""
-    if cfg.uri:
-        mlflow.set_tracking_uri(cfg.uri)
+    """Point MLflow at `tracking.uri` and the experiment. Null means MLflow's default store, set
+    explicitly: MLflow keeps the last URI set in a process (a rerun, an earlier run), and a null
+    must not inherit it."""
+    mlflow.set_tracking_uri(cfg.uri or None)
     mlflow.set_experiment(cfg.experiment)
 
 
