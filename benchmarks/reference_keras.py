@@ -18,13 +18,12 @@ import argparse
 import json
 import time
 
-import numpy as np
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import MinMaxScaler
-
 import keras
+import numpy as np
 from keras.layers import LSTM, Dense, Dropout, Input
 from keras.models import Sequential
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import MinMaxScaler
 
 LOOKBACK = 60
 
@@ -34,7 +33,7 @@ def load_closes(source: str) -> np.ndarray:
         import arch.data.sp500
 
         return arch.data.sp500.load()["Close"].to_numpy(dtype=float)
-    from lstmlab.data import synthetic_prices  # the same generated series as `data=synthetic`
+    from lstmlab.pipeline.data import synthetic_prices  # the same generated series as `data=synthetic`
 
     return synthetic_prices()["Close"].to_numpy(dtype=float)
 

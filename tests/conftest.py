@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from lstmlab.cli import config_dir  # noqa: E402
+from lstmlab.paths import config_dir  # noqa: E402
 
 # Small enough to train in seconds on 2 cores, large enough to have every part of the split.
 TINY = [
@@ -51,7 +51,7 @@ def tiny_config(*overrides: str) -> DictConfig:
 def train_in_own_store(folder: Path, *overrides: str) -> dict:
     """One tiny run in a store of its own under `folder`: for module-scoped fixtures that train
     once and serve several tests (the autouse store above is per test)."""
-    from lstmlab.experiment import run_experiment
+    from lstmlab.pipeline.experiment import run_experiment
 
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     cfg = tiny_config(*overrides)

@@ -16,15 +16,16 @@ pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("jax") is None, reason="jax is not installed: pip install -e '.[jax]'"
 )
 
-# Two runs of one config (the second from JAX's compilation cache), then the first run's logged model loaded back and scored again.
+# Two runs of one config (the second from JAX's compilation cache), then the first run's logged model
+# loaded back and scored again.
 SCRIPT = """
 import json, sys
 import mlflow
 import numpy as np
 from hydra import compose, initialize_config_dir
-from lstmlab.cli import config_dir
-from lstmlab.data import prepare
-from lstmlab.experiment import run_experiment
+from lstmlab.paths import config_dir
+from lstmlab.pipeline.data import prepare
+from lstmlab.pipeline.experiment import run_experiment
 
 with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
     cfg = compose(config_name="train", overrides=sys.argv[1:])

@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY
-from lstmlab.data import synthetic_prices
+from lstmlab.pipeline.data import synthetic_prices
 
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 

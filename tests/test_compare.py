@@ -8,7 +8,6 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -20,8 +19,8 @@ from scipy import stats as scipy_stats
 
 from conftest import tiny_config
 from lstmlab.cli import main as cli_main
-from lstmlab.compare import compare
-from lstmlab.records import FINAL_METRICS
+from lstmlab.comparison.compare import compare
+from lstmlab.records.names import FINAL_METRICS
 
 # val_rmse per seed 1, 2, 3, ... of each variant; the verdicts are known in advance.
 KNOWN = {
@@ -288,7 +287,7 @@ BASELINE = ["model.units=[4,4]", "optimizer.learning_rate=0.01", "tracking.varia
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Three seeds each of a small baseline and a crippled variant, trained for real."""
-    from lstmlab.experiment import run_experiment
+    from lstmlab.pipeline.experiment import run_experiment
 
     folder = tmp_path_factory.mktemp("trained")
     uri = f"sqlite:///{folder / 'mlflow.db'}"

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from conftest import make_config
-from lstmlab.data import prepare, synthetic_prices
 from lstmlab.errors import LstmlabError
+from lstmlab.pipeline.data import prepare, synthetic_prices
 
 
 def data_cfg(*overrides: str):

@@ -5,15 +5,14 @@ from __future__ import annotations
 import math
 
 import mlflow
-import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
 from conftest import train_in_own_store, use_store
 from lstmlab.cli import main as cli_main
-from lstmlab.data import synthetic_prices
-from lstmlab.forecast import forecast
+from lstmlab.pipeline.data import synthetic_prices
+from lstmlab.records.forecast import forecast
 
 ROWS = 240  # conftest's tiny synthetic series (data.seed 0)
 

@@ -9,8 +9,8 @@ from omegaconf import OmegaConf
 
 from conftest import make_config, train_in_own_store, use_store
 from lstmlab.cli import main as cli_main
-from lstmlab.records import FINAL_METRICS
-from lstmlab.rerun import TIMING_METRICS
+from lstmlab.records.names import FINAL_METRICS
+from lstmlab.records.rerun import TIMING_METRICS
 
 # Far from today's conf/ defaults (units [50, 50], S&P 500, lookback 60): a rerun built from
 # conf/ instead of the record would show in every param.

@@ -62,7 +62,7 @@ def test_the_quick_exit_keeps_the_exit_status_and_the_output(tmp_path):
 
 def test_compare_imports_no_framework_on_a_store_with_runs():
     from conftest import tiny_config
-    from lstmlab.experiment import run_experiment
+    from lstmlab.pipeline.experiment import run_experiment
 
     run_experiment(tiny_config("model.units=[4,4]"))
     run_experiment(tiny_config("model.units=[4,4]", "variant=tanh"))

@@ -8,16 +8,16 @@ from pathlib import Path
 import optuna
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from conftest import make_config
 from hydra_plugins.lstmlab_optuna_sweeper._loop import Tally
 from hydra_plugins.lstmlab_optuna_sweeper._space import format_value, parse_space
-from lstmlab.cli import config_dir
 from lstmlab.errors import LstmlabError
-from lstmlab.trial import make_pruner, pruner_spec
+from lstmlab.paths import config_dir
+from lstmlab.sweep.pruners import make_pruner, pruner_spec
 
 
 def test_the_variants_space_becomes_optuna_distributions():

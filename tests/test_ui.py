@@ -15,8 +15,8 @@ import urllib.request
 import mlflow
 import pytest
 
+from lstmlab.commands.ui import command
 from lstmlab.errors import LstmlabError
-from lstmlab.ui import command
 
 START_TIMEOUT_S = 120  # the server imports MLflow and migrates the store: slow on a busy machine
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-from pathlib import Path
 
 USAGE = """usage: lstmlab COMMAND [ARGS]
 
@@ -29,15 +28,6 @@ Add --debug to any command for a full traceback.
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
-
-
-def config_dir() -> str:
-    """conf/ of the checkout (editable install), else the copy packaged inside lstmlab."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parents[1] / "conf", here / "conf"):
-        if (candidate / "train.yaml").is_file():
-            return str(candidate)
-    raise RuntimeError("lstmlab's conf/ folder is missing from the installation")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,31 +95,32 @@ def _one_line_missing_config(error: BaseException) -> str:
 
 
 def _train(args: list[str]) -> int:
-    from lstmlab.train_app import launch
+    from lstmlab.commands.train import launch
+    from lstmlab.paths import config_dir
 
     return launch(args, config_dir())
 
 
 def _compare(args: list[str]) -> int:
-    from lstmlab.compare import main as compare_main
+    from lstmlab.commands.compare import main as compare_main
 
     return compare_main(args)
 
 
 def _rerun(args: list[str]) -> int:
-    from lstmlab.rerun import main as rerun_main
+    from lstmlab.commands.rerun import main as rerun_main
 
     return rerun_main(args)
 
 
 def _forecast(args: list[str]) -> int:
-    from lstmlab.forecast import main as forecast_main
+    from lstmlab.commands.forecast import main as forecast_main
 
     return forecast_main(args)
 
 
 def _ui(args: list[str]) -> int:
-    from lstmlab.ui import main as ui_main
+    from lstmlab.commands.ui import main as ui_main
 
     return ui_main(args)
 

@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
 from lstmlab.errors import LstmlabError
-from lstmlab.trial import make_pruner, pruner_spec
+from lstmlab.sweep.pruners import make_pruner, pruner_spec
 
 from . import _tracking
 from ._sampling import SamplerFactory, sampler_factory

@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 
 from lstmlab.errors import LstmlabError
-from lstmlab.trial import named_spec
+from lstmlab.sweep.pruners import named_spec
 
 from ._space import SearchSpace
 

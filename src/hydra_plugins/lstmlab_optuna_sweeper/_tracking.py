@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from lstmlab import track
+from lstmlab.runtime import use_store
 
 from ._space import SearchSpace
 
@@ -33,7 +33,7 @@ def parent_run(study: optuna.Study, tracking: DictConfig, storage: str) -> str:
 
     Call it under the study lock, so that workers starting together create one parent.
     """
-    track.use_store(tracking)
+    use_store(tracking)
     client = MlflowClient()
     experiment_id = mlflow.get_experiment_by_name(tracking.experiment).experiment_id
     run_id = study.user_attrs.get(PARENT_ATTR)

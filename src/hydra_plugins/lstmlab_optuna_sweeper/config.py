@@ -4,7 +4,7 @@
 # sys.modules, and dataclasses cannot resolve string annotations then.
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -17,7 +17,7 @@ class LstmlabOptunaSweeperConf:
     _target_: str = "hydra_plugins.lstmlab_optuna_sweeper.sweeper.LstmlabOptunaSweeper"
     # key → Hydra sweep grammar: choice(...), interval(a,b), int(interval(a,b)), range(a,b,step),
     # tag(log, interval(a,b)); a plain value fixes the key for every trial.
-    params: Optional[Dict[str, str]] = None
+    params: dict[str, str] | None = None
     # Trials the study runs in total (COMPLETE + PRUNED + FAIL, across resumes and workers).
     n_trials: int = 20
     # Trials launched together (for parallel Hydra launchers; 1 runs them one by one).
@@ -27,7 +27,7 @@ class LstmlabOptunaSweeperConf:
     storage: str = DEFAULT_STORAGE
     # tpe | random | grid | qmc | cmaes | gp | bruteforce, or {name: tpe, <arguments>}
     sampler: Any = "tpe"
-    seed: Optional[int] = 42  # trial n samples with seed + n: reproducible, distinct across workers
+    seed: int | None = 42  # trial n samples with seed + n: reproducible, distinct across workers
     # median | percentile | successive_halving | hyperband | threshold | none, or {name: ..., <arguments>}.
     # Each epoch's val_rmse is reported; median and percentile judge from the 6th epoch, once
     # 5 trials have finished (n_warmup_steps=5, n_startup_trials=5 unless given).

@@ -1,9 +1,12 @@
-"""Keras backend choice: must happen before the first `import keras` in the process."""
+"""What a command sets once per process: the Keras backend (before the first `import keras`)
+and the MLflow store."""
 
 from __future__ import annotations
 
 import os
 import sys
+
+from omegaconf import DictConfig
 
 from lstmlab.errors import LstmlabError
 
@@ -46,3 +49,13 @@ def use_jax_compilation_cache() -> None:
     cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(cache_home, "lstmlab", "jax"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # small ones add up
+
+
+def use_store(cfg: DictConfig) -> None:
+    """Point MLflow at `tracking.uri` and the experiment. Null means MLflow's default store, set
+    explicitly: MLflow keeps the last URI set in a process (a rerun, an earlier run), and a null
+    must not inherit it."""
+    import mlflow
+
+    mlflow.set_tracking_uri(cfg.uri or None)
+    mlflow.set_experiment(cfg.experiment)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from omegaconf import DictConfig
 
-from lstmlab.backend import use_backend
+from lstmlab.runtime import use_backend
 
 
 def run_experiment(
@@ -22,14 +22,14 @@ def run_experiment(
     Everything a user can get wrong is checked before the MLflow run starts, so a bad config
     leaves no run behind; a failure after the start ends the run as FAILED.
     """
-    from lstmlab.data import prepare
+    from lstmlab.pipeline.data import prepare
 
     use_backend(cfg.trainer.backend)  # before the first Keras import below
     data = prepare(cfg.data)  # data errors are found before the seconds a framework import costs
     import keras
 
-    from lstmlab import evaluate, track, train
-    from lstmlab.model import build_model, check_model_config
+    from lstmlab.pipeline import evaluate, track, train
+    from lstmlab.pipeline.model import build_model, check_model_config
 
     check_model_config(cfg.model)
     train.check_trainer_config(cfg.trainer)

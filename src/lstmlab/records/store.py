@@ -17,28 +17,10 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
+from lstmlab.records.names import CONFIG_ARTIFACT, MODEL_NAME, SCALER_ARTIFACT
 
 # A progress bar per small artifact is noise on a command's output.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-# Artifact names fixed by DESIGN.md: lstmlab.track writes them, the commands read them back.
-CONFIG_ARTIFACT = "config.yaml"
-SCALER_ARTIFACT = "scaler.joblib"
-MODEL_NAME = "model"
-# Final metric names fixed by DESIGN.md: run_experiment logs them, compare and rerun read them.
-FINAL_METRICS = (
-    "val_rmse",
-    "test_rmse",
-    "test_mae",
-    "test_mape",
-    "test_r2",
-    "test_directional_accuracy",
-    "naive_test_rmse",
-    "naive_test_mae",
-    "test_skill",
-    "train_seconds",
-    "epochs_run",
-)
 
 
 def use_current_store() -> str:

@@ -27,14 +27,14 @@ def variant_name(variant: str, overrides: list[str]) -> str:
 
 def task(cfg: DictConfig) -> float:
     """One Hydra job: returns the objective every sweep minimizes, `val_rmse` in price units."""
-    from lstmlab.experiment import run_experiment
+    from lstmlab.pipeline.experiment import run_experiment
 
     hydra_cfg = HydraConfig.get()
     with open_dict(cfg):
         cfg.tracking.variant = variant_name(cfg.tracking.variant, list(hydra_cfg.overrides.task))
     try:
         if cfg.get("trial") is not None:  # a job of an Optuna sweep: see lstmlab/trial.py
-            from lstmlab.trial import run_trial
+            from lstmlab.sweep.trial import run_trial
 
             return run_trial(cfg)
         return run_experiment(cfg)["val_rmse"]

@@ -22,7 +22,7 @@ def _given(args: list[str], *names: str) -> bool:
 
 def command(args: list[str]) -> list[str]:
     """The `mlflow ui` command line for the project's store, with the user's options last."""
-    from lstmlab.records import use_current_store
+    from lstmlab.records.store import use_current_store
 
     store = use_current_store()
     if store.startswith(REMOTE_SCHEMES):

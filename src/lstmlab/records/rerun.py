@@ -1,4 +1,4 @@
-"""`lstmlab rerun RUN_ID [--check]`: train a run again from its own record and compare.
+"""Rerun: train a logged run again from its own record and compare every final metric.
 
 The config comes from the run's logged `config.yaml`, not from today's conf/, so a rerun is the
 same experiment even after the defaults moved on. Only where it is recorded changes: the current
@@ -9,15 +9,14 @@ every final metric comes out identical; `--check` turns any difference into exit
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass
 
 import mlflow
 from omegaconf import open_dict
 
-from lstmlab import records
-from lstmlab.records import FINAL_METRICS
+from lstmlab.records import store as records
+from lstmlab.records.names import FINAL_METRICS
 
 # Wall-clock time differs on every run: reported, never checked.
 TIMING_METRICS = frozenset({"train_seconds"})
@@ -75,11 +74,11 @@ def rerun(run_id: str, rel_tol: float = REL_TOLERANCE, announce=print) -> Rerun:
         cfg.tracking.experiment = mlflow.get_experiment(original.info.experiment_id).name
         cfg.trial = None
 
-    from lstmlab.backend import use_backend
+    from lstmlab.runtime import use_backend
 
     use_backend(cfg.trainer.backend)  # before anything imports Keras
-    from lstmlab.data import prepare
-    from lstmlab.experiment import run_experiment
+    from lstmlab.pipeline.data import prepare
+    from lstmlab.pipeline.experiment import run_experiment
 
     old_sha = original.data.tags.get("data_sha256")
     new_sha = prepare(cfg.data).sha256  # cached: run_experiment below reuses the prepared data
@@ -116,52 +115,3 @@ def data_changed_line(old: str, new: str) -> str:
         f"{old[:12]}… (data_sha256). The rerun trains on different data; its metrics are not "
         "expected to match."
     )
-
-
-def report(result: Rerun, rel_tol: float) -> str:
-    lines = [
-        f"Rerun of {result.run_name} {result.original_run_id} → new run {result.run_id} "
-        f"(tagged rerun_of={result.original_run_id})",
-    ]
-    if result.data_changed:
-        lines.append(data_changed_line(result.original_data_sha256, result.data_sha256))
-    elif result.original_data_sha256 is None:
-        lines.append("data: the original run has no data_sha256 tag; cannot tell whether the data changed")
-    else:
-        lines.append(f"data: same fingerprint as the original ({result.data_sha256[:12]}…)")
-    if result.original_backend and result.original_backend != result.backend:
-        lines.append(
-            f"Keras backend: {result.backend}, the original ran on {result.original_backend}: "
-            "small numeric differences are expected"
-        )
-    width = max(len(m.name) for m in result.metrics)
-    lines.append(f"{'metric':<{width}}  {'original':>16}  {'rerun':>16}  {'difference':>12}")
-    for m in result.metrics:
-        status = "(timing, not checked)" if not m.checked else ("same" if m.same else "DIFFERENT")
-        lines.append(
-            f"{m.name:<{width}}  {m.original:>16.10g}  {m.rerun:>16.10g}  {m.rerun - m.original:>+12.4g}  {status}"
-        )
-    checked = [m for m in result.metrics if m.checked]
-    if result.differing:
-        names = ", ".join(m.name for m in result.differing)
-        lines.append(f"{len(result.differing)} of {len(checked)} metrics differ beyond relative tolerance {rel_tol:g}: {names}")
-    else:
-        lines.append(f"All {len(checked)} checked metrics identical within relative tolerance {rel_tol:g} (train_seconds excluded).")
-    return "\n".join(lines)
-
-
-def main(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="lstmlab rerun",
-        description="Train a logged run again from its config.yaml; print each final metric old vs new.",
-    )
-    parser.add_argument("run_id", metavar="RUN_ID", help="the run's id (or a unique prefix of 8+ characters)")
-    parser.add_argument("--check", action="store_true",
-                        help=f"exit {EXIT_DIFFERENT} when a final metric (train_seconds excluded) differs beyond the tolerance")
-    parser.add_argument("--tolerance", type=float, default=REL_TOLERANCE,
-                        help=f"relative tolerance of --check (default {REL_TOLERANCE:g}: identical up to float rounding)")
-    options = parser.parse_args(args)
-    records.use_current_store()
-    result = rerun(options.run_id, options.tolerance)
-    print(report(result, options.tolerance))
-    return EXIT_DIFFERENT if options.check and result.differing else 0

@@ -10,109 +10,18 @@ to the trial; when the pruner says so, training stops, the run is recorded as us
 
 from __future__ import annotations
 
-import inspect
-import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lstmlab.errors import LstmlabError
-
-# Pruner names accepted by `hydra.sweeper.pruner` (a name, or a mapping {name: ..., **kwargs}).
-PRUNERS = {
-    "median": "MedianPruner",
-    "percentile": "PercentilePruner",
-    "successive_halving": "SuccessiveHalvingPruner",
-    "hyperband": "HyperbandPruner",
-    "threshold": "ThresholdPruner",
-    "none": "NopPruner",
-}
-
-# Early LSTM epochs are too noisy to judge: compare from the 6th epoch, once 5 trials finished.
-PRUNER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "median": {"n_startup_trials": 5, "n_warmup_steps": 5},
-    "percentile": {"n_startup_trials": 5, "n_warmup_steps": 5},
-}
-
-
-def named_spec(value: Any, key: str, names: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """`median` or `{name: hyperband, min_resource: 2}` → ("hyperband", {"min_resource": 2}).
-
-    The grammar of `hydra.sweeper.pruner` and `hydra.sweeper.sampler` (`key` names which).
-    """
-    if isinstance(value, str):
-        spec: dict[str, Any] = {"name": value}
-    elif isinstance(value, Mapping) or OmegaConf.is_dict(value):
-        spec = dict(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
-    else:
-        raise LstmlabError(f"hydra.sweeper.{key}={value!r}: give a name ({', '.join(names)}) "
-                           "or {name: ..., <arguments>}")
-    name = str(spec.pop("name", "")).lower()
-    if name not in names:
-        raise LstmlabError(f"hydra.sweeper.{key}: unknown {key} {name!r}; use one of {', '.join(names)}")
-    return name, spec
-
-
-def pruner_spec(value: Any) -> dict[str, Any]:
-    """`median` or `{name: hyperband, min_resource: 2}` → {"name": ..., **kwargs}."""
-    if value is None:
-        return {"name": "none"}
-    name, kwargs = named_spec(value, "pruner", PRUNERS)
-    return {"name": name, **PRUNER_DEFAULTS.get(name, {}), **kwargs}
-
-
-def make_pruner(spec: Mapping[str, Any]) -> Any:
-    """The Optuna pruner a spec names; a bad argument is a one-line user error."""
-    import optuna
-
-    kwargs = {k: v for k, v in spec.items() if k != "name"}
-    cls = getattr(optuna.pruners, PRUNERS[spec["name"]])
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return cls(**kwargs)
-    except (TypeError, ValueError) as error:
-        accepted = ", ".join(p for p in inspect.signature(cls).parameters if p != "self")
-        raise LstmlabError(f"hydra.sweeper.pruner={dict(spec)}: {error} "
-                           f"({spec['name']} accepts: {accepted or 'no arguments'})") from None
-
-
-@dataclass(frozen=True)
-class TrialLink:
-    """What the sweeper tells a job about its trial (the config's `trial` node)."""
-
-    study: str
-    storage: str
-    number: int
-    parent_run_id: str | None = None
-    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
-
-    @classmethod
-    def from_config(cls, node: DictConfig) -> TrialLink:
-        values = OmegaConf.to_container(node, resolve=True)
-        try:
-            return cls(
-                study=str(values["study"]),
-                storage=str(values["storage"]),
-                number=int(values["number"]),
-                parent_run_id=values.get("parent_run_id"),
-                pruner=pruner_spec(values.get("pruner")),
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise LstmlabError(f"trial={values}: not set by the Optuna sweeper ({error}); "
-                               "run sweeps with `lstmlab train -m hparams_search=...`") from None
-
-    @property
-    def run_name(self) -> str:
-        return f"trial-{self.number}"
+from lstmlab.sweep.link import TrialLink
+from lstmlab.sweep.pruners import make_pruner
 
 
 def connect(link: TrialLink) -> Any:
     """The running `optuna.Trial` behind `link`, loaded from the shared storage."""
     import optuna
-
     import sqlalchemy
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -166,8 +75,8 @@ def run_trial(cfg: DictConfig) -> float:
     import mlflow
     import optuna
 
-    from lstmlab.backend import use_backend
-    from lstmlab.experiment import run_experiment
+    from lstmlab.pipeline.experiment import run_experiment
+    from lstmlab.runtime import use_backend
 
     link = TrialLink.from_config(cfg.trial)
     trial = connect(link)

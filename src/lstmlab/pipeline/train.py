@@ -13,8 +13,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from lstmlab.data import Dataset
 from lstmlab.errors import LstmlabError
+from lstmlab.pipeline.data import Dataset
 
 PREDICT_BATCH = 4096  # inference has no gradient state: one large batch is fastest
 

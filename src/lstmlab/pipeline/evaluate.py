@@ -11,7 +11,7 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
-from lstmlab.data import Part
+from lstmlab.pipeline.data import Part
 
 
 def rmse(actual: np.ndarray, predicted: np.ndarray) -> float:

@@ -17,9 +17,10 @@ import joblib
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
-from lstmlab import plots
-from lstmlab.data import Dataset
-from lstmlab.records import CONFIG_ARTIFACT, MODEL_NAME, SCALER_ARTIFACT
+from lstmlab.pipeline import plots
+from lstmlab.pipeline.data import Dataset
+from lstmlab.records.names import CONFIG_ARTIFACT, MODEL_NAME, SCALER_ARTIFACT
+from lstmlab.runtime import use_store
 
 if TYPE_CHECKING:
     import keras
@@ -40,14 +41,6 @@ def run_params(cfg: DictConfig) -> dict[str, str]:
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("trial", None)  # how a sweep reached this run, not how the run is configured
     return flatten(container)
-
-
-def use_store(cfg: DictConfig) -> None:
-    """Point MLflow at `tracking.uri` and the experiment. Null means MLflow's default store, set
-    explicitly: MLflow keeps the last URI set in a process (a rerun, an earlier run), and a null
-    must not inherit it."""
-    mlflow.set_tracking_uri(cfg.uri or None)
-    mlflow.set_experiment(cfg.experiment)
 
 
 def run_tags(cfg: DictConfig, data: Dataset) -> dict[str, str]:

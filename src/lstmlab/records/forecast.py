@@ -1,4 +1,4 @@
-"""`lstmlab forecast RUN_ID [--data PATH]`: the next-step price from a logged model.
+"""Forecast: the next-step price from a logged model.
 
 The run's own record supplies everything: the model (MLflow keras flavor), the scalers fitted
 on its training part, and its config (data, lookback). The last `lookback` rows of the data
@@ -8,7 +8,6 @@ out, beside the naive forecast (tomorrow = today) that every run is measured aga
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from lstmlab import records
 from lstmlab.errors import LstmlabError
+from lstmlab.records import store as records
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
         records.check_data_file(data_cfg, run_id, "give the data with --data PATH")
         where = data_cfg.path if data_cfg.source == "csv" else f"the {data_cfg.source} data"
 
-    from lstmlab.data import load_table, select_columns
+    from lstmlab.pipeline.data import load_table, select_columns
 
     table, features, target = select_columns(load_table(data_cfg), data_cfg, where)
     lookback = int(cfg.data.lookback)
@@ -65,7 +64,7 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
         inputs = inputs.to_numpy()
     x = feature_scaler.transform(inputs).astype(np.float32)[np.newaxis]
 
-    from lstmlab.backend import use_backend
+    from lstmlab.runtime import use_backend
 
     use_backend(cfg.trainer.backend)  # before mlflow.keras imports Keras
     import mlflow.keras
@@ -87,32 +86,3 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
         price=price,
         naive=float(table[target].iloc[-1]),
     )
-
-
-def report(result: Forecast) -> str:
-    day = lambda stamp: stamp.strftime("%Y-%m-%d")  # noqa: E731
-    change = result.price - result.naive
-    return "\n".join(
-        [
-            f"Run {result.run_name} {result.run_id}, model {result.model_uri}; data: {result.data}, "
-            f"last date {day(result.last_date)}.",
-            f"Next-step forecast of {result.target} for the next trading day after {day(result.last_date)} "
-            f"({day(result.next_date)} unless a holiday):",
-            f"  model  {result.price:12.4f}   ({change:+.4f}, {change / result.naive:+.2%} vs naive)"
-            if result.naive else f"  model  {result.price:12.4f}",
-            f"  naive  {result.naive:12.4f}   (the last {result.target}: tomorrow = today)",
-        ]
-    )
-
-
-def main(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="lstmlab forecast",
-        description="Next-step price from a run's logged model, beside the naive forecast.",
-    )
-    parser.add_argument("run_id", metavar="RUN_ID", help="the run's id (or a unique prefix of 8+ characters)")
-    parser.add_argument("--data", metavar="PATH", help="a CSV with the run's columns (default: the run's own data)")
-    options = parser.parse_args(args)
-    records.use_current_store()
-    print(report(forecast(options.run_id, options.data)))
-    return 0

@@ -1,0 +1,1 @@
+"""One module per `lstmlab` subcommand: argument parsing and printing only."""

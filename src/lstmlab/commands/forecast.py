@@ -1,0 +1,37 @@
+"""`lstmlab forecast RUN_ID [--data PATH]`: arguments and printing; the work is records.forecast."""
+
+from __future__ import annotations
+
+import argparse
+
+from lstmlab.records.forecast import Forecast, forecast
+from lstmlab.records.store import use_current_store
+
+
+def report(result: Forecast) -> str:
+    day = lambda stamp: stamp.strftime("%Y-%m-%d")  # noqa: E731
+    change = result.price - result.naive
+    return "\n".join(
+        [
+            f"Run {result.run_name} {result.run_id}, model {result.model_uri}; data: {result.data}, "
+            f"last date {day(result.last_date)}.",
+            f"Next-step forecast of {result.target} for the next trading day after {day(result.last_date)} "
+            f"({day(result.next_date)} unless a holiday):",
+            f"  model  {result.price:12.4f}   ({change:+.4f}, {change / result.naive:+.2%} vs naive)"
+            if result.naive else f"  model  {result.price:12.4f}",
+            f"  naive  {result.naive:12.4f}   (the last {result.target}: tomorrow = today)",
+        ]
+    )
+
+
+def main(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lstmlab forecast",
+        description="Next-step price from a run's logged model, beside the naive forecast.",
+    )
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run's id (or a unique prefix of 8+ characters)")
+    parser.add_argument("--data", metavar="PATH", help="a CSV with the run's columns (default: the run's own data)")
+    options = parser.parse_args(args)
+    use_current_store()
+    print(report(forecast(options.run_id, options.data)))
+    return 0

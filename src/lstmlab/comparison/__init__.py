@@ -1,0 +1,1 @@
+"""Comparing runs with the baseline: selecting runs, seed groups and their tests, the report."""

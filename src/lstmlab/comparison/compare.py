@@ -1,0 +1,126 @@
+"""Compare: finished runs against the baseline, with seed variance.
+
+Which runs: every FINISHED run of the experiment that has the compared metric, narrowed by
+`--sweep` (the children of one parent run) and/or `--filter` (an MLflow filter string); sweep
+parents and pruned trials are left out (comparison.selection). The baseline is the latest
+FINISHED run tagged `baseline=true` (within the selection when it holds one, else in the whole
+experiment), or the run given with `--baseline`. Seed groups and their tests: comparison.groups.
+
+Reads MLflow and pandas only: no TensorFlow/Keras import, so it starts in about a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from lstmlab.comparison import stats
+from lstmlab.comparison.groups import group_keys, group_labels, group_table, run_table
+from lstmlab.comparison.selection import comparable, one_run_per_seed, pick_baseline, search_finished, sweep_parent
+from lstmlab.errors import LstmlabError
+from lstmlab.paths import config_dir
+from lstmlab.records.names import FINAL_METRICS
+
+TRAIN_SEEDS = "lstmlab train -m 'variant=glob(*)' trainer.seed=1,2,3"
+
+
+@dataclass
+class Comparison:
+    """Everything compare found: the runs, the seed groups, and how they were chosen."""
+
+    experiment: str
+    store: str
+    metric: str
+    alpha: float
+    baseline_run_id: str
+    runs: pd.DataFrame  # one row per run: final metrics, differences from the baseline run
+    groups: pd.DataFrame  # one row per seed group: mean/sd/n, Welch's test vs the baseline group
+    selection: str  # the words for which runs were selected
+    notes: list[str] = field(default_factory=list)
+
+
+def default_experiment() -> str:
+    """The experiment `lstmlab train` logs to (conf/tracking/mlflow.yaml), read without Hydra."""
+    from omegaconf import OmegaConf
+
+    return str(OmegaConf.load(Path(config_dir()) / "tracking" / "mlflow.yaml").experiment)
+
+
+def compare(
+    experiment: str | None = None,
+    baseline: str | None = None,
+    sweep: str | None = None,
+    metric: str = "val_rmse",
+    filter_string: str | None = None,
+    alpha: float = stats.ALPHA,
+) -> Comparison:
+    """Runs of `experiment` (narrowed by `sweep` / `filter_string`) against the baseline."""
+    if metric not in FINAL_METRICS:
+        raise LstmlabError(f"--metric {metric!r} is not a final metric; use one of {', '.join(FINAL_METRICS)}")
+    if not 0 < alpha < 1:
+        raise LstmlabError(f"--alpha {alpha} must be between 0 and 1")
+    experiment = experiment or default_experiment()
+    store = mlflow.get_tracking_uri()
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        names = ", ".join(sorted(e.name for e in mlflow.search_experiments())) or "none"
+        raise LstmlabError(
+            f"no experiment named {experiment!r} in {store} (experiments there: {names}); "
+            "pick one with --experiment NAME"
+        )
+    everything = search_finished(found.experiment_id, None)
+    runs = comparable(everything, metric)
+    if runs.empty:
+        raise LstmlabError(
+            f"experiment {experiment!r} in {store} has no finished runs with {metric}; "
+            f"train some first: {TRAIN_SEEDS}"
+        )
+    clauses, words = [], []
+    if sweep:
+        parent = sweep_parent(found.experiment_id, sweep)
+        clauses.append(f"tags.mlflow.parentRunId = '{parent}'")
+        words.append(f"sweep {parent}")
+    if filter_string:
+        clauses.append(filter_string)
+        words.append(f"filter {filter_string!r}")
+    selected = set(search_finished(found.experiment_id, " AND ".join(clauses))["run_id"]) if clauses else set(runs["run_id"])
+    selected &= set(runs["run_id"])
+    if not selected:
+        raise LstmlabError(f"no finished runs with {metric} in experiment {experiment!r} match {' and '.join(words)}")
+
+    runs = runs.assign(group_key=group_keys(runs))
+    runs, repeats = one_run_per_seed(runs)
+    selected &= set(runs["run_id"])
+    base = pick_baseline(runs, selected, baseline, experiment)
+    base_key = base["group_key"]
+    shown = runs[runs["run_id"].isin(selected) | (runs["group_key"] == base_key)].copy()
+    labels = group_labels(shown)
+    shown["group"] = shown["group_key"].map(labels)
+
+    notes = []
+    if repeats:
+        notes.append(
+            f"Left out {count(repeats, 'older run')} repeating a configuration and seed (e.g. a rerun's "
+            "original): a repeat is the same sample again, so each seed counts once (the latest run)."
+        )
+    outside = int((~shown["run_id"].isin(selected)).sum())
+    if outside:
+        notes.append(f"The baseline's group adds {count(outside, 'run')} from outside the selection.")
+    return Comparison(
+        experiment=experiment,
+        store=store,
+        metric=metric,
+        alpha=alpha,
+        baseline_run_id=str(base["run_id"]),
+        runs=run_table(shown, base, metric),
+        groups=group_table(shown, base_key, metric, alpha),
+        selection=" and ".join(words) or "all runs",
+        notes=notes,
+    )
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -1,0 +1,17 @@
+"""Where lstmlab finds its configs and writes its reports (a leaf module: imports nothing of ours)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Compare reports, relative to the working directory like Hydra's output folders (DESIGN.md).
+REPORTS_DIR = Path("experiments") / "reports"
+
+
+def config_dir() -> str:
+    """conf/ of the checkout (editable install), else the copy packaged inside lstmlab."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parents[1] / "conf", here / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return str(candidate)
+    raise RuntimeError("lstmlab's conf/ folder is missing from the installation")

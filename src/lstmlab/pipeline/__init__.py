@@ -1,0 +1,1 @@
+"""The pipeline: data → model → train → evaluate → track, joined by `experiment.run_experiment`."""

@@ -1,0 +1,20 @@
+"""The names a run leaves in MLflow (fixed by DESIGN.md): pipeline.track writes them, the
+commands read them back. No imports, so any module may use them cheaply."""
+
+CONFIG_ARTIFACT = "config.yaml"
+SCALER_ARTIFACT = "scaler.joblib"
+MODEL_NAME = "model"
+# Final metric names fixed by DESIGN.md: run_experiment logs them, compare and rerun read them.
+FINAL_METRICS = (
+    "val_rmse",
+    "test_rmse",
+    "test_mae",
+    "test_mape",
+    "test_r2",
+    "test_directional_accuracy",
+    "naive_test_rmse",
+    "naive_test_mae",
+    "test_skill",
+    "train_seconds",
+    "epochs_run",
+)

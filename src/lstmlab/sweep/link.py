@@ -1,0 +1,41 @@
+"""TrialLink: what the sweeper tells a job about its Optuna trial (the config's `trial` node)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lstmlab.errors import LstmlabError
+from lstmlab.sweep.pruners import pruner_spec
+
+
+@dataclass(frozen=True)
+class TrialLink:
+    """The `trial` node the sweeper sets on each job: study, storage, number, parent run, pruner."""
+
+    study: str
+    storage: str
+    number: int
+    parent_run_id: str | None = None
+    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+
+    @classmethod
+    def from_config(cls, node: DictConfig) -> TrialLink:
+        values = OmegaConf.to_container(node, resolve=True)
+        try:
+            return cls(
+                study=str(values["study"]),
+                storage=str(values["storage"]),
+                number=int(values["number"]),
+                parent_run_id=values.get("parent_run_id"),
+                pruner=pruner_spec(values.get("pruner")),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise LstmlabError(f"trial={values}: not set by the Optuna sweeper ({error}); "
+                               "run sweeps with `lstmlab train -m hparams_search=...`") from None
+
+    @property
+    def run_name(self) -> str:
+        return f"trial-{self.number}"
