@@ -3,6 +3,7 @@ and the MLflow store."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -30,6 +31,8 @@ def use_backend(name: str) -> str:
         return current
     if name == "jax":
         use_jax_compilation_cache()
+        # JAX logs at INFO that it found no TPU; under Hydra's job logging that is every job's noise.
+        logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
         try:
             import jax  # noqa: F401
         except ImportError:

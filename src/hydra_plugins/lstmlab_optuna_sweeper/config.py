@@ -20,8 +20,9 @@ class LstmlabOptunaSweeperConf:
     params: dict[str, str] | None = None
     # Trials the study runs in total (COMPLETE + PRUNED + FAIL, across resumes and workers).
     n_trials: int = 20
-    # Trials launched together (for parallel Hydra launchers; 1 runs them one by one).
-    n_jobs: int = 1
+    # Trials asked of the sampler and launched together: `auto` = as many as the launcher runs at
+    # once (hydra.launcher.n_jobs of hydra/launcher=parallel or joblib; 1 for others), or N.
+    n_jobs: Any = "auto"
     study_name: str = "lstmlab"
     # Any Optuna RDB URL: sqlite:///path.db, postgresql://user@host/db, mysql://...
     storage: str = DEFAULT_STORAGE
