@@ -60,5 +60,7 @@ def use_store(cfg: DictConfig) -> None:
     must not inherit it."""
     import mlflow
 
-    mlflow.set_tracking_uri(cfg.uri or None)
+    from lstmlab.tracking.open import open_store
+
+    open_store(cfg.uri)
     mlflow.set_experiment(cfg.experiment)

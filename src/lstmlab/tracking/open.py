@@ -1,0 +1,24 @@
+"""Opening the MLflow store for a command: the URI set for the process, the store made ready.
+
+Every command reaches MLflow through `open_store` (`runtime.use_store` for runs and sweeps,
+`records.store.use_current_store` for compare, rerun, forecast and ui), so what a store needs
+before its first use is done in one place.
+"""
+
+from __future__ import annotations
+
+import mlflow
+
+from lstmlab.tracking.schema import ensure_schema
+
+
+def open_store(uri: str | None) -> str:
+    """Point MLflow at `uri` (None: MLflow's default store) and make it ready; the URI in use.
+
+    Set explicitly because MLflow keeps the last URI set in a process, and None must not
+    inherit it.
+    """
+    mlflow.set_tracking_uri(uri or None)
+    current = mlflow.get_tracking_uri()
+    ensure_schema(current)
+    return current
