@@ -54,8 +54,10 @@ def run_once(args, parallel: bool, folder: Path) -> dict:
         raise SystemExit(f"{' '.join(command)} failed:\n{(folder / 'command.log').read_text()[-3000:]}")
     with sqlite3.connect(folder / "mlflow.db") as db:
         states = dict(db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
+        # time inside fit per run: tells training slowed by sharing cores from overhead around it
+        fit = db.execute("SELECT AVG(value) FROM latest_metrics WHERE key = 'train_seconds'").fetchone()[0]
     return {"parallel": parallel, "wall": wall, "load_before": load, "load_after": os.getloadavg()[0],
-            "runs": states}
+            "runs": states, "fit_seconds_per_run": fit}
 
 
 def main() -> None:
@@ -84,7 +86,8 @@ def main() -> None:
                 one = run_once(args, parallel, Path(tmp) / f"{round_no}-{int(parallel)}")
                 result["parallel" if parallel else "sequential"] = one
                 print(f"  round {round_no + 1} {'n_jobs=' + str(args.jobs) if parallel else 'sequential':11} "
-                      f"wall {one['wall']:7.1f} s  runs {one['runs']}  load {one['load_before']:.2f} → "
+                      f"wall {one['wall']:7.1f} s  runs {one['runs']}  "
+                      f"fit/run {one['fit_seconds_per_run'] or 0:.2f} s  load {one['load_before']:.2f} → "
                       f"{one['load_after']:.2f}", flush=True)
             ratio = result["parallel"]["wall"] / result["sequential"]["wall"]
             print(f"  round {round_no + 1} ratio n_jobs={args.jobs} / sequential: {ratio:.2f}", flush=True)
