@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
+from lstmlab.runtime import request_stop
 
 from .config import ParallelLauncherConf  # noqa: F401 - registers hydra/launcher=parallel
 
@@ -57,9 +59,10 @@ class ParallelLauncher(JoblibLauncher):
         for idx, overrides in enumerate(job_overrides):
             log.info(f"\t#{initial_job_idx + idx} : {' '.join(filter_overrides(overrides))}")
         singleton_state = Singleton.get_state()
+        launched_at = time.time()
         with GracefulInterrupt(self.interrupt_grace_s):
             return Parallel(**options)(
-                delayed(execute_job)(initial_job_idx + idx, overrides, self.hydra_context, self.config,
+                delayed(execute_job)(initial_job_idx + idx, launched_at, overrides, self.hydra_context, self.config,
                                      self.task_function, singleton_state)
                 for idx, overrides in enumerate(job_overrides)
             )
@@ -72,30 +75,31 @@ def effective_n_jobs(n_jobs: int | None) -> int:
     return count(n_jobs)
 
 
-# In a worker process: whether Ctrl-C came, and whether a job is running (only then it raises).
-_interrupted = False
+# In a worker process (loky reuses them across launches): when Ctrl-C last came, and whether a
+# job runs now.
+_interrupted_at = 0.0
 _in_job = False
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
-    """A worker's first Ctrl-C stops its job; later ones are ignored, so the job's cleanup (its
-    MLflow run ended, its trial given back) finishes. Between jobs it only stops the next."""
-    global _interrupted
-    if _interrupted:
-        return
-    _interrupted = True
+    """Ctrl-C in a worker: a running job is asked to stop (training stops at its next batch, see
+    lstmlab.runtime.request_stop: raising here could cut a database write short); jobs of this
+    launch not started yet do not start."""
+    global _interrupted_at
+    _interrupted_at = time.time()
     if _in_job:
-        raise KeyboardInterrupt
+        request_stop()
 
 
-def execute_job(idx: int, overrides: Sequence[str], hydra_context: HydraContext, config: DictConfig,
-                task_function: TaskFunction, singleton_state: dict[Any, Any]) -> JobReturn:
+def execute_job(idx: int, launched_at: float, overrides: Sequence[str], hydra_context: HydraContext,
+                config: DictConfig, task_function: TaskFunction, singleton_state: dict[Any, Any]) -> JobReturn:
     """One job in a worker process, as Hydra's joblib launcher runs it; an interrupted job
     returns (status FAILED, KeyboardInterrupt) instead of raising, so joblib does not kill the
-    others while they still clean up."""
+    others while they still clean up. A job of a launch interrupted already does not start."""
     global _in_job
     signal.signal(signal.SIGINT, _on_sigint)
-    if _interrupted:
+    request_stop(False)  # a stop asked of an earlier launch's job in this reused worker
+    if _interrupted_at >= launched_at:
         return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=KeyboardInterrupt())
     setup_globals()
     Singleton.set_state(singleton_state)
@@ -106,6 +110,8 @@ def execute_job(idx: int, overrides: Sequence[str], hydra_context: HydraContext,
     HydraConfig.instance().set_config(sweep_config)
     _in_job = True
     try:
+        if _interrupted_at >= launched_at:  # Ctrl-C came while the job was being set up
+            request_stop()
         return run_job(hydra_context=hydra_context, config=sweep_config, task_function=task_function,
                        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
     except KeyboardInterrupt as interrupt:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from lstmlab.errors import LstmlabError
 from lstmlab.pipeline.data import Dataset
+from lstmlab.runtime import stop_requested
 
 PREDICT_BATCH = 4096  # inference has no gradient state: one large batch is fastest
 
@@ -96,6 +97,14 @@ class StopOnNonFinite(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class StopOnRequest(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt at the next batch once a stop was asked for (runtime.request_stop)."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if stop_requested():
+            raise KeyboardInterrupt
+
+
 @dataclass(frozen=True)
 class Fit:
     history: dict[str, list[float]]
@@ -112,7 +121,7 @@ def fit(
     """Fit on the training part, validating on the val part; `callbacks` run after val_rmse is known."""
     check_trainer_config(cfg)
     guard = StopOnNonFinite()
-    all_callbacks: list[keras.callbacks.Callback] = [ValRmse(data), guard]
+    all_callbacks: list[keras.callbacks.Callback] = [StopOnRequest(), ValRmse(data), guard]
     if cfg.early_stopping.enabled:
         all_callbacks.append(
             keras.callbacks.EarlyStopping(
