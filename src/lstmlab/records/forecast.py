@@ -69,7 +69,14 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
     use_backend(cfg.trainer.backend)  # before mlflow.keras imports Keras
     import mlflow.keras
 
-    model = mlflow.keras.load_model(uri)
+    try:
+        model = mlflow.keras.load_model(uri)
+    except Exception as error:  # noqa: BLE001 - missing or damaged files raise anything from I/O to Keras
+        reason = " ".join(str(error).split())[:160] or type(error).__name__
+        raise LstmlabError(
+            f"the model of run {run_id} ({uri}) cannot be loaded: its files are missing or damaged "
+            f"({reason}); train the run again"
+        ) from None
     scaled = model.predict(x, verbose=0)
     price = float(scalers["target"].inverse_transform(np.asarray(scaled).reshape(-1, 1))[0, 0])
     if not math.isfinite(price):
