@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from sklearn.base import TransformerMixin
-from sklearn.model_selection import train_test_split
 
 from lstmlab.errors import LstmlabError
 from lstmlab.pipeline.checks import check_data
 from lstmlab.pipeline.csv_table import match_column, read_price_csv
+
+if TYPE_CHECKING:  # scikit-learn takes a second to import: not before the data have been read
+    from sklearn.base import TransformerMixin
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,8 @@ def fingerprint(table: pd.DataFrame) -> str:
 
 def split_rows(n_rows: int, cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row positions of the train, val and test parts, in time order (no shuffling)."""
+    from sklearn.model_selection import train_test_split
+
     rows = np.arange(n_rows)
     n_val, n_test = round(n_rows * cfg.val_fraction), round(n_rows * cfg.test_fraction)
     try:  # whole row counts: fractions of fractions would round differently

@@ -176,7 +176,7 @@ def parse_dates(values: pd.Series, name: str, lines: np.ndarray, where: str, dat
         index = index.tz_localize(None)
     bad = np.flatnonzero(index.isna())
     if len(bad):
-        read_as = {EXCEL: "Excel serial days", "iso": "ISO dates", None: "dates"}.get(how, f"format {how!r}")
+        read_as = {EXCEL: "Excel serial days", "iso": "ISO dates", None: "dates"}.get(how, f"dates in the format {how!r}")
         raise LstmlabError(
             f"{where}: column {name!r} has values that are not {read_as} at lines {lines_text(lines[bad])} "
             f"(e.g. {values.iloc[bad[0]]!r}); fix or remove those lines"
