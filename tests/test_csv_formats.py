@@ -95,6 +95,8 @@ def test_line_numbers_count_blank_lines(tmp_path):
 
     with pytest.raises(LstmlabError, match=r"lines 5 \(e.g. 'Source: Example'\)"):
         read(tmp_path, "Date,Close\n2016-01-04,1\n\n2016-01-05,2\nSource: Example\n")
+    with pytest.raises(LstmlabError, match=r"'Close' has values that are not numbers at lines 5 \(e.g. 'x'\)"):
+        read(tmp_path, "\n\nDate,Close\n2016-01-04,1\n2016-01-05,x\n")  # blank lines before the header
 
 
 def test_unsorted_unique_dates_are_sorted(tmp_path):

@@ -51,9 +51,10 @@ def read_price_csv(cfg) -> pd.DataFrame:
     date_column = _date_column(header, cfg.get("date_column"), path)
     wanted = [cfg.target, *(cfg.get("features") or [])]
     numbers = list(dict.fromkeys(match_column(header, name, path, _key(name, cfg)) for name in wanted))
-    frame = _read_columns(path, separator, encoding, [date_column, *numbers])
+    leading = _leading_blank_lines(text)
+    frame = _read_columns(path, separator, encoding, [date_column, *numbers], leading)
     blank = frame.isna().all(axis=1).to_numpy()  # blank lines were kept to keep line numbers
-    lines = np.flatnonzero(~blank) + 2 + _leading_blank_lines(text)
+    lines = np.flatnonzero(~blank) + 2 + leading  # (a quoted value spanning lines would shift them)
     frame = frame[~blank].reset_index(drop=True)
     if frame.empty:
         raise LstmlabError(f"{path} has a header line but no data rows")
@@ -187,7 +188,7 @@ def _date_column(header: list[str], name: str | None, path: str) -> str:
     )
 
 
-def _read_columns(path: str, separator: str, encoding: str, columns: list[str]) -> pd.DataFrame:
+def _read_columns(path: str, separator: str, encoding: str, columns: list[str], skip: int) -> pd.DataFrame:
     """The named columns as text (NaN where empty or NA), one row per line after the header."""
     try:
         # No usecols: with it pandas drops a line's surplus fields silently, and a line with
@@ -198,7 +199,7 @@ def _read_columns(path: str, separator: str, encoding: str, columns: list[str]) 
             warnings.simplefilter("error", pd.errors.ParserWarning)
             frame = pd.read_csv(
                 path, sep=separator, encoding=encoding, encoding_errors="strict", dtype=str,
-                skip_blank_lines=False, skipinitialspace=True, engine="c",
+                skip_blank_lines=False, skiprows=skip, skipinitialspace=True, engine="c",
                 index_col=False,  # lines ending in a separator must not turn dates into the index
             )
     except pd.errors.ParserWarning:
