@@ -86,7 +86,7 @@ FILE_CASES = [
      write("Date,Close,Volume\n" + "".join(f'{d},"73,{i:02d}",{i}.5\n' for i, d in enumerate(days(99)))),
      ["data.features=[Close,Volume]"], "column 'Volume' writes numbers with a decimal point and column 'Close'"),
     ("forced-decimal-contradicts", write(rows(['"73,42"'] * 99)), ["data.decimal=."],
-     "column 'Close' has values that are not numbers at lines 2, 3, 4, 5, 6 and 94 more"),
+     "not numbers at lines 2, 3, 4, 5, 6 and 94 more (e.g. '73,42'); read with '.' as decimal mark, data.decimal=, would"),
     ("every-date-twice", write(twice(PRICES)), [], "date 2016-01-04 appears more than once (lines 2, 3); 49 more dates repeat"),
     ("unsorted-with-a-duplicate", write(rows(PRICES, UNSORTED_DUPLICATE)), [],
      f"date {UNSORTED_DUPLICATE[7]} appears more than once (lines 9, 52)"),

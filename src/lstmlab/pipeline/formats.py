@@ -112,8 +112,8 @@ def parse_numbers(values: pd.Series, name: str, lines: np.ndarray, where: str, d
                 "a price table needs finite values (leave the cell empty for a missing one)"
             )
         other = "," if decimal == "." else "."
-        hint = (f"; the file's other numbers use {decimal!r} as decimal mark (data.decimal={other} "
-                "reads them the other way)") if PATTERNS[other].fullmatch(str(value).strip()) else ""
+        hint = (f"; read with {decimal!r} as decimal mark, data.decimal={other} would read it"
+                if PATTERNS[other].fullmatch(str(value).strip()) else "")
         raise LstmlabError(
             f"{where}: column {name!r} has values that are not numbers at lines "
             f"{lines_text(lines[bad])} (e.g. {value!r}){hint}"
