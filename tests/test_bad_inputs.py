@@ -155,6 +155,8 @@ CONFIG_CASES = [
     ("data.rows=abc", "data.rows='abc' must be a whole number of at least 2"),
     ("tracking.log_model=abc", "tracking.log_model='abc' must be true or false"),
     ("data=csv data.path=p.csv data.decimal=x", "data.decimal='x' must be . or ,"),
+    ("data=csv data.path=", "data.path='' must be a file path"),
+    ("data=csv", "data.path is not set; give the CSV file: data=csv data.path=prices.csv"),
     ("data=csv data.path=p.csv data.max_file_mb=abc", "data.max_file_mb='abc' must be a number above 0"),
 ]
 

@@ -116,7 +116,7 @@ DATA = {
     "nan_policy": one_of(*NAN_POLICIES),
 }
 DATA_OPTIONAL = {  # keys of some sources only
-    "path": text(optional=True),
+    "path": lambda v: None if v is None or (isinstance(v, str) and v.strip()) else "must be a file path",
     "rows": whole(2),
     "seed": whole(0, 2**32 - 1),
     "decimal": lambda v: None if v is None or v in DECIMALS else "must be . or , (or null: detected)",
