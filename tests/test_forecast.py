@@ -77,6 +77,7 @@ def test_user_errors_are_one_line(store, project_dir, capsys):
         (["0" * 32], "unknown run id"),
         ([bare.info.run_id], "has no logged model"),
         ([store["run_id"], "--data", str(project_dir / "missing.csv")], "missing.csv: no such file"),
+        ([store["run_id"], "--data", str(project_dir)], "is a directory; give a CSV file"),
         ([store["run_id"], "--data", str(short)], "has 5 usable rows; the model needs the last 8"),
     ]
     capsys.readouterr()

@@ -43,7 +43,8 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
     data_cfg = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
     if data_path:
         if not Path(data_path).is_file():
-            raise LstmlabError(f"--data {data_path}: no such file")
+            what = "is a directory; give a CSV file" if Path(data_path).is_dir() else "no such file"
+            raise LstmlabError(f"--data {data_path}: {what}")
         data_cfg.source, data_cfg.path = "csv", data_path
         where = data_path
     else:
