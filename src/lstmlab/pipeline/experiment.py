@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from omegaconf import DictConfig
 
-from lstmlab.runtime import use_backend
+from lstmlab.runtime import import_keras, use_backend
 
 
 def run_experiment(
@@ -26,7 +26,7 @@ def run_experiment(
 
     use_backend(cfg.trainer.backend)  # before the first Keras import below
     data = prepare(cfg.data)  # data errors are found before the seconds a framework import costs
-    import keras
+    keras = import_keras()
 
     from lstmlab.pipeline import evaluate, track, train
     from lstmlab.pipeline.model import build_model, check_model_config

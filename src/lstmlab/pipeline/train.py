@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -15,6 +16,8 @@ from omegaconf import DictConfig
 
 from lstmlab.errors import LstmlabError
 from lstmlab.pipeline.data import Dataset
+
+log = logging.getLogger(__name__)
 
 PREDICT_BATCH = 4096  # inference has no gradient state: one large batch is fastest
 
@@ -40,10 +43,42 @@ def seed_everything(seed: int) -> None:
             del sys.modules["tensorflow"]
 
 
+VERBOSE = (0, 1, 2, "auto")  # Keras' own values for fit(verbose=...)
+
+
 def check_trainer_config(cfg: DictConfig) -> None:
     for key in ("epochs", "batch_size"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
+        if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 1:
             raise LstmlabError(f"trainer.{key}={cfg[key]} must be a whole number of at least 1")
+    if isinstance(cfg.verbose, bool) or cfg.verbose not in VERBOSE:
+        raise LstmlabError(f"trainer.verbose={cfg.verbose} must be one of 0, 1, 2, auto "
+                           "(auto: Keras' bar on a terminal, a line per epoch otherwise)")
+
+
+def progress(verbose: int | str) -> tuple[int | str, list[keras.callbacks.Callback]]:
+    """Keras' `verbose` for fit and our callbacks: `auto` is Keras' bar on a terminal, and one
+    plain line per epoch when stdout is a file or pipe (the bar's ANSI codes and carriage
+    returns would turn into one long garbled line per epoch there)."""
+    if verbose == "auto" and not sys.stdout.isatty():
+        return 0, [EpochLines()]
+    return verbose, []
+
+
+class EpochLines(keras.callbacks.Callback):
+    """One log line per epoch: epoch, training loss, val_rmse, seconds."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.epochs = self.params.get("epochs")
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        loss, val = logs.get("loss"), logs.get("val_rmse")
+        log.info("epoch %d/%s  loss %s  val_rmse %s  %.1f s", epoch + 1, self.epochs,
+                 "—" if loss is None else f"{float(loss):.4g}", "—" if val is None else f"{val:.4f}",
+                 time.perf_counter() - self.started)
 
 
 def optimizer_and_loss(optimizer_cfg: DictConfig, loss_cfg: DictConfig) -> tuple:
@@ -123,7 +158,9 @@ def fit(
                 restore_best_weights=cfg.early_stopping.restore_best_weights,
             )
         )
+    verbose, printers = progress(cfg.verbose)
     all_callbacks.extend(callbacks)
+    all_callbacks.extend(printers)  # last: they print what the callbacks above decided
     started = time.perf_counter()
     history = model.fit(
         data.train.x,
@@ -131,7 +168,7 @@ def fit(
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         shuffle=cfg.shuffle,
-        verbose=cfg.verbose,
+        verbose=verbose,
         callbacks=all_callbacks,
     )
     seconds = time.perf_counter() - started

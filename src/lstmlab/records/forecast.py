@@ -64,9 +64,10 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
         inputs = inputs.to_numpy()
     x = feature_scaler.transform(inputs).astype(np.float32)[np.newaxis]
 
-    from lstmlab.runtime import use_backend
+    from lstmlab.runtime import import_keras, use_backend
 
     use_backend(cfg.trainer.backend)  # before mlflow.keras imports Keras
+    import_keras()
     import mlflow.keras
 
     model = mlflow.keras.load_model(uri)

@@ -47,9 +47,11 @@ def connect(link: TrialLink) -> Any:
 def pruning_callback(trial: Any) -> Any:
     """A Keras callback that reports `val_rmse` per epoch and stops training when pruned.
 
-    Built on demand: Keras may only be imported once `run_experiment` has chosen the backend.
+    Built on demand: Keras may only be imported once `use_backend` has chosen the backend.
     """
-    import keras
+    from lstmlab.runtime import import_keras
+
+    keras = import_keras()
 
     class ReportToOptuna(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -70,8 +72,8 @@ def pruning_callback(trial: Any) -> Any:
     return ReportToOptuna()
 
 
-def run_trial(cfg: DictConfig) -> float:
-    """Run the job as Optuna trial `cfg.trial.number`: its val_rmse, or TrialPruned."""
+def run_trial(cfg: DictConfig) -> dict[str, float]:
+    """Run the job as Optuna trial `cfg.trial.number`: run_experiment's result, or TrialPruned."""
     import mlflow
     import optuna
 
@@ -95,4 +97,4 @@ def run_trial(cfg: DictConfig) -> float:
         raise optuna.TrialPruned(
             f"pruned after epoch {callback.pruned_at} (val_rmse {callback.last_value:.4g})"
         )
-    return result["val_rmse"]
+    return result
