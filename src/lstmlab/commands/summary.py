@@ -55,7 +55,7 @@ def compact(summary: RunSummary, job: int | str) -> str:
     beat = {True: "beat naive", False: "lost to naive", None: "no verdict"}[summary.beat_naive]
     return (f"job {job}: {summary.run_name} {summary.run_id[:8]}  test RMSE {_number(summary.test_rmse)} "
             f"vs naive {_number(summary.naive_test_rmse)} (skill {_number(summary.test_skill, '+.3f')}, "
-            f"{beat})  val RMSE {_number(summary.val_rmse)}  {summary.epochs_run} epochs "
+            f"{beat})  val RMSE {_number(summary.val_rmse)}  epochs {summary.epochs_run}  "
             f"{_number(summary.train_seconds, '.1f')} s")
 
 
