@@ -61,11 +61,13 @@ def compact(summary: RunSummary, job: int | str) -> str:
 
 def table(rows: list[tuple[str, RunSummary]]) -> str:
     """A multirun's jobs, one row each, then where to look."""
-    header = f"{'job':>4}  {'run':<16} {'run id':<8}  {'val_rmse':>10} {'test_rmse':>10} {'naive':>10} {'skill':>8}  beat naive"
+    width = max([3, *(len(job) for job, _ in rows)])
+    header = (f"{'job':>{width}}  {'run':<16} {'run id':<8}  {'val_rmse':>10} {'test_rmse':>10} "
+              f"{'naive':>10} {'skill':>8}  beat naive")
     lines = [header]
     for job, s in rows:
         beat = {True: "yes", False: "no", None: "—"}[s.beat_naive]
-        lines.append(f"{job:>4}  {s.run_name[:16]:<16} {s.run_id[:8]:<8}  {_number(s.val_rmse):>10} "
+        lines.append(f"{job:>{width}}  {s.run_name[:16]:<16} {s.run_id[:8]:<8}  {_number(s.val_rmse):>10} "
                      f"{_number(s.test_rmse):>10} {_number(s.naive_test_rmse):>10} "
                      f"{_number(s.test_skill, '+.3f'):>8}  {beat}")
     if rows:
