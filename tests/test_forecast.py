@@ -81,3 +81,18 @@ def test_user_errors_are_one_line(store, project_dir, capsys):
         err = capsys.readouterr().err
         assert err.startswith("lstmlab forecast: error: ") and message in err, err
         assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("last, expected", [
+    ("2018-12-31", "2019-01-02"),  # New Year's Day
+    ("2018-12-04", "2018-12-06"),  # closed for President Bush's funeral
+    ("2019-07-03", "2019-07-05"),  # Independence Day
+    ("2026-11-25", "2026-11-27"),  # Thanksgiving
+    ("2004-08-06", "2004-08-09"),  # a Friday: the weekend
+])
+def test_the_next_trading_day_follows_the_nyse_calendar(last, expected):
+    import pandas as pd
+
+    from lstmlab.records.forecast import next_trading_day
+
+    assert next_trading_day(pd.Timestamp(last)) == pd.Timestamp(expected)
