@@ -13,12 +13,10 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY
+from conftest import FRAMEWORK_NOISE, TINY
 
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
-# Lines from TensorFlow's C++ log (I0000 00:00:...), absl, CUDA, and MLflow's log format.
-NOISE = re.compile(r"^[IWEF]\d{4} |absl|cuda|cuInit|oneDNN|NodeDef|cpu_feature_guard|tensorflow"
-                   r"|\bINFO\b|\bWARNING\b|Warning", re.IGNORECASE | re.MULTILINE)
+NOISE = FRAMEWORK_NOISE
 SUMMARY = re.compile(
     r"^Run (?P<name>\S+) (?P<run_id>[0-9a-f]{32}) \(experiment 'lstmlab', data synthetic\): finished\n"
     r"  test RMSE (?P<test_rmse>[\d.]+)   naive (?P<naive_test_rmse>[\d.]+)   skill (?P<test_skill>[-+\d.]+)\n"
@@ -164,3 +162,26 @@ def test_progress_is_keras_bar_on_a_terminal_and_plain_lines_elsewhere(monkeypat
         verbose, printers = progress("auto")
         assert verbose == 0 and [type(p) for p in printers] == [EpochLines]
         assert progress(2) == (2, [])  # what the user asked for
+
+
+def test_native_stderr_is_hidden_during_an_import_and_replayed_when_it_fails(capfd, monkeypatch):
+    from lstmlab.console import native_stderr_hidden
+
+    monkeypatch.delenv("LSTMLAB_VERBOSE", raising=False)
+    with native_stderr_hidden():
+        os.write(2, b"I0000 chatter from C++\n")
+    assert capfd.readouterr().err == ""
+    with pytest.raises(ImportError), native_stderr_hidden():
+        os.write(2, b"F0000 the real reason\n")
+        raise ImportError("no such library")
+    assert capfd.readouterr().err == "F0000 the real reason\n"
+
+
+def test_a_study_is_named_after_its_search_and_data():
+    from conftest import make_config
+    from lstmlab.sweep.study import default_name
+
+    assert default_name("variants", make_config().data) == "variants-sp500"
+    assert default_name("wide", make_config("data=synthetic").data) == "wide-synthetic"
+    assert default_name("variants", make_config("data=csv", "data.path=/x/prices.csv").data) == "variants-csv-prices"
+    assert default_name(None, make_config("data=synthetic").data) == "sweep-synthetic"

@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from conftest import TINY
+from conftest import FRAMEWORK_NOISE, TINY
 
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 STORAGE = "sqlite:///mlruns/optuna.db"  # the sweeper's default, relative to the test's folder
@@ -49,6 +49,7 @@ def test_variants_sweep_records_the_study_and_resumes_to_n_trials():
     first = lstmlab(*args, "hydra.sweeper.n_trials=2")
     assert first.returncode == 0, first.stderr[-3000:]
     assert [int(n) for n, _ in PROGRESS.findall(first.stdout)] == [0, 1]  # a line per trial
+    assert not FRAMEWORK_NOISE.findall(first.stdout + first.stderr)  # quiet in every trial
 
     found = trials("variants-synthetic")
     assert [t.number for t in found] == [0, 1]
