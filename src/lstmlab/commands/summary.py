@@ -50,7 +50,7 @@ def full(summary: RunSummary) -> str:
     ])
 
 
-def compact(summary: RunSummary, job: int | str) -> str:
+def compact(summary: RunSummary, job: str) -> str:
     """One line per multirun job."""
     beat = {True: "beat naive", False: "lost to naive", None: "no verdict"}[summary.beat_naive]
     return (f"job {job}: {summary.run_name} {summary.run_id[:8]}  test RMSE {_number(summary.test_rmse)} "
@@ -77,9 +77,9 @@ def table(rows: list[tuple[str, RunSummary]]) -> str:
     return "\n".join(lines)
 
 
-def record_job(output_dir: str, job: int | str, run_id: str, tracking_uri: str) -> None:
+def record_job(output_dir: str, job: str, number: int, run_id: str, tracking_uri: str) -> None:
     """Leave the job's run id where the multirun's table will look for it."""
-    record = {"job": job, "run_id": run_id, "tracking_uri": tracking_uri}
+    record = {"job": job, "number": number, "run_id": run_id, "tracking_uri": tracking_uri}
     (Path(output_dir) / JOB_FILE).write_text(json.dumps(record))
 
 
@@ -96,7 +96,7 @@ class MultirunTable(Callback):
         if not records:
             return
         rows = []
-        for record in sorted(records, key=lambda r: (str(type(r["job"])), r["job"])):
+        for record in sorted(records, key=lambda r: r["number"]):
             mlflow.set_tracking_uri(record["tracking_uri"])
             rows.append((str(record["job"]), summarize(record["run_id"])))
         print(f"\nMultirun: {len(rows)} runs recorded (in {config.hydra.sweep.dir})", flush=True)

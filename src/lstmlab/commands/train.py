@@ -42,7 +42,7 @@ def task(cfg: DictConfig) -> float:
         else:
             result = run_experiment(cfg)
     except LstmlabError as error:
-        if hydra_cfg.mode == RunMode.MULTIRUN or os.environ.get("LSTMLAB_DEBUG") == "1":
+        if multirun or os.environ.get("LSTMLAB_DEBUG") == "1":
             raise  # the sweeper decides (Hydra's names the job, ours records a failed trial), or --debug
         print(f"lstmlab train: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -62,8 +62,9 @@ def _show(run_id: str, hydra_cfg: DictConfig, multirun: bool, trial: bool) -> No
         print(summary.full(result), flush=True)
         return
     # a trial's folder is named after its trial number (conf/train.yaml, hydra.sweep.subdir)
-    job = f"trial {Path(hydra_cfg.runtime.output_dir).name}" if trial else hydra_cfg.job.num
-    summary.record_job(hydra_cfg.runtime.output_dir, job, run_id, mlflow.get_tracking_uri())
+    number = int(Path(hydra_cfg.runtime.output_dir).name) if trial else int(hydra_cfg.job.num)
+    job = f"trial {number}" if trial else str(number)
+    summary.record_job(hydra_cfg.runtime.output_dir, job, number, run_id, mlflow.get_tracking_uri())
     if not trial:
         print(summary.compact(result, job), flush=True)
 
