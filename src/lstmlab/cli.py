@@ -23,7 +23,8 @@ commands:
   forecast RUN_ID [--data P] next-step price from a logged model
   ui [MLFLOW UI OPTIONS]     mlflow ui on the project's store
 
-Add --debug to any command for a full traceback.
+Add -v (or --verbose) to any command to see the frameworks' log lines (TensorFlow, MLflow),
+--debug for those and a full traceback.
 """
 
 EXIT_USER_ERROR = 2
@@ -33,7 +34,8 @@ EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
+    verbose = debug or "-v" in argv or "--verbose" in argv
+    argv = [a for a in argv if a not in ("--debug", "-v", "--verbose")]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
@@ -45,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     show_traceback = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"
     if show_traceback:
         os.environ["LSTMLAB_DEBUG"] = "1"  # jobs (Hydra task functions) read it: raise, don't print
+    if verbose:
+        os.environ["LSTMLAB_VERBOSE"] = "1"  # lstmlab.console reads it
+    if command != "ui":  # `mlflow ui` keeps its own logging
+        from lstmlab import console
+
+        console.setup()
     try:
         return commands[command](args) or 0
     except KeyboardInterrupt:
@@ -66,32 +74,18 @@ def user_error_message(error: BaseException) -> str | None:
     from hydra.errors import HydraException, MissingConfigException
     from omegaconf.errors import OmegaConfBaseException
 
-    from lstmlab.errors import LstmlabError
+    from lstmlab.errors import LstmlabError, first_line
 
     seen: BaseException | None = error
     while seen is not None:  # Hydra wraps job errors; the cause says what went wrong
         if isinstance(seen, LstmlabError):
             return str(seen)
         if isinstance(seen, MissingConfigException):
-            return _one_line_missing_config(seen)
+            return first_line(seen)
         if isinstance(seen, (HydraException, OmegaConfBaseException)):
             return " ".join(str(seen).split())
         seen = seen.__cause__ or seen.__context__
     return None
-
-
-def _one_line_missing_config(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    head = lines[0].split(": ", 1)[-1] if lines[0].startswith("In '") else lines[0]
-    options = []
-    for line in lines[1:]:  # the options follow "Available options in 'group':" up to a blank line
-        if line.startswith("Config search path") or "provider=" in line:
-            break
-        if not line.endswith(":"):
-            options.append(line)
-    if options and "Available options" in str(error):
-        return f"{head}; available: {', '.join(options)}"
-    return head
 
 
 def _train(args: list[str]) -> int:

@@ -1,5 +1,9 @@
-"""What a command sets once per process: the Keras backend (before the first `import keras`)
-and the MLflow store."""
+"""Runtime: what a job sets once, before any Keras import: the Keras backend and the MLflow store.
+
+`run_experiment` sets both once per job (a run, a multirun job, a sweep trial, a rerun): the
+backend first, the store once the config and data have passed their checks. The sweeper's
+parent run and the read-only commands set only the store; forecast only the backend.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import sys
 
 from omegaconf import DictConfig
 
+from lstmlab import console
 from lstmlab.errors import LstmlabError
 
 BACKENDS = ("tensorflow", "jax")
@@ -33,7 +38,7 @@ def use_backend(name: str) -> str:
     """Select the Keras backend for this process; an error if Keras already runs on another."""
     if name not in BACKENDS:
         raise LstmlabError(f"trainer.backend={name!r} is unknown; use {' or '.join(BACKENDS)}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    console.quiet_environment()  # before TensorFlow or MLflow are imported
     if "keras" in sys.modules:
         import keras
 
@@ -54,6 +59,15 @@ def use_backend(name: str) -> str:
             raise LstmlabError("trainer.backend=jax needs JAX: pip install -e '.[jax]'") from None
     os.environ["KERAS_BACKEND"] = name
     return name
+
+
+def import_keras():
+    """Keras on the backend `use_backend` chose, imported with its native start-up lines hidden
+    (see console.native_stderr_hidden). Call it where a command first needs Keras."""
+    if "keras" not in sys.modules:
+        with console.native_stderr_hidden():
+            import keras  # noqa: F401
+    return sys.modules["keras"]
 
 
 def use_jax_compilation_cache() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -13,9 +14,12 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from lstmlab.errors import LstmlabError
+from lstmlab.errors import LstmlabError, first_line
+from lstmlab.pipeline import evaluate
 from lstmlab.pipeline.data import Dataset
 from lstmlab.runtime import stop_requested
+
+log = logging.getLogger(__name__)
 
 PREDICT_BATCH = 4096  # inference has no gradient state: one large batch is fastest
 
@@ -41,10 +45,30 @@ def seed_everything(seed: int) -> None:
             del sys.modules["tensorflow"]
 
 
-def check_trainer_config(cfg: DictConfig) -> None:
-    for key in ("epochs", "batch_size"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise LstmlabError(f"trainer.{key}={cfg[key]} must be a whole number of at least 1")
+def progress(verbose: int | str) -> tuple[int | str, list[keras.callbacks.Callback]]:
+    """Keras' `verbose` for fit and our callbacks: `auto` is Keras' bar on a terminal, and one
+    plain line per epoch when stdout is a file or pipe (the bar's ANSI codes and carriage
+    returns would turn into one long garbled line per epoch there)."""
+    if verbose == "auto" and not sys.stdout.isatty():
+        return 0, [EpochLines()]
+    return verbose, []
+
+
+class EpochLines(keras.callbacks.Callback):
+    """One log line per epoch: epoch, training loss, val_rmse, seconds."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.epochs = self.params.get("epochs")
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        loss, val = logs.get("loss"), logs.get("val_rmse")
+        log.info("epoch %d/%s  loss %s  val_rmse %s  %.1f s", epoch + 1, self.epochs,
+                 "—" if loss is None else f"{float(loss):.4g}", "—" if val is None else f"{val:.4f}",
+                 time.perf_counter() - self.started)
 
 
 def optimizer_and_loss(optimizer_cfg: DictConfig, loss_cfg: DictConfig) -> tuple:
@@ -52,12 +76,7 @@ def optimizer_and_loss(optimizer_cfg: DictConfig, loss_cfg: DictConfig) -> tuple
     try:
         return instantiate(optimizer_cfg), instantiate(loss_cfg)
     except InstantiationException as error:
-        raise LstmlabError(f"cannot build the optimizer or loss: {_first_line(error)}") from None
-
-
-def _first_line(error: BaseException) -> str:
-    cause = error.__cause__ or error
-    return str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise LstmlabError(f"cannot build the optimizer or loss: {first_line(error)}") from None
 
 
 class ValRmse(keras.callbacks.Callback):
@@ -73,10 +92,24 @@ class ValRmse(keras.callbacks.Callback):
         scaled = predict(self.model, self.data.val.x)
         loss = self.model.compute_loss(y=self.data.val.y, y_pred=scaled, training=False)
         predicted = self.data.to_price(scaled)
-        rmse = float(np.sqrt(np.mean((predicted - self.data.val.actual) ** 2)))
+        # sklearn refuses NaN/inf; a diverged model's val_rmse is inf (StopOnNonFinite stops it).
+        finite = np.isfinite(predicted).all()
+        rmse = evaluate.rmse(self.data.val.actual, predicted) if finite else math.inf
         if logs is not None:
             logs["val_loss"] = float(keras.ops.convert_to_numpy(loss))
-            logs["val_rmse"] = rmse if math.isfinite(rmse) else float("inf")
+            logs["val_rmse"] = rmse
+
+
+class EpochHooks(keras.callbacks.Callback):
+    """Runs plain `(epoch, logs) -> stop?` hooks after each epoch (after val_rmse is known)."""
+
+    def __init__(self, hooks) -> None:
+        super().__init__()
+        self.hooks = list(hooks)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if any([hook(epoch, logs or {}) for hook in self.hooks]):  # every hook sees every epoch
+            self.model.stop_training = True
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -119,7 +152,6 @@ def fit(
     callbacks: list[keras.callbacks.Callback] = (),
 ) -> Fit:
     """Fit on the training part, validating on the val part; `callbacks` run after val_rmse is known."""
-    check_trainer_config(cfg)
     guard = StopOnNonFinite()
     all_callbacks: list[keras.callbacks.Callback] = [StopOnRequest(), ValRmse(data), guard]
     if cfg.early_stopping.enabled:
@@ -132,7 +164,9 @@ def fit(
                 restore_best_weights=cfg.early_stopping.restore_best_weights,
             )
         )
+    verbose, printers = progress(cfg.verbose)
     all_callbacks.extend(callbacks)
+    all_callbacks.extend(printers)  # last: they print what the callbacks above decided
     started = time.perf_counter()
     history = model.fit(
         data.train.x,
@@ -140,7 +174,7 @@ def fit(
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         shuffle=cfg.shuffle,
-        verbose=cfg.verbose,
+        verbose=verbose,
         callbacks=all_callbacks,
     )
     seconds = time.perf_counter() - started
