@@ -31,8 +31,8 @@ class LstmlabOptunaSweeperConf:
     sampler: Any = "tpe"
     seed: int | None = 42  # trial n samples with seed + n: reproducible, distinct across workers
     # median | percentile | successive_halving | hyperband | threshold | none, or {name: ..., <arguments>}.
-    # Each epoch's val_rmse is reported; median and percentile judge from the 6th epoch, once
-    # 5 trials have finished (n_warmup_steps=5, n_startup_trials=5 unless given).
+    # Each epoch's val_rmse is reported; median and percentile judge from the 4th epoch, once
+    # 3 trials have finished (n_warmup_steps=3, n_startup_trials=3 unless given; measured).
     pruner: Any = "median"
     # The sweep stops once more than this fraction of n_trials has failed.
     max_failure_rate: float = 0.25
