@@ -24,6 +24,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
+from lstmlab import interrupts
 from lstmlab.errors import LstmlabError
 from lstmlab.sweep.pruners import make_pruner, pruner_spec
 
@@ -162,6 +163,7 @@ class StudyLoop:
         try:
             waiting_said = False
             while True:
+                interrupts.check()  # a Ctrl-C swallowed while the last trial's objects were collected
                 trials, tally = self._claim()
                 if trials:
                     waiting_said = False
@@ -169,7 +171,8 @@ class StudyLoop:
                 elif tally.running:
                     if not waiting_said:
                         print(f"[sweep {self.name}] waiting for {tally.running} trial(s) running "
-                              "in other workers", flush=True)
+                              f"in other workers (one silent for {self.storage.grace_period} s is "
+                              "failed and queued again; Ctrl-C stops waiting)", flush=True)
                         waiting_said = True
                     time.sleep(min(WAIT_POLL_SECONDS, self.sweeper.heartbeat_interval))
                 else:
@@ -197,6 +200,7 @@ class StudyLoop:
                 with warnings.catch_warnings():  # heartbeats are ours here, not optimize()'s
                     warnings.filterwarnings("ignore", message="Heartbeat of storage")
                     trial = self.study.ask(self.space.distributions)
+                self.in_flight.append(trial)  # from here on, an interrupt gives it back
                 self.storage.record_heartbeat(trial._trial_id)  # stale-able from the start
                 asked.append(trial)
         return asked, tally
@@ -214,6 +218,7 @@ class StudyLoop:
                 continue
             jobs.append((trial, overrides))
         if not jobs:
+            self.in_flight = []
             return []
         self.in_flight = [trial for trial, _ in jobs]
         with Heartbeat(self.storage, [t._trial_id for t in self.in_flight],

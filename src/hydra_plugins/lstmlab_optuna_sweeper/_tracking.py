@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from lstmlab.runtime import use_store
+from lstmlab.tracking.orphans import owner_tags
 
 from ._space import SearchSpace
 
@@ -45,6 +46,8 @@ def parent_run(study: optuna.Study, tracking: DictConfig, storage: str) -> str:
         if run is not None and run.info.experiment_id == experiment_id and \
                 run.info.lifecycle_stage == "active":
             client.update_run(run_id, status="RUNNING")
+            for key, value in owner_tags().items():  # this sweep's process runs it now
+                client.set_tag(run_id, key, value)
             return run_id
         print(f"[sweep {study.study_name}] the study's MLflow parent run {run_id} is not in "
               f"experiment {tracking.experiment!r} of this store; starting a new parent run",
@@ -52,7 +55,7 @@ def parent_run(study: optuna.Study, tracking: DictConfig, storage: str) -> str:
     run = client.create_run(
         experiment_id,
         run_name=study.study_name,
-        tags={"optuna_study": study.study_name, "optuna_storage": storage},
+        tags={"optuna_study": study.study_name, "optuna_storage": storage, **owner_tags()},
     )
     study.set_user_attr(PARENT_ATTR, run.info.run_id)
     return run.info.run_id

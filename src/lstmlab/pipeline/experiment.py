@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from omegaconf import DictConfig
 
+from lstmlab import interrupts
 from lstmlab.runtime import use_backend
 
 
@@ -34,13 +35,15 @@ def run_experiment(
     check_model_config(cfg.model)
     train.check_trainer_config(cfg.trainer)
     keras.backend.clear_session()  # fresh layer names and graph state for every run in a process
+    interrupts.check()  # a Ctrl-C that came while the last run's objects were collected
     train.seed_everything(cfg.trainer.seed)
     optimizer, loss = train.optimizer_and_loss(cfg.optimizer, cfg.loss)
     with track.start_run(cfg, data, run_name=run_name, tags=tags, parent_run_id=parent_run_id) as run:
         model = build_model(cfg.model, cfg.data.lookback, len(data.features))
         model.compile(optimizer=optimizer, loss=loss)
         result = train.fit(
-            model, data, cfg.trainer, callbacks=[track.epoch_metrics(run.info.run_id), *callbacks]
+            model, data, cfg.trainer,
+            callbacks=[track.epoch_metrics(run.info.run_id), interrupts.keras_callback(), *callbacks]
         )
         val_predicted = data.to_price(train.predict(model, data.val.x))
         test_predicted = data.to_price(train.predict(model, data.test.x))

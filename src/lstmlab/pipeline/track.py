@@ -21,6 +21,7 @@ from lstmlab.pipeline import plots
 from lstmlab.pipeline.data import Dataset
 from lstmlab.records.names import CONFIG_ARTIFACT, MODEL_NAME, SCALER_ARTIFACT
 from lstmlab.runtime import use_store
+from lstmlab.tracking.orphans import owner_tags
 
 if TYPE_CHECKING:
     import keras
@@ -63,15 +64,20 @@ def start_run(
     tags: dict[str, str] | None = None,
     parent_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """An MLflow run with the config's params and tags; FAILED if the body raises."""
+    """An MLflow run with the config's params and tags; FAILED if the body raises, KILLED if it
+    is interrupted (Ctrl-C, SIGTERM)."""
     use_store(cfg.tracking)
     name = run_name or cfg.tracking.run_name or cfg.tracking.variant
-    all_tags = {**run_tags(cfg, data), **(tags or {})}
+    all_tags = {**run_tags(cfg, data), **owner_tags(), **(tags or {})}
     with mlflow.start_run(
         run_name=name, tags=all_tags, parent_run_id=parent_run_id, nested=parent_run_id is not None
     ) as run:
-        mlflow.log_params(run_params(cfg))
-        yield run
+        try:
+            mlflow.log_params(run_params(cfg))
+            yield run
+        except KeyboardInterrupt:
+            mlflow.end_run("KILLED")
+            raise
 
 
 EPOCH_METRICS = {"loss": "train_loss", "val_loss": "val_loss", "val_rmse": "val_rmse"}
