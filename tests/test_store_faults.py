@@ -1,10 +1,16 @@
-"""A fresh MLflow store under concurrent first use, and a store left half-migrated (issue 10, item 2)."""
+"""Stores under faults (issue 10): a fresh store under concurrent first use and one left
+half-migrated (item 2), a tracking server that does not answer (item 4), read-only stores and
+an unwritable Optuna storage (item 6)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -93,3 +99,92 @@ def test_a_half_migrated_store_with_runs_is_left_alone_with_one_line(project_dir
     assert f"mlflow db upgrade {uri}" in message and "\n" not in message
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT run_uuid FROM runs").fetchall() == [(run.info.run_id,)]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:  # bound, then closed: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_dead_tracking_server_is_one_line_for_every_command(project_dir):
+    """Not four minutes of retries and a traceback: every command says it in a line."""
+    uri = f"http://127.0.0.1:{free_port()}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    lstmlab = [sys.executable, "-m", "lstmlab.cli"]
+    commands = {
+        "train": [*TRAIN[3:]],
+        "sweep": ["train", "-m", "hydra/sweeper=lstmlab_optuna", *TINY, "model.dropout=interval(0,0.5)"],
+        "compare": ["compare"],
+        "rerun": ["rerun", "0123456789abcdef"],
+        "forecast": ["forecast", "0123456789abcdef"],
+        "ui": ["ui"],
+    }
+    processes = {name: subprocess.Popen([*lstmlab, *args], env=env, text=True, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE) for name, args in commands.items()}
+    for name, process in processes.items():
+        _, err = process.communicate(timeout=120)
+        command = "train" if name == "sweep" else name
+        assert process.returncode == 2, (name, err[-2000:])
+        assert err.strip().splitlines()[-1].startswith(
+            f"lstmlab {command}: error: the MLflow tracking server {uri} does not answer"), (name, err[-2000:])
+        assert "Traceback" not in err
+    assert not Path("mlruns/optuna.db").exists()  # the sweep asked for it before opening a study
+
+
+@contextlib.contextmanager
+def read_only(*paths: Path) -> Iterator[None]:
+    """Really read-only, for root too (which ignores modes): immutable (chattr +i) as root."""
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "-R", "+i", *map(str, paths)], capture_output=True).returncode:
+            pytest.skip("root without chattr +i cannot make a file read-only here")
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-R", "-i", *map(str, paths)], check=True)
+        return
+    modes = {p: p.stat().st_mode for path in paths for p in [path, *path.rglob("*")]}
+    for p in modes:
+        p.chmod(modes[p] & ~0o222)
+    try:
+        yield
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+
+
+def test_read_only_stores_are_one_line_and_nothing_is_half_written(project_dir):
+    folders = {name: project_dir / name for name in ("optuna", "mlflow_db", "mlruns")}
+    for folder in folders.values():
+        folder.mkdir()
+    (folders["optuna"] / "locked").mkdir()
+    kept = mlflow.MlflowClient(f"sqlite:///{folders['mlflow_db'] / 'mlflow.db'}")
+    kept_run = kept.create_run(kept.create_experiment("lstmlab")).info.run_id
+    (folders["mlruns"] / "mlruns").mkdir()
+    cases = {
+        "optuna": (["-m", "hydra/sweeper=lstmlab_optuna", "model.dropout=interval(0,0.5)",
+                    "hydra.sweeper.storage=sqlite:///locked/optuna.db"],
+                   "cannot write the Optuna storage sqlite:///{folder}/locked/optuna.db"),
+        "mlflow_db": ([], "the MLflow store {folder}/mlflow.db is read-only (the file cannot be written)"),
+        "mlruns": ([], "the MLflow artifact folder {folder}/mlruns is read-only"),
+    }
+    locked = [folders["optuna"] / "locked", folders["mlflow_db"] / "mlflow.db", folders["mlruns"] / "mlruns"]
+    with read_only(*locked):
+        processes = {
+            name: subprocess.Popen(
+                [*TRAIN[:4], *args, *TRAIN[4:]], cwd=folders[name], text=True, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folders[name] / 'mlflow.db'}"})
+            for name, (args, _) in cases.items()}
+        for name, process in processes.items():
+            _, err = process.communicate(timeout=300)
+            assert process.returncode == 2, (name, err[-2000:])
+            expected = cases[name][1].format(folder=folders[name])
+            assert err.strip().splitlines()[-1].startswith("lstmlab train: error: ") and expected in err, err[-2000:]
+            assert "Traceback" not in err
+    assert not (folders["optuna"] / "mlflow.db").exists()  # the sweep stopped before any store
+    assert [r.info.run_id for r in kept.search_runs([r.info.experiment_id for r in
+                                                     [kept.get_run(kept_run)]])] == [kept_run]
+    fresh = mlflow.MlflowClient(f"sqlite:///{folders['mlruns'] / 'mlflow.db'}")
+    assert statuses(f"sqlite:///{folders['mlruns'] / 'mlflow.db'}") == []  # no run half-written
+    assert fresh.get_experiment_by_name("lstmlab") is not None

@@ -52,3 +52,13 @@ def test_a_trial_that_never_beat_is_requeued_and_ctrl_c_after_a_trial_stops_the_
     assert "] finished: 2/2 trials (2 complete" in resumed.stdout
     assert [state for _, state in states("stuck")].count("COMPLETE") == 2
     assert "RUNNING" not in [state for _, state in states("stuck")] and running_runs() == []
+
+
+def test_a_mistyped_data_path_stops_the_sweep_before_any_trial():
+    command = [sys.executable, "-m", "lstmlab.cli", "train", "-m", "hydra/sweeper=lstmlab_optuna",
+               "hydra.sweeper.study_name=typo", "data=csv", "data.path=prices.cvs",
+               "model.dropout=interval(0,0.5)", "hydra.sweeper.n_trials=8"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "lstmlab train: error: data file not found: prices.cvs"
+    assert not Path("mlruns/optuna.db").exists()  # no study, so no trial used up

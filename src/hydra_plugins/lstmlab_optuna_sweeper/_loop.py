@@ -26,6 +26,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lstmlab import interrupts
 from lstmlab.errors import LstmlabError
+from lstmlab.runtime import check_store, use_store
+from lstmlab.sweep.preflight import check_jobs
 from lstmlab.sweep.pruners import make_pruner, pruner_spec
 
 from . import _tracking
@@ -87,7 +89,9 @@ def run_study(sweeper: LstmlabOptunaSweeper, arguments: list[str]) -> list[list[
                            "hparams_search=variants) or give a sweep such as "
                            "'model.dropout=interval(0,0.5)'")
     _check_numbers(sweeper)
-    validate(space, sweeper.compose)  # unknown keys and bad group options, before any storage
+    composed: list[Any] = []  # the job configs validate composes, checked as a run would be
+    validate(space, lambda overrides: composed.append(sweeper.compose(overrides)))
+    check_jobs(composed)  # data, model and trainer, before any storage
     sampler = sampler_factory(sweeper.sampler, sweeper.seed, space)
     pruner = pruner_spec(sweeper.pruner)
     make_pruner(pruner)
@@ -97,10 +101,12 @@ def run_study(sweeper: LstmlabOptunaSweeper, arguments: list[str]) -> list[list[
         print(f"[sweep {sweeper.study_name}] the grid has {grid} points: running {grid} trials, "
               f"not {n_trials}", flush=True)
         n_trials = grid
+    check_store(sweeper.config.tracking)  # a dead tracking server: before the storage is written
     url = resolve_url(sweeper.storage)
     lock = StudyLock(url, sweeper.study_name)
     with lock:
         storage = open_storage(url, sweeper.heartbeat_interval)
+        use_store(sweeper.config.tracking)  # a read-only store: before the study
         study = open_study(storage, sweeper.study_name, sampler.make())
         _remember_setup(study, space)
         parent_id = _tracking.parent_run(study, sweeper.config.tracking, redact(url))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -94,8 +95,11 @@ class StudyLock:
                 import fcntl
             except ImportError:  # not POSIX: one worker per SQLite file is safe
                 return self
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self._path, "a+")  # noqa: SIM115 - held until __exit__
+            try:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self._path, "a+")  # noqa: SIM115 - held until __exit__
+            except OSError as error:
+                raise LstmlabError(unwritable(self._url, error)) from None
             fcntl.flock(self._file, fcntl.LOCK_EX)
         return self
 
@@ -137,13 +141,29 @@ def unreachable(url: str, error: BaseException) -> str:
             "(is the database server running, and does the database exist?)")
 
 
+def unwritable(url: str, error: OSError) -> str:
+    return (f"cannot write the Optuna storage {redact(url)}: {error.strerror or error}; choose a "
+            "writable place with hydra.sweeper.storage (e.g. sqlite:///mlruns/optuna.db)")
+
+
+def _check_writable(url: str, path: Path) -> None:
+    """The SQLite file and its folder (its journal goes beside it) can be written, or one line."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LstmlabError(unwritable(url, error)) from None
+    for target in (path, path.parent):
+        if target.exists() and not os.access(target, os.W_OK):
+            raise LstmlabError(unwritable(url, PermissionError(13, "read-only")))
+
+
 def open_storage(url: str, heartbeat_interval: int) -> optuna.storages.RDBStorage:
     """The RDB storage with heartbeats on; stale trials are queued again with the same params."""
     backend = _parse(url).get_backend_name()
     if backend == "sqlite":
         database = _parse(url).database
         if database not in (None, "", ":memory:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _check_writable(url, Path(database))
         engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}  # several writers
     else:
         engine_kwargs = {"pool_pre_ping": True}

@@ -4,11 +4,34 @@ a sweep trial and a rerun all call `run_experiment`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
 from lstmlab import interrupts
-from lstmlab.runtime import use_backend
+from lstmlab.runtime import use_backend, use_store
+
+if TYPE_CHECKING:
+    from lstmlab.pipeline.data import Dataset
+
+
+def check_config(cfg: DictConfig) -> Dataset:
+    """Everything in the config a user can get wrong, checked before any run starts (the store
+    is checked when it is opened); the prepared data.
+
+    A sweep calls it once per distinct job config before its study opens, so a mistyped
+    data.path is one line and no trial (lstmlab/sweep/preflight.py).
+    """
+    from lstmlab.pipeline.data import prepare
+
+    use_backend(cfg.trainer.backend)  # before the first Keras import below
+    data = prepare(cfg.data)  # data errors are found before the seconds a framework import costs
+    from lstmlab.pipeline import train
+    from lstmlab.pipeline.model import check_model_config
+
+    check_model_config(cfg.model)
+    train.check_trainer_config(cfg.trainer)
+    return data
 
 
 def run_experiment(
@@ -23,17 +46,13 @@ def run_experiment(
     Everything a user can get wrong is checked before the MLflow run starts, so a bad config
     leaves no run behind; a failure after the start ends the run as FAILED.
     """
-    from lstmlab.pipeline.data import prepare
-
-    use_backend(cfg.trainer.backend)  # before the first Keras import below
-    data = prepare(cfg.data)  # data errors are found before the seconds a framework import costs
+    data = check_config(cfg)
+    use_store(cfg.tracking)  # a tracking server that does not answer: said now, in seconds
     import keras
 
     from lstmlab.pipeline import evaluate, track, train
-    from lstmlab.pipeline.model import build_model, check_model_config
+    from lstmlab.pipeline.model import build_model
 
-    check_model_config(cfg.model)
-    train.check_trainer_config(cfg.trainer)
     keras.backend.clear_session()  # fresh layer names and graph state for every run in a process
     interrupts.check()  # a Ctrl-C that came while the last run's objects were collected
     train.seed_everything(cfg.trainer.seed)
