@@ -118,7 +118,6 @@ def test_a_dead_tracking_server_is_one_line_for_every_command(project_dir):
         "compare": ["compare"],
         "rerun": ["rerun", "0123456789abcdef"],
         "forecast": ["forecast", "0123456789abcdef"],
-        "ui": ["ui"],
     }
     processes = {name: subprocess.Popen([*lstmlab, *args], env=env, text=True, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE) for name, args in commands.items()}
@@ -153,38 +152,37 @@ def read_only(*paths: Path) -> Iterator[None]:
             p.chmod(mode)
 
 
-def test_read_only_stores_are_one_line_and_nothing_is_half_written(project_dir):
-    folders = {name: project_dir / name for name in ("optuna", "mlflow_db", "mlruns")}
-    for folder in folders.values():
-        folder.mkdir()
-    (folders["optuna"] / "locked").mkdir()
-    kept = mlflow.MlflowClient(f"sqlite:///{folders['mlflow_db'] / 'mlflow.db'}")
+def test_an_optuna_storage_that_cannot_be_written_is_one_line_and_nothing_is_written(project_dir):
+    Path("locked").mkdir()
+    command = [*TRAIN[:4], "-m", "hydra/sweeper=lstmlab_optuna", "model.dropout=interval(0,0.5)",
+               "hydra.sweeper.storage=sqlite:///locked/optuna.db", *TRAIN[4:]]
+    with read_only(Path("locked")):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"lstmlab train: error: cannot write the Optuna storage sqlite:///{project_dir}/locked/optuna.db: ")
+    assert list(Path("locked").iterdir()) == [] and not Path("mlflow.db").exists()
+
+
+def test_a_read_only_mlflow_db_or_mlruns_stops_the_run_before_it_starts(project_dir, monkeypatch):
+    """What `lstmlab train` turns into one line (LstmlabError): before the run, not after training."""
+    from lstmlab.pipeline.experiment import run_experiment
+
+    kept_uri = f"sqlite:///{project_dir / 'kept' / 'mlflow.db'}"
+    kept = mlflow.MlflowClient(kept_uri)
     kept_run = kept.create_run(kept.create_experiment("lstmlab")).info.run_id
-    (folders["mlruns"] / "mlruns").mkdir()
-    cases = {
-        "optuna": (["-m", "hydra/sweeper=lstmlab_optuna", "model.dropout=interval(0,0.5)",
-                    "hydra.sweeper.storage=sqlite:///locked/optuna.db"],
-                   "cannot write the Optuna storage sqlite:///{folder}/locked/optuna.db"),
-        "mlflow_db": ([], "the MLflow store {folder}/mlflow.db is read-only (the file cannot be written)"),
-        "mlruns": ([], "the MLflow artifact folder {folder}/mlruns is read-only"),
-    }
-    locked = [folders["optuna"] / "locked", folders["mlflow_db"] / "mlflow.db", folders["mlruns"] / "mlruns"]
-    with read_only(*locked):
-        processes = {
-            name: subprocess.Popen(
-                [*TRAIN[:4], *args, *TRAIN[4:]], cwd=folders[name], text=True, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folders[name] / 'mlflow.db'}"})
-            for name, (args, _) in cases.items()}
-        for name, process in processes.items():
-            _, err = process.communicate(timeout=300)
-            assert process.returncode == 2, (name, err[-2000:])
-            expected = cases[name][1].format(folder=folders[name])
-            assert err.strip().splitlines()[-1].startswith("lstmlab train: error: ") and expected in err, err[-2000:]
-            assert "Traceback" not in err
-    assert not (folders["optuna"] / "mlflow.db").exists()  # the sweep stopped before any store
-    assert [r.info.run_id for r in kept.search_runs([r.info.experiment_id for r in
-                                                     [kept.get_run(kept_run)]])] == [kept_run]
-    fresh = mlflow.MlflowClient(f"sqlite:///{folders['mlruns'] / 'mlflow.db'}")
-    assert statuses(f"sqlite:///{folders['mlruns'] / 'mlflow.db'}") == []  # no run half-written
-    assert fresh.get_experiment_by_name("lstmlab") is not None
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", kept_uri)
+    with read_only(project_dir / "kept" / "mlflow.db"), pytest.raises(LstmlabError) as error:
+        run_experiment(tiny_config("trainer.epochs=1", "model.units=[4]"))
+    assert str(error.value) == (f"the MLflow store {project_dir}/kept/mlflow.db is read-only (the file "
+                                "cannot be written): check the permissions, or point tracking.uri (or "
+                                "MLFLOW_TRACKING_URI) at a writable store")
+    assert [run.info.run_id for run in kept.search_runs([kept.get_run(kept_run).info.experiment_id])] \
+        == [kept_run]
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project_dir / 'mlflow.db'}")
+    Path("mlruns").mkdir()
+    with read_only(Path("mlruns")), pytest.raises(LstmlabError, match=f"the MLflow artifact folder "
+                                                  f"{project_dir}/mlruns is read-only"):
+        run_experiment(tiny_config("trainer.epochs=1", "model.units=[4]"))
+    assert statuses(f"sqlite:///{project_dir / 'mlflow.db'}") == []  # no run half-written

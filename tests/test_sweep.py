@@ -181,7 +181,6 @@ def _child_run_started(study: str) -> bool:
     (["model.dropout=interval(0,0.5)", "hydra.sweeper.storage=postgresql://postgres@127.0.0.1:1/x"],
      "cannot open the Optuna storage postgresql+psycopg2://postgres@127.0.0.1:1/x"),
     # checked once before the study opens, as a single run checks it: no trial used up (issue 10)
-    (["data.lookback=5000", "model.dropout=interval(0,0.5)"], "too few for windows of data.lookback=5000"),
     (["model.units=choice([4],[0])"], "model.units=[0]: every entry must be a whole number above 0"),
 ])
 def test_bad_input_is_one_line_and_leaves_no_study(args, message):

@@ -89,6 +89,7 @@ def run_study(sweeper: LstmlabOptunaSweeper, arguments: list[str]) -> list[list[
                            "hparams_search=variants) or give a sweep such as "
                            "'model.dropout=interval(0,0.5)'")
     _check_numbers(sweeper)
+    check_store(sweeper.config.tracking)  # a dead tracking server: said before anything is written
     composed: list[Any] = []  # the job configs validate composes, checked as a run would be
     validate(space, lambda overrides: composed.append(sweeper.compose(overrides)))
     check_jobs(composed)  # data, model and trainer, before any storage
@@ -101,7 +102,6 @@ def run_study(sweeper: LstmlabOptunaSweeper, arguments: list[str]) -> list[list[
         print(f"[sweep {sweeper.study_name}] the grid has {grid} points: running {grid} trials, "
               f"not {n_trials}", flush=True)
         n_trials = grid
-    check_store(sweeper.config.tracking)  # a dead tracking server: before the storage is written
     url = resolve_url(sweeper.storage)
     lock = StudyLock(url, sweeper.study_name)
     with lock:

@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig
 
 from lstmlab import interrupts
-from lstmlab.runtime import use_backend, use_store
+from lstmlab.runtime import check_store, use_backend
 
 if TYPE_CHECKING:
     from lstmlab.pipeline.data import Dataset
 
 
 def check_config(cfg: DictConfig) -> Dataset:
-    """Everything in the config a user can get wrong, checked before any run starts (the store
-    is checked when it is opened); the prepared data.
+    """Everything in the config a user can get wrong, checked before any run starts; the
+    prepared data. (A read-only store is found when the run opens it, before it starts.)
 
     A sweep calls it once per distinct job config before its study opens, so a mistyped
     data.path is one line and no trial (lstmlab/sweep/preflight.py).
@@ -26,6 +26,7 @@ def check_config(cfg: DictConfig) -> Dataset:
 
     use_backend(cfg.trainer.backend)  # before the first Keras import below
     data = prepare(cfg.data)  # data errors are found before the seconds a framework import costs
+    check_store(cfg.tracking)  # so is a tracking server that does not answer (nothing written)
     from lstmlab.pipeline import train
     from lstmlab.pipeline.model import check_model_config
 
@@ -47,7 +48,6 @@ def run_experiment(
     leaves no run behind; a failure after the start ends the run as FAILED.
     """
     data = check_config(cfg)
-    use_store(cfg.tracking)  # a tracking server that does not answer: said now, in seconds
     import keras
 
     from lstmlab.pipeline import evaluate, track, train
