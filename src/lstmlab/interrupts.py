@@ -65,19 +65,8 @@ def exit_code(interrupt: KeyboardInterrupt) -> int:
     return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
 
 
-def keras_callback() -> Any:
-    """A Keras callback that raises a swallowed interrupt when training starts and after each
-    epoch (a batch hook would make Keras hand each batch's logs to Python: a cost per batch).
-
-    Built on demand: Keras may only be imported once the backend is chosen.
-    """
-    import keras
-
-    class StopWhenInterrupted(keras.callbacks.Callback):
-        def on_train_begin(self, logs: dict | None = None) -> None:
-            check()
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            check()
-
-    return StopWhenInterrupted()
+def epoch_hook(epoch: int, logs: dict) -> bool:
+    """An epoch hook for `run_experiment`: raises a swallowed interrupt after each epoch (not
+    after each batch: a batch hook makes Keras hand every batch's logs to Python)."""
+    check()
+    return False

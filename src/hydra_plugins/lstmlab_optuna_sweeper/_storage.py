@@ -16,17 +16,16 @@ import hashlib
 import importlib.util
 import os
 import warnings
-from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import optuna
 import sqlalchemy
-from optuna.trial import TrialState
 from sqlalchemy.engine import URL, make_url
 
 from lstmlab.errors import LstmlabError
+from lstmlab.sweep.compat import HeartbeatStorage
 
 # A trial whose worker has not recorded a heartbeat for this many intervals is failed.
 GRACE_INTERVALS = 3
@@ -170,7 +169,7 @@ def open_storage(url: str, heartbeat_interval: int) -> optuna.storages.RDBStorag
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            return HeartbeatStorage(
+            return HeartbeatStorage(  # a trial that never beat can be stale too (see compat)
                 url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
@@ -179,33 +178,6 @@ def open_storage(url: str, heartbeat_interval: int) -> optuna.storages.RDBStorag
             )
         except Exception as error:  # noqa: BLE001 - driver errors differ per database
             raise LstmlabError(unreachable(url, error)) from None
-
-
-class HeartbeatStorage(optuna.storages.RDBStorage):
-    """Optuna's RDB storage, where a RUNNING trial with no heartbeat at all can be stale too.
-
-    Optuna's own rule skips such a trial, so it stays RUNNING for good and every resume waits for
-    it. `_get_stale_trial_ids` is the storage method `optuna.storages.fail_stale_trials` asks
-    (private in Optuna: check it when Optuna changes); the trials it adds are failed and queued
-    again like any stale trial.
-    """
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        stale = super()._get_stale_trial_ids(study_id)
-        return stale + [i for i in self._never_beaten(study_id) if i not in stale]
-
-    def _never_beaten(self, study_id: int) -> list[int]:
-        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        if not running:
-            return []
-        query = sqlalchemy.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids")
-        query = query.bindparams(sqlalchemy.bindparam("ids", expanding=True))
-        with self.engine.connect() as connection:
-            beating = {row[0] for row in connection.execute(query, {"ids": [t._trial_id for t in running]})}
-        # Optuna records datetime_start in the worker's local time, as datetime.now().
-        started_before = datetime.now() - timedelta(seconds=self.grace_period)
-        return [t._trial_id for t in running if t._trial_id not in beating
-                and t.datetime_start is not None and t.datetime_start < started_before]
 
 
 def open_study(storage: optuna.storages.RDBStorage, name: str, sampler: Any) -> optuna.Study:
