@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 from omegaconf import DictConfig
 
-from lstmlab import runtime
+from lstmlab import interrupts, runtime
 
 # Called after each epoch with (epoch, logs incl. val_rmse); returning True stops training.
 # Plain callables, not Keras callbacks, so callers (the sweep) need not import Keras.
@@ -32,6 +32,7 @@ def run_experiment(
     check_config(cfg)  # every value, before data, framework or run: a bad one leaves nothing behind
     runtime.use_backend(cfg.trainer.backend)  # before the pipeline modules below import Keras
     data = prepare(cfg.data)  # data errors are found before the seconds a framework import costs
+    runtime.check_store(cfg.tracking)  # so is a tracking server that does not answer (nothing written)
     keras = runtime.import_keras()  # TensorFlow's start-up lines hidden; before the modules below
 
     from lstmlab.pipeline import evaluate, track, train
@@ -39,6 +40,7 @@ def run_experiment(
 
     check_activation(cfg.model.activation)
     keras.backend.clear_session()  # fresh layer names and graph state for every run in a process
+    interrupts.check()  # a Ctrl-C that came while the last run's objects were collected
     train.seed_everything(cfg.trainer.seed)
     optimizer, loss = train.optimizer_and_loss(cfg.optimizer, cfg.loss)
     runtime.use_store(cfg.tracking)  # only now: a config or data error leaves no store behind
@@ -47,7 +49,7 @@ def run_experiment(
         model.compile(optimizer=optimizer, loss=loss)
         result = train.fit(
             model, data, cfg.trainer,
-            callbacks=[track.EpochMetrics(run.info.run_id), train.EpochHooks(epoch_hooks)],
+            callbacks=[track.EpochMetrics(run.info.run_id), train.EpochHooks([*epoch_hooks, interrupts.epoch_hook])],
         )
         val_predicted = data.to_price(train.predict(model, data.val.x))
         test_predicted = data.to_price(train.predict(model, data.test.x))
