@@ -49,8 +49,7 @@ def run_experiment(
         model.compile(optimizer=optimizer, loss=loss)
         result = train.fit(
             model, data, cfg.trainer,
-            callbacks=[track.EpochMetrics(run.info.run_id),
-                       train.EpochHooks([*epoch_hooks, interrupts.epoch_hook])],
+            callbacks=[track.EpochMetrics(run.info.run_id), train.EpochHooks([*epoch_hooks, interrupts.epoch_hook])],
         )
         val_predicted = data.to_price(train.predict(model, data.val.x))
         test_predicted = data.to_price(train.predict(model, data.test.x))
