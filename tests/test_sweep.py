@@ -192,7 +192,7 @@ def _child_run_started(study: str) -> bool:
     (["model.dropout=interval(0,0.5)", "hydra.sweeper.storage=postgresql://postgres@127.0.0.1:1/x"],
      "cannot open the Optuna storage postgresql+psycopg2://postgres@127.0.0.1:1/x"),
     # checked once before the study opens, as a single run checks it: no trial used up (issue 10)
-    (["model.units=choice([4],[0])"], "model.units=[0] must list one whole number above 0 per LSTM layer"),
+    (["model.units=choice([4],[0])"], "model.units=[0] must list one whole number above 0"),
 ])
 def test_bad_input_is_one_line_and_leaves_no_study(args, message):
     result = lstmlab("hydra/sweeper=lstmlab_optuna", *SMALL, *args, timeout=120)

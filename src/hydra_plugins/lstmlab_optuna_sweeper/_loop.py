@@ -57,7 +57,7 @@ def run_study(sweeper: LstmlabOptunaSweeper, arguments: list[str]) -> list[list[
     check_store(sweeper.config.tracking)  # a dead tracking server: said before anything is written
     composed: list[Any] = []  # the job configs validate composes, checked as a run would be
     validate(space, lambda overrides: composed.append(sweeper.compose(overrides)))
-    check_jobs(composed)  # data, model and trainer, before any storage
+    check_jobs(composed)  # every config value and the data, before any storage
     data_cfg = sweeper.compose(list(space.fixed)).data
     if not sweeper.study_name:  # named after what it searches and the data: see lstmlab.sweep.study
         search = sweeper.config.hydra.runtime.choices.get("hparams_search")
