@@ -20,36 +20,61 @@ def run_experiment(
     """Train, evaluate and record one run; returns its final metrics (and `run_id`).
 
     Everything a user can get wrong is checked before the MLflow run starts, so a bad config
-    leaves no run behind; a failure after the start ends the run as FAILED.
+    leaves no run behind; a failure after the start ends the run as FAILED. With
+    `evaluation=walk_forward` every fold trains a fresh model with the same seed; `callbacks`
+    serve each fold's training, and one whose `stop_run` is true (a pruned trial) ends the run
+    after its fold.
     """
-    from lstmlab.pipeline.data import prepare
+    from lstmlab.pipeline import evaluation
 
     use_backend(cfg.trainer.backend)  # before the first Keras import below
-    data = prepare(cfg.data)  # data errors are found before the seconds a framework import costs
-    import keras
+    splits = evaluation.splits(cfg)  # data errors are found before the seconds a framework import costs
+    import mlflow
 
-    from lstmlab.pipeline import evaluate, track, train
-    from lstmlab.pipeline.model import build_model, check_model_config
+    from lstmlab.pipeline import track, train
+    from lstmlab.pipeline.model import check_model_config
 
     check_model_config(cfg.model)
     train.check_trainer_config(cfg.trainer)
-    keras.backend.clear_session()  # fresh layer names and graph state for every run in a process
+    train.optimizer_and_loss(cfg.optimizer, cfg.loss)  # a bad optimizer or loss: no run yet
+    walk_forward = evaluation.method(cfg) == "walk_forward"
+    with track.start_run(cfg, splits[0], run_name=run_name, tags=tags, parent_run_id=parent_run_id) as run:
+        folds, models, histories = [], [], []
+        for number, data in enumerate(splits, start=1):
+            curves = track.epoch_metrics(run.info.run_id, evaluation.curve_prefix(cfg, number))
+            model, fitted, fold = _train_fold(cfg, data, [curves, *callbacks])
+            folds.append(fold)
+            models.append(model)
+            histories.append(fitted.history)
+            if walk_forward:
+                mlflow.log_metrics(fold.metrics(), step=number)
+            if any(getattr(callback, "stop_run", False) for callback in callbacks):
+                break
+        metrics, predictions = evaluation.summarize(cfg, folds)
+        # The last fold's model and scalers: trained on the latest rows, what `forecast` applies.
+        track.log_results(cfg, folds[-1].data, models[-1], histories, predictions, metrics)
+    return {**metrics, "run_id": run.info.run_id}
+
+
+def _train_fold(cfg: DictConfig, data, callbacks: list) -> tuple:
+    """A fresh model trained on one fold (or the holdout split) from the same seed."""
+    import keras
+
+    from lstmlab.pipeline import train
+    from lstmlab.pipeline.evaluation import FoldForecast
+    from lstmlab.pipeline.model import build_model
+
+    keras.backend.clear_session()  # fresh layer names and graph state for every model in a process
     train.seed_everything(cfg.trainer.seed)
     optimizer, loss = train.optimizer_and_loss(cfg.optimizer, cfg.loss)
-    with track.start_run(cfg, data, run_name=run_name, tags=tags, parent_run_id=parent_run_id) as run:
-        model = build_model(cfg.model, cfg.data.lookback, len(data.features))
-        model.compile(optimizer=optimizer, loss=loss)
-        result = train.fit(
-            model, data, cfg.trainer, callbacks=[track.epoch_metrics(run.info.run_id), *callbacks]
-        )
-        val_predicted = data.to_price(train.predict(model, data.val.x))
-        test_predicted = data.to_price(train.predict(model, data.test.x))
-        metrics = {
-            "val_rmse": evaluate.rmse(data.val.actual, val_predicted),
-            **evaluate.test_metrics(data.test, test_predicted),
-            "train_seconds": result.seconds,
-            "epochs_run": float(result.epochs_run),
-        }
-        predictions = evaluate.predictions_table(data.test, test_predicted)
-        track.log_results(cfg, data, model, result.history, predictions, metrics)
-    return {**metrics, "run_id": run.info.run_id}
+    model = build_model(cfg.model, cfg.data.lookback, len(data.features))
+    model.compile(optimizer=optimizer, loss=loss)
+    fitted = train.fit(model, data, cfg.trainer, callbacks=callbacks)
+    fold = FoldForecast(
+        data=data,
+        val_predicted=data.to_price(train.predict(model, data.val.x), data.val.previous),
+        test_predicted=data.to_price(train.predict(model, data.test.x), data.test.previous),
+        seconds=fitted.seconds,
+        epochs_run=fitted.epochs_run,
+    )
+    return model, fitted, fold

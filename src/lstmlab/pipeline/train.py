@@ -71,7 +71,7 @@ class ValRmse(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         scaled = predict(self.model, self.data.val.x)
         loss = self.model.compute_loss(y=self.data.val.y, y_pred=scaled, training=False)
-        predicted = self.data.to_price(scaled)
+        predicted = self.data.to_price(scaled, self.data.val.previous)
         rmse = float(np.sqrt(np.mean((predicted - self.data.val.actual) ** 2)))
         if logs is not None:
             logs["val_loss"] = float(keras.ops.convert_to_numpy(loss))
