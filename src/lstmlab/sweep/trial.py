@@ -44,27 +44,43 @@ def connect(link: TrialLink) -> Any:
     return optuna.trial.Trial(study, trial_id)
 
 
-def pruning_callback(trial: Any) -> Any:
+def pruning_callback(trial: Any, epochs: int) -> Any:
     """A Keras callback that reports `val_rmse` per epoch and stops training when pruned.
 
-    Built on demand: Keras may only be imported once `run_experiment` has chosen the backend.
+    Walk-forward trains one model per fold, each fit with this same callback; it counts the fits
+    and reports at the global step (fold - 1) × trainer.epochs + epoch, so every step is one
+    fold's epoch in every trial of the study. Optuna's pruners compare trials at the same step
+    (median, percentile, threshold) or treat steps as resource spent (successive halving,
+    hyperband), and both hold: at a given step all trials are in the same fold at the same
+    epoch, judged on the same val days, and later steps mean more training spent. A holdout run
+    is fold 1: its steps are its epochs, as before. When pruned, `stop_run` tells
+    `run_experiment` to train no further fold. Built on demand: Keras may only be imported once
+    `run_experiment` has chosen the backend.
     """
     import keras
 
     class ReportToOptuna(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
-            self.pruned_at: int | None = None  # epochs trained when the pruner stopped the run
+            self.fold = 0
+            self.pruned_at: tuple[int, int] | None = None  # (fold, epochs trained) when pruned
             self.last_value: float | None = None
+
+        @property
+        def stop_run(self) -> bool:
+            return self.pruned_at is not None
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            self.fold += 1
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             value = (logs or {}).get("val_rmse")
             if value is None:
                 return
             self.last_value = float(value)
-            trial.report(self.last_value, step=epoch)
+            trial.report(self.last_value, step=(self.fold - 1) * epochs + epoch)
             if self.pruned_at is None and trial.should_prune():
-                self.pruned_at = epoch + 1
+                self.pruned_at = (self.fold, epoch + 1)
                 self.model.stop_training = True
 
     return ReportToOptuna()
@@ -75,13 +91,14 @@ def run_trial(cfg: DictConfig) -> float:
     import mlflow
     import optuna
 
+    from lstmlab.pipeline.evaluation import method
     from lstmlab.pipeline.experiment import run_experiment
     from lstmlab.runtime import use_backend
 
     link = TrialLink.from_config(cfg.trial)
     trial = connect(link)
     use_backend(cfg.trainer.backend)
-    callback = pruning_callback(trial)
+    callback = pruning_callback(trial, int(cfg.trainer.epochs))
     result = run_experiment(
         cfg,
         callbacks=[callback],
@@ -92,7 +109,7 @@ def run_trial(cfg: DictConfig) -> float:
     trial.set_user_attr("mlflow_run_id", result["run_id"])  # Optuna dashboard → MLflow run
     if callback.pruned_at is not None:
         mlflow.MlflowClient().set_tag(result["run_id"], "state", "pruned")
-        raise optuna.TrialPruned(
-            f"pruned after epoch {callback.pruned_at} (val_rmse {callback.last_value:.4g})"
-        )
-    return result["val_rmse"]
+        fold, epoch = callback.pruned_at
+        where = f"epoch {epoch}" if method(cfg) == "holdout" else f"fold {fold} epoch {epoch}"
+        raise optuna.TrialPruned(f"pruned after {where} (val_rmse {callback.last_value:.4g})")
+    return result["val_rmse"]  # walk-forward: the mean of the folds' val RMSE
