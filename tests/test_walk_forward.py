@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import csv_config, make_config, tiny_config, train_in_own_store, use_store
+from conftest import TINY, csv_config, make_config, tiny_config, train_in_own_store, use_store
 from lstmlab.errors import LstmlabError
 from lstmlab.pipeline.data import prepare, synthetic_prices
 from lstmlab.pipeline.evaluation import fold_rows
@@ -189,3 +189,43 @@ def test_the_command_line_says_so_in_one_line():
     assert result.stderr.strip().splitlines() == [
         "lstmlab train: error: evaluation.folds=1000 is too many: the evaluation period has 120 rows "
         "(data.test_fraction=0.1), so at most 120 folds"]
+
+
+def test_a_walk_forward_sweep_minimizes_the_mean_fold_val_rmse():
+    import optuna
+
+    result = subprocess.run(
+        [sys.executable, "-m", "lstmlab.cli", "train", "-m", "hydra/sweeper=lstmlab_optuna",
+         "hydra.sweeper.study_name=walk", "hydra.sweeper.n_trials=2", *TINY, *FAST,
+         "evaluation=walk_forward", "evaluation.folds=2", "trainer.epochs=2",
+         "model.dropout=interval(0,0.5)"],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = optuna.load_study(study_name="walk", storage="sqlite:///mlruns/optuna.db").get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    client = MlflowClient()
+    for trial in trials:
+        run = client.get_run(trial.user_attrs["mlflow_run_id"])
+        folds = client.get_metric_history(run.info.run_id, "fold_val_rmse")
+        assert [m.step for m in folds] == [1, 2]
+        assert trial.value == pytest.approx(np.mean([m.value for m in folds]), rel=1e-9)
+        # one step per fold-epoch: fold 1 epochs 0-1, then fold 2 epochs 0-1 at steps 2-3
+        assert sorted(trial.intermediate_values) == [0, 1, 2, 3]
+        second_fold = client.get_metric_history(run.info.run_id, "fold2/val_rmse")
+        assert [trial.intermediate_values[s] for s in (2, 3)] == pytest.approx([m.value for m in second_fold])
+
+
+def test_a_trial_pruned_in_a_later_fold_trains_no_further_fold():
+    import optuna
+
+    from lstmlab.sweep.trial import pruning_callback
+
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1e-9, n_warmup_steps=2))
+    trial = study.ask()
+    callback = pruning_callback(trial, epochs=2)
+    result = run_experiment(tiny_config(*FAST, *WALK, "trainer.epochs=2"), callbacks=[callback])
+    assert callback.pruned_at == (2, 1)  # judged from step 2: fold 2's first epoch
+    assert sorted(study.trials[0].intermediate_values) == [0, 1, 2]
+    client = MlflowClient()
+    assert [m.step for m in client.get_metric_history(result["run_id"], "fold_val_rmse")] == [1, 2]
+    assert result["epochs_run"] == 3  # fold 1 in full, one epoch of fold 2, no fold 3
