@@ -37,7 +37,7 @@ def model_values(table: pd.DataFrame, name: str, where: str) -> np.ndarray:
         return values
     bad = table.index[(values <= 0).any(axis=1)]
     if len(bad):
-        shown = ", ".join(str(getattr(d, "date", lambda d=d: d)()) for d in bad[:5])
+        shown = ", ".join(str(pd.Timestamp(day).date()) for day in bad[:5])
         raise LstmlabError(
             f"{where}: data.target_transform=log_return needs positive values in "
             f"{', '.join(map(str, table.columns))}; not so on {shown}"
