@@ -170,8 +170,8 @@ def test_log_returns_round_trip_to_prices_in_a_holdout_split():
     (["evaluation.folds=0"], "evaluation.folds=0 must be a whole number of at least 1"),
     (["evaluation.folds=25"], "evaluation.folds=25 is too many: the evaluation period has 24 rows "
                               "(data.test_fraction=0.1), so at most 24 folds"),
-    (["evaluation.window=rolling"], "evaluation.window='rolling' is unknown; use expanding or sliding"),
-    (["data.target_transform=diff"], "data.target_transform='diff' is unknown; use none or log_return"),
+    (["evaluation.window=rolling"], "evaluation.window='rolling' must be one of expanding, sliding"),
+    (["data.target_transform=diff"], "data.target_transform='diff' must be one of none, log_return"),
 ])
 def test_bad_evaluation_settings_fail_before_any_run(overrides, message):
     with pytest.raises(LstmlabError) as caught:

@@ -19,17 +19,14 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
-from lstmlab.pipeline import evaluate
+from lstmlab.pipeline.checks import EVALUATIONS
 from lstmlab.pipeline.data import Dataset, Part, load, make_dataset, prepare
-
-METHODS = ("holdout", "walk_forward")
-WINDOWS = ("expanding", "sliding")
 
 
 def method(cfg: DictConfig) -> str:
     """`holdout` or `walk_forward`; a config recorded before evaluations existed is holdout."""
     name = OmegaConf.select(cfg, "evaluation.name", default="holdout")
-    if name not in METHODS:
+    if name not in EVALUATIONS:
         raise LstmlabError(f"evaluation.name={name!r} is unknown; use evaluation=holdout or evaluation=walk_forward")
     return name
 
@@ -42,21 +39,16 @@ def fold_rows(n_rows: int, data: DictConfig, evaluation: DictConfig) -> list[tup
     (by default the very days a holdout run tests). `np.array_split` covers it exactly, window
     sizes differing by at most one row; `max_train_size` becomes the `sliding` window below.
     """
+    # Values were checked by pipeline.checks; what depends on the data's rows is checked here.
     folds, window = evaluation.get("folds", 5), evaluation.get("window", "expanding")
-    if window not in WINDOWS:
-        raise LstmlabError(f"evaluation.window={window!r} is unknown; use {' or '.join(WINDOWS)}")
     test_size = evaluation.get("test_size")
     if test_size is None:
         period, source = round(n_rows * data.test_fraction), f"data.test_fraction={data.test_fraction}"
-        if not 0 < data.test_fraction < 1:
-            raise LstmlabError(f"data.test_fraction={data.test_fraction} must be between 0 and 1")
     else:
         period, source = test_size, f"evaluation.test_size={test_size}"
-        if not isinstance(test_size, int) or not 0 < test_size < n_rows:
-            raise LstmlabError(f"evaluation.test_size={test_size} must be a whole number of rows "
-                               f"between 1 and {n_rows - 1} (the data have {n_rows} rows)")
-    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 1:
-        raise LstmlabError(f"evaluation.folds={folds} must be a whole number of at least 1")
+        if test_size >= n_rows:
+            raise LstmlabError(f"evaluation.test_size={test_size} is too large: the data have {n_rows} "
+                               f"rows, and the first fold needs some to train on")
     if folds > period:
         raise LstmlabError(f"evaluation.folds={folds} is too many: the evaluation period has {period} "
                            f"rows ({source}), so at most {period} folds")
@@ -106,6 +98,8 @@ class FoldForecast:
 
     def metrics(self) -> dict[str, float]:
         """What each fold logs at step = its number."""
+        from lstmlab.pipeline import evaluate
+
         return {
             "fold_test_rmse": evaluate.rmse(self.data.test.actual, self.test_predicted),
             "fold_naive_test_rmse": evaluate.rmse(self.data.test.actual, self.data.test.previous),
@@ -119,6 +113,8 @@ def summarize(cfg: DictConfig, folds: list[FoldForecast]) -> tuple[dict[str, flo
     Holdout: exactly the single split's numbers. Walk-forward: test metrics over every fold's test
     days pooled, `val_rmse` the mean of the folds', time and epochs summed over folds (the cost).
     """
+    from lstmlab.pipeline import evaluate  # scikit-learn: imported once there is something to score
+
     tests = pooled([f.data.test for f in folds])
     predicted = np.concatenate([f.test_predicted for f in folds])
     val_rmse = [evaluate.rmse(f.data.val.actual, f.val_predicted) for f in folds]

@@ -3,16 +3,22 @@ a sweep trial and a rerun all call `run_experiment`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from omegaconf import DictConfig
 
-from lstmlab.runtime import use_backend
+from lstmlab import runtime
+
+# Called after each epoch with (step, logs incl. val_rmse); returning True stops training (and,
+# in walk-forward, the folds after it). The step is the epoch, counted on across walk-forward
+# folds: (fold - 1) × trainer.epochs + epoch. Plain callables, not Keras callbacks, so callers
+# (the sweep) need not import Keras.
+EpochHook = Callable[[int, dict], bool]
 
 
 def run_experiment(
     cfg: DictConfig,
-    callbacks: Sequence = (),
+    epoch_hooks: Sequence[EpochHook] = (),
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
     parent_run_id: str | None = None,
@@ -21,34 +27,34 @@ def run_experiment(
 
     Everything a user can get wrong is checked before the MLflow run starts, so a bad config
     leaves no run behind; a failure after the start ends the run as FAILED. With
-    `evaluation=walk_forward` every fold trains a fresh model with the same seed; `callbacks`
-    serve each fold's training, and one whose `stop_run` is true (a pruned trial) ends the run
-    after its fold.
+    `evaluation=walk_forward` every fold trains a fresh model from the same seed.
     """
     from lstmlab.pipeline import evaluation
+    from lstmlab.pipeline.checks import check_activation, check_config
 
-    use_backend(cfg.trainer.backend)  # before the first Keras import below
+    check_config(cfg)  # every value, before data, framework or run: a bad one leaves nothing behind
+    runtime.use_backend(cfg.trainer.backend)  # before the pipeline modules below import Keras
     splits = evaluation.splits(cfg)  # data errors are found before the seconds a framework import costs
     import mlflow
 
     from lstmlab.pipeline import track, train
-    from lstmlab.pipeline.model import check_model_config
 
-    check_model_config(cfg.model)
-    train.check_trainer_config(cfg.trainer)
+    check_activation(cfg.model.activation)
     train.optimizer_and_loss(cfg.optimizer, cfg.loss)  # a bad optimizer or loss: no run yet
+    runtime.use_store(cfg.tracking)  # only now: a config or data error leaves no store behind
     walk_forward = evaluation.method(cfg) == "walk_forward"
     with track.start_run(cfg, splits[0], run_name=run_name, tags=tags, parent_run_id=parent_run_id) as run:
         folds, models, histories = [], [], []
         for number, data in enumerate(splits, start=1):
-            curves = track.epoch_metrics(run.info.run_id, evaluation.curve_prefix(cfg, number))
-            model, fitted, fold = _train_fold(cfg, data, [curves, *callbacks])
+            curves = track.EpochMetrics(run.info.run_id, evaluation.curve_prefix(cfg, number))
+            hooks = train.EpochHooks(epoch_hooks, offset=(number - 1) * cfg.trainer.epochs)
+            model, fitted, fold = _train_fold(cfg, data, [curves, hooks])
             folds.append(fold)
             models.append(model)
             histories.append(fitted.history)
             if walk_forward:
                 mlflow.log_metrics(fold.metrics(), step=number)
-            if any(getattr(callback, "stop_run", False) for callback in callbacks):
+            if hooks.stopped:  # e.g. a pruned trial: no further fold
                 break
         metrics, predictions = evaluation.summarize(cfg, folds)
         # The last fold's model and scalers: trained on the latest rows, what `forecast` applies.

@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lstmlab.errors import LstmlabError
-
-TARGET_TRANSFORMS = ("none", "log_return")
+from lstmlab.pipeline.checks import TARGET_TRANSFORMS
 
 
 def check(name: object) -> str:

@@ -14,7 +14,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from lstmlab.errors import LstmlabError
+from lstmlab.errors import LstmlabError, first_line
+from lstmlab.sweep.compat import running_trial
 from lstmlab.sweep.link import TrialLink
 from lstmlab.sweep.pruners import make_pruner
 
@@ -34,56 +35,40 @@ def connect(link: TrialLink) -> Any:
         study = optuna.load_study(study_name=link.study, storage=storage,
                                   sampler=optuna.samplers.RandomSampler(),
                                   pruner=make_pruner(link.pruner))
-        # Storage ids are not part of Optuna's public Study API; numbers are unique per study.
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, link.number)
+        return running_trial(study, storage, link.number)
     except LstmlabError:
         raise
     except Exception as error:  # noqa: BLE001 - any storage failure is the same for the user
         raise LstmlabError(f"cannot reach Optuna trial {link.number} of study {link.study!r}: "
-                           f"{str(error).splitlines()[0]}") from None
-    return optuna.trial.Trial(study, trial_id)
+                           f"{first_line(error)}") from None
 
 
-def pruning_callback(trial: Any, epochs: int) -> Any:
-    """A Keras callback that reports `val_rmse` per epoch and stops training when pruned.
+class PruningHook:
+    """An epoch hook of `run_experiment`: reports `val_rmse` to the trial and asks to stop
+    training when the pruner says so (remembering where, for the message).
 
-    Walk-forward trains one model per fold, each fit with this same callback; it counts the fits
-    and reports at the global step (fold - 1) × trainer.epochs + epoch, so every step is one
-    fold's epoch in every trial of the study. Optuna's pruners compare trials at the same step
-    (median, percentile, threshold) or treat steps as resource spent (successive halving,
-    hyperband), and both hold: at a given step all trials are in the same fold at the same
-    epoch, judged on the same val days, and later steps mean more training spent. A holdout run
-    is fold 1: its steps are its epochs, as before. When pruned, `stop_run` tells
-    `run_experiment` to train no further fold. Built on demand: Keras may only be imported once
-    `run_experiment` has chosen the backend.
+    The step is the run's epoch step: with walk-forward, (fold - 1) × trainer.epochs + epoch, so
+    at a given step every trial of the study is at the same epoch of the same fold, judged on the
+    same val days. Optuna's pruners then hold as they are: median, percentile and threshold
+    compare trials at one step, successive halving and hyperband read steps as resource spent
+    (and later steps are more training). A holdout run's steps are its epochs. A pruned run
+    trains no further fold.
     """
-    import keras
 
-    class ReportToOptuna(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fold = 0
-            self.pruned_at: tuple[int, int] | None = None  # (fold, epochs trained) when pruned
-            self.last_value: float | None = None
+    def __init__(self, trial: Any) -> None:
+        self.trial = trial
+        self.pruned_at: int | None = None  # steps trained when the pruner stopped the run
+        self.last_value: float | None = None
 
-        @property
-        def stop_run(self) -> bool:
-            return self.pruned_at is not None
-
-        def on_train_begin(self, logs: dict | None = None) -> None:
-            self.fold += 1
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            value = (logs or {}).get("val_rmse")
-            if value is None:
-                return
-            self.last_value = float(value)
-            trial.report(self.last_value, step=(self.fold - 1) * epochs + epoch)
-            if self.pruned_at is None and trial.should_prune():
-                self.pruned_at = (self.fold, epoch + 1)
-                self.model.stop_training = True
-
-    return ReportToOptuna()
+    def __call__(self, step: int, logs: dict) -> bool:
+        value = logs.get("val_rmse")
+        if value is None:
+            return False
+        self.last_value = float(value)
+        self.trial.report(self.last_value, step=step)
+        if self.pruned_at is None and self.trial.should_prune():
+            self.pruned_at = step + 1
+        return self.pruned_at is not None
 
 
 def run_trial(cfg: DictConfig) -> float:
@@ -93,15 +78,13 @@ def run_trial(cfg: DictConfig) -> float:
 
     from lstmlab.pipeline.evaluation import method
     from lstmlab.pipeline.experiment import run_experiment
-    from lstmlab.runtime import use_backend
 
     link = TrialLink.from_config(cfg.trial)
     trial = connect(link)
-    use_backend(cfg.trainer.backend)
-    callback = pruning_callback(trial, int(cfg.trainer.epochs))
+    callback = PruningHook(trial)
     result = run_experiment(
         cfg,
-        callbacks=[callback],
+        epoch_hooks=[callback],
         run_name=link.run_name,
         tags={"optuna_trial": str(link.number)},
         parent_run_id=link.parent_run_id,
@@ -109,7 +92,7 @@ def run_trial(cfg: DictConfig) -> float:
     trial.set_user_attr("mlflow_run_id", result["run_id"])  # Optuna dashboard → MLflow run
     if callback.pruned_at is not None:
         mlflow.MlflowClient().set_tag(result["run_id"], "state", "pruned")
-        fold, epoch = callback.pruned_at
-        where = f"epoch {epoch}" if method(cfg) == "holdout" else f"fold {fold} epoch {epoch}"
+        fold, epoch = divmod(callback.pruned_at - 1, int(cfg.trainer.epochs))
+        where = f"epoch {epoch + 1}" if method(cfg) == "holdout" else f"fold {fold + 1} epoch {epoch + 1}"
         raise optuna.TrialPruned(f"pruned after {where} (val_rmse {callback.last_value:.4g})")
     return result["val_rmse"]  # walk-forward: the mean of the folds' val RMSE
