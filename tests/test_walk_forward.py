@@ -218,13 +218,12 @@ def test_a_walk_forward_sweep_minimizes_the_mean_fold_val_rmse():
 def test_a_trial_pruned_in_a_later_fold_trains_no_further_fold():
     import optuna
 
-    from lstmlab.sweep.trial import pruning_callback
+    from lstmlab.sweep.trial import PruningHook
 
     study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1e-9, n_warmup_steps=2))
-    trial = study.ask()
-    callback = pruning_callback(trial, epochs=2)
-    result = run_experiment(tiny_config(*FAST, *WALK, "trainer.epochs=2"), callbacks=[callback])
-    assert callback.pruned_at == (2, 1)  # judged from step 2: fold 2's first epoch
+    hook = PruningHook(study.ask())
+    result = run_experiment(tiny_config(*FAST, *WALK, "trainer.epochs=2"), epoch_hooks=[hook])
+    assert hook.pruned_at == 3  # judged from step 2: fold 2's first epoch
     assert sorted(study.trials[0].intermediate_values) == [0, 1, 2]
     client = MlflowClient()
     assert [m.step for m in client.get_metric_history(result["run_id"], "fold_val_rmse")] == [1, 2]
