@@ -35,6 +35,7 @@ def run_experiment(
     check_config(cfg)  # every value, before data, framework or run: a bad one leaves nothing behind
     runtime.use_backend(cfg.trainer.backend)  # before the pipeline modules below import Keras
     splits = evaluation.splits(cfg)  # data errors are found before the seconds a framework import costs
+    runtime.import_keras()  # TensorFlow's start-up lines hidden; before the modules below
     import mlflow
 
     from lstmlab.pipeline import track, train

@@ -71,8 +71,8 @@ class PruningHook:
         return self.pruned_at is not None
 
 
-def run_trial(cfg: DictConfig) -> float:
-    """Run the job as Optuna trial `cfg.trial.number`: its val_rmse, or TrialPruned."""
+def run_trial(cfg: DictConfig) -> dict[str, float]:
+    """Run the job as Optuna trial `cfg.trial.number`: run_experiment's result, or TrialPruned."""
     import mlflow
     import optuna
 
@@ -95,4 +95,4 @@ def run_trial(cfg: DictConfig) -> float:
         fold, epoch = divmod(callback.pruned_at - 1, int(cfg.trainer.epochs))
         where = f"epoch {epoch + 1}" if method(cfg) == "holdout" else f"fold {fold + 1} epoch {epoch + 1}"
         raise optuna.TrialPruned(f"pruned after {where} (val_rmse {callback.last_value:.4g})")
-    return result["val_rmse"]  # walk-forward: the mean of the folds' val RMSE
+    return result  # its val_rmse, the objective: with walk-forward the mean of the folds'
