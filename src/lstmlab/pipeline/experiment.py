@@ -3,6 +3,7 @@ a sweep trial and a rerun all call `run_experiment`."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 from omegaconf import DictConfig
@@ -14,6 +15,8 @@ from lstmlab import runtime
 # folds: (fold - 1) × trainer.epochs + epoch. Plain callables, not Keras callbacks, so callers
 # (the sweep) need not import Keras.
 EpochHook = Callable[[int, dict], bool]
+
+log = logging.getLogger(__name__)
 
 
 def run_experiment(
@@ -47,6 +50,10 @@ def run_experiment(
     with track.start_run(cfg, splits[0], run_name=run_name, tags=tags, parent_run_id=parent_run_id) as run:
         folds, models, histories = [], [], []
         for number, data in enumerate(splits, start=1):
+            if walk_forward:
+                log.info("fold %d/%d: trains on %d days to %s, tests %s … %s", number, len(splits),
+                         len(data.train.y) + len(data.val.y), data.val.dates[-1].date(),
+                         data.test.dates[0].date(), data.test.dates[-1].date())
             curves = track.EpochMetrics(run.info.run_id, evaluation.curve_prefix(cfg, number))
             hooks = train.EpochHooks(epoch_hooks, offset=(number - 1) * cfg.trainer.epochs)
             model, fitted, fold = _train_fold(cfg, data, [curves, hooks])
