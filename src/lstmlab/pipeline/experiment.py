@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from omegaconf import DictConfig
 
-from lstmlab import runtime
+from lstmlab import interrupts, runtime
 
 # Called after each epoch with (step, logs incl. val_rmse); returning True stops training (and,
 # in walk-forward, the folds after it). The step is the epoch, counted on across walk-forward
@@ -38,6 +38,7 @@ def run_experiment(
     check_config(cfg)  # every value, before data, framework or run: a bad one leaves nothing behind
     runtime.use_backend(cfg.trainer.backend)  # before the pipeline modules below import Keras
     splits = evaluation.splits(cfg)  # data errors are found before the seconds a framework import costs
+    runtime.check_store(cfg.tracking)  # so is a tracking server that does not answer (nothing written)
     runtime.import_keras()  # TensorFlow's start-up lines hidden; before the modules below
     import mlflow
 
@@ -55,7 +56,8 @@ def run_experiment(
                          len(data.train.y) + len(data.val.y), data.val.dates[-1].date(),
                          data.test.dates[0].date(), data.test.dates[-1].date())
             curves = track.EpochMetrics(run.info.run_id, evaluation.curve_prefix(cfg, number))
-            hooks = train.EpochHooks(epoch_hooks, offset=(number - 1) * cfg.trainer.epochs)
+            hooks = train.EpochHooks([*epoch_hooks, interrupts.epoch_hook],
+                                     offset=(number - 1) * cfg.trainer.epochs)
             model, fitted, fold = _train_fold(cfg, data, [curves, hooks])
             folds.append(fold)
             models.append(model)
@@ -79,6 +81,7 @@ def _train_fold(cfg: DictConfig, data, callbacks: list) -> tuple:
     from lstmlab.pipeline.model import build_model
 
     keras.backend.clear_session()  # fresh layer names and graph state for every model in a process
+    interrupts.check()  # a Ctrl-C that came while the last model's objects were collected
     train.seed_everything(cfg.trainer.seed)
     optimizer, loss = train.optimizer_and_loss(cfg.optimizer, cfg.loss)
     model = build_model(cfg.model, cfg.data.lookback, len(data.features))

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from lstmlab.pipeline import plots
 from lstmlab.pipeline.data import Dataset, data_name, data_source
 from lstmlab.records.names import CONFIG_ARTIFACT, MODEL_NAME, SCALER_ARTIFACT
+from lstmlab.tracking.orphans import owner_tags
 
 
 def flatten(node: object, prefix: str = "") -> dict[str, str]:
@@ -65,15 +66,20 @@ def start_run(
     tags: dict[str, str] | None = None,
     parent_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """An MLflow run with the config's params and tags; FAILED if the body raises."""
+    """An MLflow run with the config's params and tags; FAILED if the body raises, KILLED if it
+    is interrupted (Ctrl-C, SIGTERM)."""
     name = run_name or cfg.tracking.run_name or cfg.tracking.variant
-    all_tags = {**run_tags(cfg, data), **(tags or {})}
+    all_tags = {**run_tags(cfg, data), **owner_tags(), **(tags or {})}
     with mlflow.start_run(
         run_name=name, tags=all_tags, parent_run_id=parent_run_id, nested=parent_run_id is not None
     ) as run:
-        mlflow.log_params(run_params(cfg))
-        log_dataset(cfg, data)
-        yield run
+        try:
+            mlflow.log_params(run_params(cfg))
+            log_dataset(cfg, data)
+            yield run
+        except KeyboardInterrupt:
+            mlflow.end_run("KILLED")
+            raise
 
 
 DIGEST_CHARS = 12  # MLflow keeps at most 36; the tag data_sha256 has all 64, and starts the same

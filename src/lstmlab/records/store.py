@@ -20,6 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lstmlab.errors import LstmlabError
 from lstmlab.records.names import CONFIG_ARTIFACT, MODEL_NAME, SCALER_ARTIFACT
+from lstmlab.tracking.open import open_store
 
 # A progress bar per small artifact is noise on a command's output.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -30,8 +31,7 @@ def use_current_store() -> str:
 
     Set explicitly because MLflow keeps the last `set_tracking_uri` for the whole process.
     """
-    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or None)
-    return mlflow.get_tracking_uri()
+    return open_store(os.environ.get("MLFLOW_TRACKING_URI"))
 
 
 MIN_PREFIX = 8  # compare's tables show run ids this short

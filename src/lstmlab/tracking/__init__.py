@@ -1,0 +1,1 @@
+"""The MLflow store a command works on: opened once per process, safely (see `open.py`)."""
