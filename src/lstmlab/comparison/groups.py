@@ -61,8 +61,10 @@ def _label_values(rows: pd.DataFrame) -> pd.DataFrame:
         or c == FINGERPRINT_TAG
     ]
     text = rows[columns].astype("string").fillna("<unset>")
-    if FINGERPRINT_TAG in text:
-        text[FINGERPRINT_TAG] = data_names(rows).str.replace(" ", "@", regex=False)
+    if FINGERPRINT_TAG in text:  # the data's name; with its fingerprint when two datasets share a name
+        names = data_names(rows)
+        short = names.str.rsplit(" ", n=1).str[0]
+        text[FINGERPRINT_TAG] = short if short.nunique() == names.nunique() else names.str.replace(" ", ":", regex=False)
     text = text.loc[:, text.nunique() > 1]
     full = {c: "data" if c == FINGERPRINT_TAG else c[len("params."):] for c in text.columns}
     last = {c: name.rsplit(".", 1)[-1] for c, name in full.items()}

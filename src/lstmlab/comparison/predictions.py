@@ -8,7 +8,9 @@ server is then read once per run, not once per compare.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +20,9 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+# A progress bar per small artifact is noise on a command's output (as in records.store).
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
 PREDICTIONS_ARTIFACT = "predictions.csv"
 CACHE_DIR = Path(tempfile.gettempdir()) / "lstmlab-predictions"
 # Downloads wait on the store (disk or network), not the CPU: a few threads overlap them.
@@ -25,22 +30,35 @@ DOWNLOAD_THREADS = 8
 
 
 def predictions_path(run_id: str, cache: Path = CACHE_DIR) -> Path | None:
-    """The run's predictions.csv on local disk (downloaded on first use); None when it has none."""
-    target = cache / run_id / PREDICTIONS_ARTIFACT
+    """The run's predictions.csv on local disk (downloaded on first use); None when it has none.
+
+    A run without one is remembered too (an empty `none` file): a finished run never gains it.
+    """
+    target, absent = cache / run_id / PREDICTIONS_ARTIFACT, cache / run_id / "none"
     if target.exists():
         return target
-    partial = cache / f".{run_id}-{os.getpid()}"  # written aside, then renamed: no half file is ever cached
+    if absent.exists():
+        return None
+    partial = cache / f".{run_id}-{os.getpid()}-{threading.get_ident()}"  # renamed when whole: no half file cached
     try:
         path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=PREDICTIONS_ARTIFACT, dst_path=str(partial))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        return target
     except (MlflowException, OSError):
+        if _listed_without_predictions(run_id):  # not a passing failure of the store: remember
+            absent.parent.mkdir(parents=True, exist_ok=True)
+            absent.touch()
         return None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(path, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _listed_without_predictions(run_id: str) -> bool:
     try:
-        partial.rmdir()
-    except OSError:
-        pass
-    return target
+        return PREDICTIONS_ARTIFACT not in {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
+    except (MlflowException, OSError):
+        return False
 
 
 def read_predictions(run_id: str, cache: Path = CACHE_DIR) -> pd.DataFrame | None:

@@ -37,7 +37,20 @@ def _interval(estimate: float, low: float, high: float) -> str:
 
 
 def _clip(text: str, width: int = MAX_GROUP) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """At most `width` characters, cut in the middle: labels sharing a long start differ at the end."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
+def short_labels(labels: pd.Series) -> pd.Series:
+    """Group labels for the terminal: clipped to MAX_GROUP, or wider where clipping would merge two."""
+    for width in range(MAX_GROUP, max(map(len, labels), default=0) + 1):
+        clipped = pd.Series([_clip(text, width) for text in labels], index=labels.index)
+        if clipped.nunique() == labels.nunique():
+            return clipped
+    return labels
 
 
 def _mean_sd(mean: float, sd: float) -> str:
@@ -81,7 +94,7 @@ def terminal_group_view(comparison: Comparison) -> tuple[pd.DataFrame, list[str]
         short.append(head)
     view = pd.DataFrame(
         {
-            "group": g["group"].map(_clip),
+            "group": short_labels(g["group"]),
             "n": g["n"].astype(str),
             f"{m} mean ± sd": [_mean_sd(a, b) for a, b in zip(g[f"{m}_mean"], g[f"{m}_sd"])],
             "Δ%": g[f"{m}_rel_diff"].map(_percent),
@@ -102,7 +115,7 @@ def run_view(comparison: Comparison) -> pd.DataFrame:
         {
             "run": r["run_name"].astype(str).map(lambda s: _clip(s, 20)) + r["baseline_run"].map({True: " *", False: ""}),
             "run_id": r["run_id"].str[:8],
-            "group": r["group"].map(_clip),
+            "group": r["group"].map(dict(zip(comparison.groups["group"], short_labels(comparison.groups["group"])))),
             "seed": r["seed"].fillna("—").astype(str),
             m: r[m].map(_number),
             "Δ": r[f"{m}_diff"].map(_signed),

@@ -9,6 +9,7 @@ comparison.paired; the verdict (`verdict`) asks both to agree after Holm's corre
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,7 +47,9 @@ def welch(group: Sequence[float], baseline: Sequence[float]) -> Test:
         return Test(math.nan, math.nan, f"no verdict (baseline has one run; {MORE_SEEDS})")
     if len(group) < 2:
         return Test(math.nan, math.nan, f"no verdict (one run; {MORE_SEEDS})")
-    result = stats.ttest_ind(np.asarray(group, float), np.asarray(baseline, float), equal_var=False)
+    with warnings.catch_warnings():  # seeds giving one value: scipy warns, the NaN p below says it
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_ind(np.asarray(group, float), np.asarray(baseline, float), equal_var=False)
     statistic, p_value = float(result.statistic), float(result.pvalue)
     if math.isnan(p_value):  # both groups without any spread and equal means
         return Test(statistic, p_value, "no verdict (no spread across seeds)")
