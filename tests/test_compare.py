@@ -474,7 +474,7 @@ def test_the_compare_logs_a_report_run_that_later_compares_leave_out(known_store
     reports = [r for r in client.search_runs([experiment.experiment_id], query) if r.info.run_id not in before]
     assert len(reports) == 1  # one compare, one report run
     report = reports[0]
-    assert f"run {report.info.run_name} ({report.info.run_id})" in capsys.readouterr().out
+    assert f"In MLflow: run {report.info.run_name} ({report.info.run_id})" in capsys.readouterr().out
     assert report.info.status == "FINISHED" and report.data.tags["compare.worse"] == "worse"
     assert report.data.tags["compare.better"] == "better"
     assert sorted(a.path for a in client.list_artifacts(report.info.run_id)) == \

@@ -60,6 +60,6 @@ def main(args: list[str]) -> int:
     print(render_text(comparison))
     folder = write_report(comparison)
     run_id = log_report_run(comparison, folder)
-    print(f"\nReport: {folder}/ (runs.csv, groups.csv, report.md, chart.png); "
-          f"in MLflow: run compare-{folder.name} ({run_id}) in experiment {comparison.experiment!r}")
+    print(f"\nReport: {folder}/ (runs.csv, groups.csv, report.md, chart.png)")
+    print(f"In MLflow: run compare-{folder.name} ({run_id}) in experiment {comparison.experiment!r}")
     return 0
