@@ -31,9 +31,11 @@ def _p(value: float) -> str:
 
 
 def _interval(estimate: float, low: float, high: float) -> str:
+    """'+52.6% [+29.4, +85.7]': percent, one decimal below ±100 %, none above."""
     if pd.isna(estimate):
         return "—"
-    return f"{estimate:+.1%} [{low:+.1%}, {high:+.1%}]"
+    number = lambda v: f"{100 * v:+.1f}" if abs(v) < 1 else f"{100 * v:+.0f}"  # noqa: E731
+    return f"{number(estimate)}% [{number(low)}, {number(high)}]"
 
 
 def _clip(text: str, width: int = MAX_GROUP) -> str:
