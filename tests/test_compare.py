@@ -486,6 +486,7 @@ def test_the_compare_logs_a_report_run_that_later_compares_leave_out(known_store
         assert text in markdown
     groups = pd.read_csv(folder / "groups.csv")
     assert {"dm_stat", "dm_p", "dm_p_holm", "p_value", "welch_p_holm", "verdict"} <= set(groups.columns)
+    assert report.data.tags["mlflow.note.content"] == markdown  # short: the whole report is the description
     again = compare()
     assert report.info.run_id not in set(again.runs["run_id"])
     assert again.baseline_run_id == known_store["ids"]["baseline"][-1]
@@ -539,3 +540,8 @@ def test_many_groups_long_and_shared_names_get_short_unique_labels_a_narrow_tabl
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+    from lstmlab.comparison.render import render_markdown
+    from lstmlab.comparison.report import TAG_LIMIT, description
+
+    long = render_markdown(result) * 3  # a report longer than a tag may be: cut, and says where the rest is
+    assert len(long) > TAG_LIMIT and len(description(long)) == TAG_LIMIT and description(long).endswith("report.md artifact.")

@@ -15,6 +15,8 @@ from lstmlab.comparison.selection import REPORT_TAG
 from lstmlab.paths import REPORTS_DIR
 
 STAMP = "%Y-%m-%d_%H-%M-%S"
+TAG_LIMIT = 8000  # MLflow refuses longer tag values (mlflow.utils.validation.MAX_TAG_VAL_LENGTH)
+MORE = "\n\n… the whole report is the run's report.md artifact."
 
 
 def write_report(comparison: Comparison, root: Path = REPORTS_DIR) -> Path:
@@ -30,6 +32,11 @@ def write_report(comparison: Comparison, root: Path = REPORTS_DIR) -> Path:
     (folder / "report.md").write_text(render_markdown(comparison), encoding="utf-8")
     plot(comparison, folder / "chart.png")
     return folder
+
+
+def description(markdown: str) -> str:
+    """The run's description (shown on its page in the UI): the report, cut to what a tag holds."""
+    return markdown if len(markdown) <= TAG_LIMIT else markdown[: TAG_LIMIT - len(MORE)] + MORE
 
 
 def log_report_run(comparison: Comparison, folder: Path) -> str:
@@ -54,7 +61,7 @@ def log_report_run(comparison: Comparison, folder: Path) -> str:
         "compare.better": ", ".join(verdicts.loc[verdicts["verdict"] == "better", "group"]) or "none",
         "compare.worse": ", ".join(verdicts.loc[verdicts["verdict"] == "worse", "group"]) or "none",
         "compare.naive": naive_line(comparison)[:5000],
-        "mlflow.note.content": (folder / "report.md").read_text(encoding="utf-8")[:50000],
+        "mlflow.note.content": description((folder / "report.md").read_text(encoding="utf-8")),
     }
     run = client.create_run(experiment.experiment_id, run_name=f"compare-{folder.name}", tags=tags)
     status = "FAILED"
