@@ -77,6 +77,7 @@ def final_metrics(val_rmse: float, seed: int) -> dict[str, float]:
 
 
 LONG = "an_unusually_long_variant_name_that_would_not_fit"
+WIDE_EXPERIMENT = "an experiment whose long name makes a chart title that must wrap to stay inside the figure"
 WIDE = [
     ("baseline", {}),
     *[(f"{LONG}_{k}", {}) for k in range(5)],
@@ -178,7 +179,7 @@ def known(tmp_path_factory: pytest.TempPathFactory) -> dict:
         ids["lonely_parent"] = store.log("sweep", 0, {"val_rmse": 0.2}, tags={"optuna_study": "study-b"}, run_name="study-b")
         Store("empty")
         Store("no-baseline").log("tanh", 1, final_metrics(1.0, 1))
-        wide = Store("wide")  # many groups, long names, names shared, params unset in some groups
+        wide = Store(WIDE_EXPERIMENT)  # many groups, long names, names shared, params unset in some groups
         for k, (variant, extra) in enumerate(WIDE):
             for seed in (1, 2):
                 wide.log(variant, seed, final_metrics(1.0 + k / 20 + seed / 100, seed), errors=(1.0 + k / 20) * shocks(seed),
@@ -512,7 +513,7 @@ def test_many_groups_long_and_shared_names_get_short_unique_labels_a_narrow_tabl
     from lstmlab.comparison.chart import figure
     from lstmlab.comparison.render import render_text, terminal_group_view
 
-    result = compare(experiment="wide")
+    result = compare(experiment=WIDE_EXPERIMENT)
     labels = list(result.groups["group"])
     assert len(labels) == len(WIDE) == len(set(labels))
     for label in labels:

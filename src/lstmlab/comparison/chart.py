@@ -12,7 +12,8 @@ from pathlib import Path
 
 from lstmlab.comparison.compare import Comparison
 
-LABEL_WIDTH = 28  # characters per line of a group label
+LABEL_WIDTH = 28  # characters per line of a group label (a longer word stays whole; the figure widens)
+TITLE_SIZE = 12  # points
 
 
 def figure(comparison: Comparison):
@@ -25,7 +26,7 @@ def figure(comparison: Comparison):
     groups, runs, m = comparison.groups, comparison.runs, comparison.metric
     colors = {"baseline": "grey", "better": "tab:green", "worse": "tab:red"}
     verdicts = groups["verdict"].str.split(" (", regex=False).str[0]
-    labels = [textwrap.fill(f"{g} [{v}]", LABEL_WIDTH, break_long_words=True) for g, v in zip(groups["group"], verdicts)]
+    labels = [textwrap.fill(f"{g} [{v}]", LABEL_WIDTH, break_long_words=False) for g, v in zip(groups["group"], verdicts)]
     lines = sum(label.count("\n") + 1 for label in labels)
     y = list(range(len(groups)))
     longest = max(len(line) for label in labels for line in label.splitlines())
@@ -55,7 +56,7 @@ def figure(comparison: Comparison):
     fig.suptitle(textwrap.fill(
         f"{comparison.experiment}: groups vs baseline — data {comparison.data}, {comparison.evaluation}; "
         f"verdict: Welch (seeds) and Diebold–Mariano (days), Holm-adjusted, alpha {comparison.alpha:g}",
-        int(18 * fig.get_figwidth())))
+        int(fig.get_figwidth() * 72 / (TITLE_SIZE * 0.62))), fontsize=TITLE_SIZE)  # characters that fit the width
     fig.canvas.draw()
     return fig
 
