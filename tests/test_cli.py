@@ -99,7 +99,10 @@ def test_ctrl_c_ends_the_run_and_says_so_in_one_line():
         while not [r for r in runs() if r.info.status == "RUNNING"]:  # training has started
             assert process.poll() is None and time.monotonic() < deadline, "training never started"
             time.sleep(0.5)
-        time.sleep(1.0)
+        (run,) = [r for r in runs() if r.info.status == "RUNNING"]
+        while not MlflowClient().get_metric_history(run.info.run_id, "val_rmse"):  # mid-training
+            assert process.poll() is None and time.monotonic() < deadline, "no epoch finished"
+            time.sleep(0.2)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
     finally:

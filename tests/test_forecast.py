@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
+import joblib
 import mlflow
+import mlflow.keras
+import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
@@ -32,10 +35,15 @@ def store(logged: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
     return logged
 
 
-def test_the_next_step_after_the_runs_own_data_is_a_finite_price(store, capsys):
+def test_the_next_step_after_the_runs_own_data_is_the_model_on_its_last_window(store, capsys):
     prices = synthetic_prices(rows=ROWS, seed=0)
     result = forecast(store["run_id"])
-    assert math.isfinite(result.price) and result.price > 0
+    # the same price computed by hand: the logged scalers and model on the last lookback closes
+    scalers = joblib.load(mlflow.artifacts.download_artifacts(run_id=store["run_id"], artifact_path="scaler.joblib"))
+    window = scalers["features"].transform(prices[["Close"]].tail(8).to_numpy())[np.newaxis].astype(np.float32)
+    model = mlflow.keras.load_model(result.model_uri)
+    expected = scalers["target"].inverse_transform(model.predict(window, verbose=0).reshape(-1, 1))[0, 0]
+    assert math.isfinite(result.price) and result.price == pytest.approx(expected, rel=1e-6)
     assert result.naive == prices["Close"].iloc[-1]
     assert result.last_date == prices.index[-1]
     assert result.next_date == prices.index[-1] + pd.offsets.BDay(1)

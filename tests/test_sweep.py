@@ -73,8 +73,8 @@ def test_variants_sweep_records_the_study_and_resumes_to_n_trials():
     assert parent.data.params["loss"] == best.params["loss"]
     artifacts = {a.path for a in MlflowClient().list_artifacts(parent.info.run_id)}
     assert {"optimization_results.yaml", "optimization_history.png"} <= artifacts
-    if len(complete) == 2:
-        assert {"param_importances.png", "parallel_coordinate.png"} <= artifacts
+    assert len(complete) == 2  # the seeded study's first two trials both train to a value...
+    assert {"param_importances.png", "parallel_coordinate.png"} <= artifacts  # ...so these exist
 
     # the same command with a larger budget continues the same study under the same parent
     second = lstmlab(*args, "hydra.sweeper.n_trials=3")

@@ -66,32 +66,18 @@ def user_error_message(error: BaseException) -> str | None:
     from hydra.errors import HydraException, MissingConfigException
     from omegaconf.errors import OmegaConfBaseException
 
-    from lstmlab.errors import LstmlabError
+    from lstmlab.errors import LstmlabError, first_line
 
     seen: BaseException | None = error
     while seen is not None:  # Hydra wraps job errors; the cause says what went wrong
         if isinstance(seen, LstmlabError):
             return str(seen)
         if isinstance(seen, MissingConfigException):
-            return _one_line_missing_config(seen)
+            return first_line(seen)
         if isinstance(seen, (HydraException, OmegaConfBaseException)):
             return " ".join(str(seen).split())
         seen = seen.__cause__ or seen.__context__
     return None
-
-
-def _one_line_missing_config(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    head = lines[0].split(": ", 1)[-1] if lines[0].startswith("In '") else lines[0]
-    options = []
-    for line in lines[1:]:  # the options follow "Available options in 'group':" up to a blank line
-        if line.startswith("Config search path") or "provider=" in line:
-            break
-        if not line.endswith(":"):
-            options.append(line)
-    if options and "Available options" in str(error):
-        return f"{head}; available: {', '.join(options)}"
-    return head
 
 
 def _train(args: list[str]) -> int:

@@ -1,5 +1,9 @@
-"""What a command sets once per process: the Keras backend (before the first `import keras`)
-and the MLflow store."""
+"""Runtime: what a job sets once, before any Keras import: the Keras backend and the MLflow store.
+
+`run_experiment` sets both once per job (a run, a multirun job, a sweep trial, a rerun): the
+backend first, the store once the config and data have passed their checks. The sweeper's
+parent run and the read-only commands set only the store; forecast only the backend.
+"""
 
 from __future__ import annotations
 

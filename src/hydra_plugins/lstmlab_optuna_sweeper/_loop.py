@@ -11,69 +11,30 @@ so a trial whose worker died is failed (after its heartbeats stop) and rerun by 
 from __future__ import annotations
 
 import math
-import threading
 import time
 import warnings
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
-from lstmlab.errors import LstmlabError
+from lstmlab.errors import LstmlabError, first_line
+from lstmlab.sweep.compat import failed_job, job_error, retry_history, trial_id
 from lstmlab.sweep.pruners import make_pruner, pruner_spec
 
 from . import _tracking
 from ._sampling import SamplerFactory, sampler_factory
 from ._space import SearchSpace, format_value, parse_space, validate
 from ._storage import StudyLock, open_storage, open_study, redact, resolve_url
+from ._tally import Heartbeat, Tally
 
 if TYPE_CHECKING:
     from .sweeper import LstmlabOptunaSweeper
 
 WAIT_POLL_SECONDS = 5
-
-
-@dataclass(frozen=True)
-class Tally:
-    """The study's trials, counted the way n_trials counts them."""
-
-    complete: int
-    pruned: int
-    failed: int  # FAIL trials that were not queued again
-    running: int
-    waiting: int
-    best: FrozenTrial | None
-
-    @classmethod
-    def of(cls, trials: Iterable[FrozenTrial]) -> Tally:
-        trials = list(trials)
-        replaced = {n for t in trials for n in retry_history(t)}
-        count = {state: 0 for state in TrialState}
-        for t in trials:
-            if not (t.state == TrialState.FAIL and t.number in replaced):
-                count[t.state] += 1
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        return cls(
-            complete=count[TrialState.COMPLETE],
-            pruned=count[TrialState.PRUNED],
-            failed=count[TrialState.FAIL],
-            running=count[TrialState.RUNNING],
-            waiting=count[TrialState.WAITING],
-            best=min(complete, key=lambda t: t.value) if complete else None,
-        )
-
-    @property
-    def finished(self) -> int:
-        return self.complete + self.pruned + self.failed
-
-    @property
-    def used(self) -> int:
-        return self.finished + self.running + self.waiting
 
 
 def run_study(sweeper: LstmlabOptunaSweeper, arguments: list[str]) -> list[list[JobReturn]]:
@@ -197,7 +158,7 @@ class StudyLoop:
                 with warnings.catch_warnings():  # heartbeats are ours here, not optimize()'s
                     warnings.filterwarnings("ignore", message="Heartbeat of storage")
                     trial = self.study.ask(self.space.distributions)
-                self.storage.record_heartbeat(trial._trial_id)  # stale-able from the start
+                self.storage.record_heartbeat(trial_id(trial))  # stale-able from the start
                 asked.append(trial)
         return asked, tally
 
@@ -208,15 +169,14 @@ class StudyLoop:
             try:
                 self.sweeper.compose(overrides)
             except Exception as error:  # noqa: BLE001 - a composition error fails this trial only
-                failure = self._record(trial, JobReturn(overrides=overrides, status=JobStatus.FAILED,
-                                                        _return_value=error))
+                failure = self._record(trial, failed_job(overrides, error))
                 self._check_failure_rate([failure] if failure else [])
                 continue
             jobs.append((trial, overrides))
         if not jobs:
             return []
         self.in_flight = [trial for trial, _ in jobs]
-        with Heartbeat(self.storage, [t._trial_id for t in self.in_flight],
+        with Heartbeat(self.storage, [trial_id(t) for t in self.in_flight],
                        self.sweeper.heartbeat_interval):
             results = self.sweeper.launcher.launch([o for _, o in jobs],
                                                    initial_job_idx=self.job_index)
@@ -241,9 +201,8 @@ class StudyLoop:
             else:
                 detail = f"the task returned {value!r}, not a finite val_rmse"
         else:
-            # The job's exception; JobReturn.return_value would re-raise it and print the overrides.
-            error = result._return_value
-            detail = _one_line(error)
+            error = job_error(result)
+            detail = first_line(error, with_type=not isinstance(error, optuna.TrialPruned))
             if isinstance(error, optuna.TrialPruned):
                 state = TrialState.PRUNED
             else:
@@ -255,7 +214,7 @@ class StudyLoop:
         self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state,
                         skip_if_finished=True)
         tally = Tally.of(self.study.get_trials(deepcopy=False))
-        history = retry_history(self.storage.get_trial(trial._trial_id))
+        history = retry_history(self.storage.get_trial(trial_id(trial)))
         retry_of = history[0] if history else None
         self._progress(trial.number if retry_of is None else f"{trial.number} (rerun of {retry_of})",
                        state, value, detail, tally)
@@ -286,12 +245,12 @@ class StudyLoop:
         """Interrupted (Ctrl-C, an error): fail our running trials and queue them again."""
         retry = self.storage.get_heartbeat_stale_trial_callback()
         for trial in self.in_flight:
-            frozen = self.storage.get_trial(trial._trial_id)
+            frozen = self.storage.get_trial(trial_id(trial))
             if frozen.state != TrialState.RUNNING:
                 continue
             self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             if retry is not None:
-                retry(self.study, self.storage.get_trial(trial._trial_id))
+                retry(self.study, self.storage.get_trial(trial_id(trial)))
             print(f"[sweep {self.name}] interrupted: trial {trial.number} is queued again; rerun "
                   "the same command to resume", flush=True)
 
@@ -326,42 +285,3 @@ class StudyLoop:
 
 class StopSweep(Exception):
     """Too many trials failed: the sweep ends and says why."""
-
-
-class Heartbeat:
-    """Records that our running trials are alive, every interval, while a batch runs."""
-
-    def __init__(self, storage: Any, trial_ids: list[int], interval: int) -> None:
-        self.storage = storage
-        self.trial_ids = trial_ids
-        self.interval = interval
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True, name="optuna-heartbeat")
-
-    def __enter__(self) -> Heartbeat:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
-
-    def _beat(self) -> None:
-        while not self.stop.wait(self.interval):
-            for trial_id in self.trial_ids:
-                try:
-                    self.storage.record_heartbeat(trial_id)
-                except Exception:  # noqa: BLE001 - a missed beat is retried next interval
-                    pass
-
-
-def retry_history(trial: FrozenTrial) -> list[int]:
-    """The trials this one reruns, oldest first: what RetryHeartbeatStaleTrialCallback records."""
-    return list(trial.system_attrs.get("retry_history", []))
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    if isinstance(error, (LstmlabError, optuna.TrialPruned)) and text:
-        return text
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -14,7 +14,7 @@ from typing import Any
 
 import optuna
 
-from lstmlab.errors import LstmlabError
+from lstmlab.errors import LstmlabError, first_line
 from lstmlab.sweep.pruners import named_spec
 
 from ._space import SearchSpace
@@ -70,7 +70,7 @@ class SamplerFactory:
         except (TypeError, ValueError, ImportError) as error:
             accepted = ", ".join(p for p in inspect.signature(cls).parameters if p != "self")
             raise LstmlabError(
-                f"hydra.sweeper.sampler={self.spec}: {str(error).splitlines()[0]} "
+                f"hydra.sweeper.sampler={self.spec}: {first_line(error)} "
                 f"({self.name} accepts: {accepted})"
             ) from None
 

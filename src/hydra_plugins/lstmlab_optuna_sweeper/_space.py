@@ -34,7 +34,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from lstmlab.errors import LstmlabError
+from lstmlab.errors import LstmlabError, first_line
 
 Primitive = (str, int, float, bool, type(None))
 BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")  # strings Hydra reads back as the same string
@@ -123,7 +123,7 @@ def parse_space(params: Mapping[str, Any] | None, arguments: list[str]) -> Searc
         try:
             override = parser.parse_override(line)
         except HydraException as error:
-            raise LstmlabError(f"cannot parse {line!r} in {where}: {_one_line(error)}") from None
+            raise LstmlabError(f"cannot parse {line!r} in {where}: {first_line(error)}") from None
         key = override.get_key_element()
         name = key.lstrip("+~")
         dimensions.pop(name, None)
@@ -271,22 +271,4 @@ def _try(compose: Callable[[list[str]], None], overrides: list[str], line: str, 
     except LstmlabError:
         raise
     except Exception as error:  # noqa: BLE001 - any composition error is the user's to fix
-        raise LstmlabError(f"{line} in {where}: {_one_line(error)}") from None
-
-
-def _one_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
-    if len(lines) > 1 and lines[1].startswith("To append"):  # "... use +model.unitz=1"
-        text += f" ({lines[1]})"
-    if text.startswith("In '") and ": " in text:  # "In 'train': Could not find 'optimizer/foo'"
-        text = text.split(": ", 1)[1]
-    if any(line.startswith("Available options") for line in lines):
-        start = next(i for i, line in enumerate(lines) if line.startswith("Available options"))
-        options = []
-        for line in lines[start + 1:]:  # the options run up to "Config search path:"
-            if line.endswith(":") or "provider=" in line:
-                break
-            options.append(line)
-        text += f"; available: {', '.join(options)}"
-    return text
+        raise LstmlabError(f"{line} in {where}: {first_line(error)}") from None

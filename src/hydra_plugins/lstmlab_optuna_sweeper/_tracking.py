@@ -20,7 +20,9 @@ from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
+from lstmlab.errors import first_line
 from lstmlab.runtime import use_store
+from lstmlab.sweep.results import best_trial
 
 from ._space import SearchSpace
 
@@ -93,8 +95,7 @@ def write_summary(study: optuna.Study, parent_id: str, space: SearchSpace,
     """
     client = MlflowClient()
     trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = min(complete, key=lambda t: t.value) if complete else None
+    best = best_trial(trials)
     counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
     for name in ("complete", "pruned", "fail"):
         client.log_metric(parent_id, f"trials_{name}", counts[name])
@@ -178,6 +179,6 @@ def _plots(study: optuna.Study, folder: Path) -> None:
             figure.savefig(folder / name, dpi=100)
             plt.close(figure)
         except Exception as error:  # noqa: BLE001 - a missing plot must not fail the sweep
-            print(f"[sweep {study.study_name}] {name} skipped: {str(error).splitlines()[0]}",
+            print(f"[sweep {study.study_name}] {name} skipped: {first_line(error)}",
                   flush=True)
             plt.close("all")

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.base import TransformerMixin
 from sklearn.model_selection import train_test_split
 
-from lstmlab.errors import LstmlabError
+from lstmlab.errors import LstmlabError, first_line
 
 DATE_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "day")
 NAN_POLICIES = ("error", "drop", "ffill")
@@ -87,7 +87,7 @@ def _read_csv(path: str | None, date_column: str | None) -> pd.DataFrame:
     try:
         frame = pd.read_csv(file)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise LstmlabError(f"cannot read {path} as CSV: {str(error).strip().splitlines()[0]}") from None
+        raise LstmlabError(f"cannot read {path} as CSV: {first_line(error)}") from None
     if frame.empty:
         raise LstmlabError(f"{path} has no data rows")
     column = _find_date_column(frame, date_column, path)

@@ -3,16 +3,20 @@ a sweep trial and a rerun all call `run_experiment`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from omegaconf import DictConfig
 
-from lstmlab.runtime import use_backend
+from lstmlab import runtime
+
+# Called after each epoch with (epoch, logs incl. val_rmse); returning True stops training.
+# Plain callables, not Keras callbacks, so callers (the sweep) need not import Keras.
+EpochHook = Callable[[int, dict], bool]
 
 
 def run_experiment(
     cfg: DictConfig,
-    callbacks: Sequence = (),
+    epoch_hooks: Sequence[EpochHook] = (),
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
     parent_run_id: str | None = None,
@@ -24,7 +28,7 @@ def run_experiment(
     """
     from lstmlab.pipeline.data import prepare
 
-    use_backend(cfg.trainer.backend)  # before the first Keras import below
+    runtime.use_backend(cfg.trainer.backend)  # before the pipeline modules below import Keras
     data = prepare(cfg.data)  # data errors are found before the seconds a framework import costs
     import keras
 
@@ -36,11 +40,12 @@ def run_experiment(
     keras.backend.clear_session()  # fresh layer names and graph state for every run in a process
     train.seed_everything(cfg.trainer.seed)
     optimizer, loss = train.optimizer_and_loss(cfg.optimizer, cfg.loss)
+    runtime.use_store(cfg.tracking)  # only now: a config or data error leaves no store behind
     with track.start_run(cfg, data, run_name=run_name, tags=tags, parent_run_id=parent_run_id) as run:
         model = build_model(cfg.model, cfg.data.lookback, len(data.features))
         model.compile(optimizer=optimizer, loss=loss)
         result = train.fit(
-            model, data, cfg.trainer, callbacks=[track.epoch_metrics(run.info.run_id), *callbacks]
+            model, data, cfg.trainer, callbacks=[track.EpochMetrics(run.info.run_id), train.EpochHooks(epoch_hooks)]
         )
         val_predicted = data.to_price(train.predict(model, data.val.x))
         test_predicted = data.to_price(train.predict(model, data.test.x))

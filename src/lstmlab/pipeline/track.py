@@ -1,7 +1,6 @@
 """Track: everything a run leaves in MLflow (names fixed by DESIGN.md).
 
-Keras is imported inside the functions that need it: the sweeper's process imports this module
-before any trial has chosen the Keras backend, and importing Keras would fix it to TensorFlow.
+Imports Keras: only `run_experiment` imports this module, after `runtime.setup` chose the backend.
 """
 
 from __future__ import annotations
@@ -11,19 +10,16 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import joblib
+import keras
 import mlflow
+import mlflow.keras
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.pipeline import plots
 from lstmlab.pipeline.data import Dataset
 from lstmlab.records.names import CONFIG_ARTIFACT, MODEL_NAME, SCALER_ARTIFACT
-from lstmlab.runtime import use_store
-
-if TYPE_CHECKING:
-    import keras
 
 
 def flatten(node: object, prefix: str = "") -> dict[str, str]:
@@ -37,15 +33,19 @@ def flatten(node: object, prefix: str = "") -> dict[str, str]:
     return {prefix.rstrip("."): value}
 
 
-def run_params(cfg: DictConfig) -> dict[str, str]:
+def run_config(cfg: DictConfig) -> dict:
+    """The resolved config of a run, without the `trial` node: how a sweep reached the run is
+    not how it is configured (and a rerun must not rejoin the study)."""
     container = OmegaConf.to_container(cfg, resolve=True)
-    container.pop("trial", None)  # how a sweep reached this run, not how the run is configured
-    return flatten(container)
+    container.pop("trial", None)
+    return container
+
+
+def run_params(cfg: DictConfig) -> dict[str, str]:
+    return flatten(run_config(cfg))
 
 
 def run_tags(cfg: DictConfig, data: Dataset) -> dict[str, str]:
-    import keras
-
     variant = cfg.tracking.variant
     return {
         "variant": variant,
@@ -64,7 +64,6 @@ def start_run(
     parent_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run with the config's params and tags; FAILED if the body raises."""
-    use_store(cfg.tracking)
     name = run_name or cfg.tracking.run_name or cfg.tracking.variant
     all_tags = {**run_tags(cfg, data), **(tags or {})}
     with mlflow.start_run(
@@ -77,17 +76,17 @@ def start_run(
 EPOCH_METRICS = {"loss": "train_loss", "val_loss": "val_loss", "val_rmse": "val_rmse"}
 
 
-def epoch_metrics(run_id: str) -> keras.callbacks.Callback:
-    """A Keras callback logging train_loss, val_loss and val_rmse per epoch, one MLflow call each."""
-    import keras
+class EpochMetrics(keras.callbacks.Callback):
+    """Logs train_loss, val_loss and val_rmse per epoch, one MLflow call each."""
 
-    class EpochMetrics(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            logs = logs or {}
-            values = {name: float(logs[key]) for key, name in EPOCH_METRICS.items() if key in logs}
-            mlflow.log_metrics(values, step=epoch, run_id=run_id)
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
 
-    return EpochMetrics()
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        values = {name: float(logs[key]) for key, name in EPOCH_METRICS.items() if key in logs}
+        mlflow.log_metrics(values, step=epoch, run_id=self.run_id)
 
 
 def log_results(
@@ -106,7 +105,7 @@ def log_results(
     mlflow.log_metrics(metrics, step=int(metrics["epochs_run"]))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / CONFIG_ARTIFACT).write_text(OmegaConf.to_yaml(config_record(cfg), resolve=True))
+        (folder / CONFIG_ARTIFACT).write_text(OmegaConf.to_yaml(run_config(cfg)))
         joblib.dump({"features": data.feature_scaler, "target": data.target_scaler},
                     folder / SCALER_ARTIFACT)
         predictions.to_csv(folder / "predictions.csv")
@@ -118,19 +117,9 @@ def log_results(
         log_model(model)
 
 
-def config_record(cfg: DictConfig) -> DictConfig:
-    """The resolved config a rerun starts from, without the sweep that launched it."""
-    record = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    record.trial = None
-    return record
-
-
 def log_model(model: keras.Model) -> None:
     """Keras flavor with explicit requirements: MLflow's inference would cost seconds per run."""
     from importlib.metadata import version
-
-    import keras
-    import mlflow.keras
 
     backend = keras.backend.backend()
     requirements = [f"keras=={version('keras')}", f"{backend}=={version(backend)}"]

@@ -13,7 +13,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from lstmlab.errors import LstmlabError
+from lstmlab.errors import LstmlabError, first_line
+from lstmlab.pipeline import evaluate
 from lstmlab.pipeline.data import Dataset
 
 PREDICT_BATCH = 4096  # inference has no gradient state: one large batch is fastest
@@ -51,12 +52,7 @@ def optimizer_and_loss(optimizer_cfg: DictConfig, loss_cfg: DictConfig) -> tuple
     try:
         return instantiate(optimizer_cfg), instantiate(loss_cfg)
     except InstantiationException as error:
-        raise LstmlabError(f"cannot build the optimizer or loss: {_first_line(error)}") from None
-
-
-def _first_line(error: BaseException) -> str:
-    cause = error.__cause__ or error
-    return str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise LstmlabError(f"cannot build the optimizer or loss: {first_line(error)}") from None
 
 
 class ValRmse(keras.callbacks.Callback):
@@ -72,10 +68,24 @@ class ValRmse(keras.callbacks.Callback):
         scaled = predict(self.model, self.data.val.x)
         loss = self.model.compute_loss(y=self.data.val.y, y_pred=scaled, training=False)
         predicted = self.data.to_price(scaled)
-        rmse = float(np.sqrt(np.mean((predicted - self.data.val.actual) ** 2)))
+        # sklearn refuses NaN/inf; a diverged model's val_rmse is inf (StopOnNonFinite stops it).
+        finite = np.isfinite(predicted).all()
+        rmse = evaluate.rmse(self.data.val.actual, predicted) if finite else math.inf
         if logs is not None:
             logs["val_loss"] = float(keras.ops.convert_to_numpy(loss))
-            logs["val_rmse"] = rmse if math.isfinite(rmse) else float("inf")
+            logs["val_rmse"] = rmse
+
+
+class EpochHooks(keras.callbacks.Callback):
+    """Runs plain `(epoch, logs) -> stop?` hooks after each epoch (after val_rmse is known)."""
+
+    def __init__(self, hooks) -> None:
+        super().__init__()
+        self.hooks = list(hooks)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if any([hook(epoch, logs or {}) for hook in self.hooks]):  # every hook sees every epoch
+            self.model.stop_training = True
 
 
 class StopOnNonFinite(keras.callbacks.Callback):

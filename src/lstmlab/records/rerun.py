@@ -69,11 +69,7 @@ def rerun(run_id: str, rel_tol: float = REL_TOLERANCE, announce=print) -> Rerun:
     with open_dict(cfg):
         cfg.tracking.uri = mlflow.get_tracking_uri()
         cfg.tracking.experiment = mlflow.get_experiment(original.info.experiment_id).name
-        cfg.trial = None
 
-    from lstmlab.runtime import use_backend
-
-    use_backend(cfg.trainer.backend)  # before anything imports Keras
     from lstmlab.pipeline.data import prepare
     from lstmlab.pipeline.experiment import run_experiment
 

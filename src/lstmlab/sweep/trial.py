@@ -14,7 +14,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from lstmlab.errors import LstmlabError
+from lstmlab.errors import LstmlabError, first_line
+from lstmlab.sweep.compat import running_trial
 from lstmlab.sweep.link import TrialLink
 from lstmlab.sweep.pruners import make_pruner
 
@@ -34,40 +35,32 @@ def connect(link: TrialLink) -> Any:
         study = optuna.load_study(study_name=link.study, storage=storage,
                                   sampler=optuna.samplers.RandomSampler(),
                                   pruner=make_pruner(link.pruner))
-        # Storage ids are not part of Optuna's public Study API; numbers are unique per study.
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, link.number)
+        return running_trial(study, storage, link.number)
     except LstmlabError:
         raise
     except Exception as error:  # noqa: BLE001 - any storage failure is the same for the user
         raise LstmlabError(f"cannot reach Optuna trial {link.number} of study {link.study!r}: "
-                           f"{str(error).splitlines()[0]}") from None
-    return optuna.trial.Trial(study, trial_id)
+                           f"{first_line(error)}") from None
 
 
-def pruning_callback(trial: Any) -> Any:
-    """A Keras callback that reports `val_rmse` per epoch and stops training when pruned.
+class PruningHook:
+    """An epoch hook of `run_experiment`: reports `val_rmse` to the trial and asks to stop
+    training when the pruner says so (remembering where, for the message)."""
 
-    Built on demand: Keras may only be imported once `run_experiment` has chosen the backend.
-    """
-    import keras
+    def __init__(self, trial: Any) -> None:
+        self.trial = trial
+        self.pruned_at: int | None = None  # epochs trained when the pruner stopped the run
+        self.last_value: float | None = None
 
-    class ReportToOptuna(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.pruned_at: int | None = None  # epochs trained when the pruner stopped the run
-            self.last_value: float | None = None
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            value = (logs or {}).get("val_rmse")
-            if value is None:
-                return
-            self.last_value = float(value)
-            trial.report(self.last_value, step=epoch)
-            if self.pruned_at is None and trial.should_prune():
-                self.pruned_at = epoch + 1
-                self.model.stop_training = True
-
-    return ReportToOptuna()
+    def __call__(self, epoch: int, logs: dict) -> bool:
+        value = logs.get("val_rmse")
+        if value is None:
+            return False
+        self.last_value = float(value)
+        self.trial.report(self.last_value, step=epoch)
+        if self.pruned_at is None and self.trial.should_prune():
+            self.pruned_at = epoch + 1
+        return self.pruned_at is not None
 
 
 def run_trial(cfg: DictConfig) -> float:
@@ -76,15 +69,13 @@ def run_trial(cfg: DictConfig) -> float:
     import optuna
 
     from lstmlab.pipeline.experiment import run_experiment
-    from lstmlab.runtime import use_backend
 
     link = TrialLink.from_config(cfg.trial)
     trial = connect(link)
-    use_backend(cfg.trainer.backend)
-    callback = pruning_callback(trial)
+    callback = PruningHook(trial)
     result = run_experiment(
         cfg,
-        callbacks=[callback],
+        epoch_hooks=[callback],
         run_name=link.run_name,
         tags={"optuna_trial": str(link.number)},
         parent_run_id=link.parent_run_id,

@@ -1,0 +1,78 @@
+"""Counting a study's trials the way n_trials counts them, and keeping running trials alive
+(heartbeats) while their batch runs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+from lstmlab.sweep.compat import retry_history
+from lstmlab.sweep.results import best_trial
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The study's trials, counted the way n_trials counts them."""
+
+    complete: int
+    pruned: int
+    failed: int  # FAIL trials that were not queued again
+    running: int
+    waiting: int
+    best: FrozenTrial | None
+
+    @classmethod
+    def of(cls, trials: Iterable[FrozenTrial]) -> Tally:
+        trials = list(trials)
+        replaced = {n for t in trials for n in retry_history(t)}
+        count = {state: 0 for state in TrialState}
+        for t in trials:
+            if not (t.state == TrialState.FAIL and t.number in replaced):
+                count[t.state] += 1
+        return cls(
+            complete=count[TrialState.COMPLETE],
+            pruned=count[TrialState.PRUNED],
+            failed=count[TrialState.FAIL],
+            running=count[TrialState.RUNNING],
+            waiting=count[TrialState.WAITING],
+            best=best_trial(trials),
+        )
+
+    @property
+    def finished(self) -> int:
+        return self.complete + self.pruned + self.failed
+
+    @property
+    def used(self) -> int:
+        return self.finished + self.running + self.waiting
+
+
+class Heartbeat:
+    """Records that our running trials are alive, every interval, while a batch runs."""
+
+    def __init__(self, storage: Any, trial_ids: list[int], interval: int) -> None:
+        self.storage = storage
+        self.trial_ids = trial_ids
+        self.interval = interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True, name="optuna-heartbeat")
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.interval):
+            for beating in self.trial_ids:
+                try:
+                    self.storage.record_heartbeat(beating)
+                except Exception:  # noqa: BLE001 - a missed beat is retried next interval
+                    pass

@@ -1,0 +1,55 @@
+"""The private/experimental Optuna and Hydra APIs behind lstmlab.sweep.compat, on a real storage:
+an upgrade that moves one of them fails here, by name."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from hydra.core.utils import JobStatus
+from optuna.trial import TrialState
+
+from lstmlab.sweep import compat
+
+
+@pytest.fixture
+def study(tmp_path) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    return optuna.create_study(study_name="compat", storage=storage)
+
+
+def test_ids_are_the_storage_ids(study: optuna.Study) -> None:
+    study.ask()  # trial 0, so that trial 1's id and number can differ from the study's first
+    trial = study.ask()
+    storage = study._storage
+    assert compat.study_id(study) == storage.get_study_id_from_name("compat")
+    assert compat.trial_id(trial) == storage.get_trial_id_from_study_id_trial_number(compat.study_id(study), 1)
+    assert storage.get_trial(compat.trial_id(trial)).number == 1
+
+
+def test_running_trial_reaches_the_same_trial_from_another_study_object(study: optuna.Study) -> None:
+    asked = study.ask()
+    again = optuna.load_study(study_name="compat", storage=study._storage)
+    trial = compat.running_trial(again, again._storage, asked.number)
+    trial.report(1.5, step=0)
+    assert study.trials[asked.number].intermediate_values == {0: 1.5}
+    assert compat.trial_id(trial) == compat.trial_id(asked)
+
+
+def test_retry_history_names_the_trial_a_retry_replaces(study: optuna.Study) -> None:
+    failed = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    study.tell(failed, state=TrialState.FAIL)
+    optuna.storages.RetryFailedTrialCallback()(study, study.trials[failed.number])
+    retry = study.trials[-1]
+    assert retry.state == TrialState.WAITING and retry.params == study.trials[failed.number].params
+    assert compat.retry_history(retry) == [failed.number]
+    assert compat.retry_history(study.trials[failed.number]) == []
+
+
+def test_failed_job_keeps_its_error_without_raising_it() -> None:
+    error = ValueError("bad value")
+    result = compat.failed_job(["a=1"], error)
+    assert result.status == JobStatus.FAILED and result.overrides == ["a=1"]
+    assert compat.job_error(result) is error
+    with pytest.raises(ValueError):  # why compat exists: the public property re-raises
+        _ = result.return_value
