@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
 
 import joblib
 import mlflow
@@ -81,6 +85,7 @@ def test_user_errors_are_one_line(store, project_dir, capsys):
         (["0" * 32], "unknown run id"),
         ([bare.info.run_id], "has no logged model"),
         ([store["run_id"], "--data", str(project_dir / "missing.csv")], "missing.csv: no such file"),
+        ([store["run_id"], "--data", str(project_dir)], "is a directory; give a CSV file"),
         ([store["run_id"], "--data", str(short)], "has 5 usable rows; the model needs the last 8"),
     ]
     capsys.readouterr()
@@ -89,3 +94,57 @@ def test_user_errors_are_one_line(store, project_dir, capsys):
         err = capsys.readouterr().err
         assert err.startswith("lstmlab forecast: error: ") and message in err, err
         assert err.count("\n") == 1
+
+
+@contextmanager
+def damaged(path: Path, content: bytes | None):
+    """`path` overwritten with `content` (or deleted, with None) for the block, then restored."""
+    backup = path.with_name(path.name + ".bak")
+    shutil.move(path, backup)
+    try:
+        if content is not None:
+            path.write_bytes(content)
+        yield
+    finally:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        shutil.move(backup, path)
+
+
+def artifact(run_id: str, name: str) -> Path:
+    return Path(urlparse(mlflow.get_run(run_id).info.artifact_uri).path) / name
+
+
+def model_files(run_id: str) -> Path:
+    from lstmlab.records.store import get_run, model_uri
+
+    model_id = model_uri(get_run(run_id)).removeprefix("models:/")
+    return Path(urlparse(mlflow.get_logged_model(model_id).artifact_location).path)
+
+
+def one_error_line(capsys, command: str, args: list[str]) -> str:
+    capsys.readouterr()
+    assert cli_main([command, *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lstmlab {command}: error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_damaged_or_deleted_records_are_one_line_and_start_no_run(store, capsys):
+    run_id = store["run_id"]
+    before = len(mlflow.search_runs(search_all_experiments=True))
+    with damaged(artifact(run_id, "config.yaml"), b": : [\n"):
+        for command in ("rerun", "forecast"):
+            assert "its config.yaml is damaged (while parsing" in one_error_line(capsys, command, [run_id])
+    with damaged(artifact(run_id, "config.yaml"), b"trainer: 3\n"):
+        assert "the config has no data, model" in one_error_line(capsys, "rerun", [run_id])
+    config = artifact(run_id, "config.yaml").read_text().replace("seed: 3", "seed: abc")
+    with damaged(artifact(run_id, "config.yaml"), config.encode()):
+        assert "trainer.seed='abc' must be a whole number" in one_error_line(capsys, "rerun", [run_id])
+    with damaged(artifact(run_id, "scaler.joblib"), b"garbage"):
+        assert "its scaler.joblib is damaged" in one_error_line(capsys, "forecast", [run_id])
+    with damaged(model_files(run_id), None):
+        assert "cannot be loaded: its files are missing or damaged" in one_error_line(capsys, "forecast", [run_id])
+    assert len(mlflow.search_runs(search_all_experiments=True)) == before

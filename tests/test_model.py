@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from conftest import make_config
 from lstmlab.errors import LstmlabError
 from lstmlab.paths import config_dir
+from lstmlab.pipeline.checks import check_activation, check_config
 from lstmlab.pipeline.model import build_model
 from lstmlab.pipeline.track import run_params
 
@@ -110,8 +111,8 @@ def test_loss_variants_instantiate_their_keras_class(variant, loss):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("model.units=[50,0]", "every entry must be a whole number above 0"),
-        ("model.units=[]", "model.units is empty"),
+        ("model.units=[50,0]", r"model.units=\[50, 0\] must list one whole number above 0 per LSTM layer"),
+        ("model.units=[]", r"model.units=\[\] must list one whole number above 0"),
         ("model.dropout=1.0", r"model.dropout=1.0 must be in \[0, 1\)"),
         ("model.dropout=-0.1", "must be in"),
         ("model.activation=nope", "not a Keras activation"),
@@ -120,4 +121,5 @@ def test_loss_variants_instantiate_their_keras_class(variant, loss):
 def test_invalid_model_values_are_rejected(override, message):
     cfg = make_config(override)
     with pytest.raises(LstmlabError, match=message):
-        build_model(cfg.model, lookback=60, n_features=1)
+        check_config(cfg)
+        check_activation(cfg.model.activation)

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from sklearn.base import TransformerMixin
-from sklearn.model_selection import train_test_split
 
-from lstmlab.errors import LstmlabError, first_line
+from lstmlab.errors import LstmlabError
+from lstmlab.pipeline.checks import check_data
+from lstmlab.pipeline.csv_table import match_column, read_price_csv
 
-DATE_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "day")
-NAN_POLICIES = ("error", "drop", "ffill")
+if TYPE_CHECKING:  # scikit-learn takes a second to import: not before the data have been read
+    from sklearn.base import TransformerMixin
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def load_table(cfg: DictConfig) -> pd.DataFrame:
 
         frame = arch.data.sp500.load()
     elif cfg.source == "csv":
-        frame = _read_csv(cfg.path, cfg.get("date_column"))
+        frame = read_price_csv(cfg)
     elif cfg.source == "synthetic":
         frame = synthetic_prices(rows=cfg.get("rows", 1200), seed=cfg.get("seed", 0))
     else:
@@ -67,8 +67,6 @@ def load_table(cfg: DictConfig) -> pd.DataFrame:
 
 def synthetic_prices(rows: int = 1200, seed: int = 0) -> pd.DataFrame:
     """A geometric random walk with a slow cycle, on business days: a stand-in for real prices."""
-    if rows < 2:
-        raise LstmlabError(f"data.rows={rows} is too small; generate at least 2 rows")
     rng = np.random.default_rng(seed)
     t = np.arange(rows)
     log_returns = 0.0003 + 0.01 * rng.standard_normal(rows) + 0.002 * np.sin(2 * np.pi * t / 120)
@@ -76,57 +74,6 @@ def synthetic_prices(rows: int = 1200, seed: int = 0) -> pd.DataFrame:
     volume = rng.integers(1_000_000, 5_000_000, rows).astype(float)
     dates = pd.bdate_range("2000-01-03", periods=rows, name="Date")
     return pd.DataFrame({"Close": close, "Volume": volume}, index=dates)
-
-
-def _read_csv(path: str | None, date_column: str | None) -> pd.DataFrame:
-    if not path:
-        raise LstmlabError("data.path is not set; give the CSV file: data=csv data.path=prices.csv")
-    file = Path(path)
-    if not file.is_file():
-        raise LstmlabError(f"data file not found: {path}")
-    try:
-        frame = pd.read_csv(file)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise LstmlabError(f"cannot read {path} as CSV: {first_line(error)}") from None
-    if frame.empty:
-        raise LstmlabError(f"{path} has no data rows")
-    column = _find_date_column(frame, date_column, path)
-    dates = pd.to_datetime(frame[column], errors="coerce")
-    bad = frame.index[dates.isna()]
-    if len(bad):
-        raise LstmlabError(
-            f"{path}: column {column!r} has values that are not dates at lines {_lines(bad)}"
-        )
-    return frame.drop(columns=[column]).set_index(pd.DatetimeIndex(dates, name="Date"))
-
-
-def _find_date_column(frame: pd.DataFrame, name: str | None, path: str) -> str:
-    if name:
-        return _match_column(frame, name, path, "data.date_column")
-    for column in frame.columns:
-        if str(column).strip().lower() in DATE_COLUMN_NAMES:
-            return column
-    raise LstmlabError(
-        f"{path}: no date column found (looked for {', '.join(DATE_COLUMN_NAMES)}); "
-        "name it with data.date_column=..."
-    )
-
-
-def _match_column(frame: pd.DataFrame, name: str, where: str, key: str) -> str:
-    """The frame's column called `name`, ignoring case and surrounding spaces."""
-    by_lower = {str(c).strip().lower(): c for c in frame.columns}
-    try:
-        return by_lower[str(name).strip().lower()]
-    except KeyError:
-        columns = ", ".join(map(str, frame.columns))
-        raise LstmlabError(f"{key}={name!r}: no such column in {where} (columns: {columns})") from None
-
-
-def _lines(row_positions) -> str:
-    """CSV line numbers (header is line 1) of row positions, at most five shown."""
-    lines = [str(int(p) + 2) for p in row_positions[:5]]
-    more = f" and {len(row_positions) - 5} more" if len(row_positions) > 5 else ""
-    return ", ".join(lines) + more
 
 
 def _dates(index: pd.Index) -> str:
@@ -137,15 +84,11 @@ def _dates(index: pd.Index) -> str:
 
 def select_columns(frame: pd.DataFrame, cfg: DictConfig, where: str) -> tuple[pd.DataFrame, list[str], str]:
     """Numeric target and feature columns, NaNs handled by `cfg.nan_policy`."""
-    target = _match_column(frame, cfg.target, where, "data.target")
+    target = match_column(frame.columns, cfg.target, where, "data.target")
     requested = list(cfg.features) if cfg.get("features") else [cfg.target]
-    features = [_match_column(frame, name, where, "data.features") for name in requested]
+    features = [match_column(frame.columns, name, where, "data.features") for name in requested]
     columns = list(dict.fromkeys([*features, target]))
-    table = frame[columns].copy()
-    for column in columns:
-        table[column] = _to_numeric(table[column], where)
-    if cfg.nan_policy not in NAN_POLICIES:
-        raise LstmlabError(f"data.nan_policy={cfg.nan_policy!r} is unknown; use {', '.join(NAN_POLICIES)}")
+    table = frame[columns].astype(float)  # a CSV's numbers are parsed by csv_table, as written
     missing = table.index[table.isna().any(axis=1)]
     if len(missing):
         if cfg.nan_policy == "error":
@@ -155,20 +98,6 @@ def select_columns(frame: pd.DataFrame, cfg: DictConfig, where: str) -> tuple[pd
             )
         table = table.dropna() if cfg.nan_policy == "drop" else table.ffill().dropna()
     return table, features, target
-
-
-def _to_numeric(column: pd.Series, where: str) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(column):
-        return column.astype(float)
-    text = column.astype("string").str.replace(r"^\s*\$|,", "", regex=True)  # "$1,234.50"
-    numbers = pd.to_numeric(text, errors="coerce")
-    bad = column.index[numbers.isna() & column.notna()]
-    if len(bad):
-        raise LstmlabError(
-            f"{where}: column {column.name!r} has non-numeric values on {_dates(bad)} "
-            f"(e.g. {column.loc[bad[0]]!r})"
-        )
-    return numbers.astype(float)
 
 
 def fingerprint(table: pd.DataFrame) -> str:
@@ -182,14 +111,8 @@ def fingerprint(table: pd.DataFrame) -> str:
 
 def split_rows(n_rows: int, cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row positions of the train, val and test parts, in time order (no shuffling)."""
-    for key in ("val_fraction", "test_fraction"):
-        if not 0 < cfg[key] < 1:
-            raise LstmlabError(f"data.{key}={cfg[key]} must be between 0 and 1")
-    if cfg.val_fraction + cfg.test_fraction >= 1:
-        raise LstmlabError(
-            f"data.val_fraction + data.test_fraction = {cfg.val_fraction + cfg.test_fraction:g} "
-            "leaves nothing to train on; keep the sum below 1"
-        )
+    from sklearn.model_selection import train_test_split
+
     rows = np.arange(n_rows)
     n_val, n_test = round(n_rows * cfg.val_fraction), round(n_rows * cfg.test_fraction)
     try:  # whole row counts: fractions of fractions would round differently
@@ -211,6 +134,7 @@ def windows(values: np.ndarray, lookback: int) -> np.ndarray:
 
 def prepare(cfg: DictConfig) -> Dataset:
     """The data config in, model-ready windows out. Cached per process: sweeps reuse it."""
+    check_data(cfg)
     key = OmegaConf.to_yaml(cfg, resolve=True)
     if key not in _CACHE:
         _CACHE.clear()  # one dataset at a time is enough and keeps memory flat
@@ -223,8 +147,6 @@ _CACHE: dict[str, Dataset] = {}
 
 def _prepare(cfg: DictConfig) -> Dataset:
     lookback = cfg.lookback
-    if not isinstance(lookback, int) or lookback < 1:
-        raise LstmlabError(f"data.lookback={lookback} must be a whole number of at least 1")
     where = cfg.path if cfg.source == "csv" else f"the {cfg.source} data"
     table, features, target = select_columns(load_table(cfg), cfg, where)
     if len(table) < lookback + 3:

@@ -26,17 +26,18 @@ def run_experiment(
     Everything a user can get wrong is checked before the MLflow run starts, so a bad config
     leaves no run behind; a failure after the start ends the run as FAILED.
     """
+    from lstmlab.pipeline.checks import check_activation, check_config
     from lstmlab.pipeline.data import prepare
 
+    check_config(cfg)  # every value, before data, framework or run: a bad one leaves nothing behind
     runtime.use_backend(cfg.trainer.backend)  # before the pipeline modules below import Keras
     data = prepare(cfg.data)  # data errors are found before the seconds a framework import costs
     import keras
 
     from lstmlab.pipeline import evaluate, track, train
-    from lstmlab.pipeline.model import build_model, check_model_config
+    from lstmlab.pipeline.model import build_model
 
-    check_model_config(cfg.model)
-    train.check_trainer_config(cfg.trainer)
+    check_activation(cfg.model.activation)
     keras.backend.clear_session()  # fresh layer names and graph state for every run in a process
     train.seed_everything(cfg.trainer.seed)
     optimizer, loss = train.optimizer_and_loss(cfg.optimizer, cfg.loss)

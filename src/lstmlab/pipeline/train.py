@@ -41,12 +41,6 @@ def seed_everything(seed: int) -> None:
             del sys.modules["tensorflow"]
 
 
-def check_trainer_config(cfg: DictConfig) -> None:
-    for key in ("epochs", "batch_size"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise LstmlabError(f"trainer.{key}={cfg[key]} must be a whole number of at least 1")
-
-
 def optimizer_and_loss(optimizer_cfg: DictConfig, loss_cfg: DictConfig) -> tuple:
     """Keras optimizer and loss instantiated from their config groups (`_target_` + arguments)."""
     try:
@@ -120,7 +114,6 @@ def fit(
     callbacks: list[keras.callbacks.Callback] = (),
 ) -> Fit:
     """Fit on the training part, validating on the val part; `callbacks` run after val_rmse is known."""
-    check_trainer_config(cfg)
     guard = StopOnNonFinite()
     all_callbacks: list[keras.callbacks.Callback] = [ValRmse(data), guard]
     if cfg.early_stopping.enabled:

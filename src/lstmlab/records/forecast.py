@@ -43,7 +43,8 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
     data_cfg = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
     if data_path:
         if not Path(data_path).is_file():
-            raise LstmlabError(f"--data {data_path}: no such file")
+            what = "is a directory; give a CSV file" if Path(data_path).is_dir() else "no such file"
+            raise LstmlabError(f"--data {data_path}: {what}")
         data_cfg.source, data_cfg.path = "csv", data_path
         where = data_path
     else:
@@ -69,7 +70,14 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
     use_backend(cfg.trainer.backend)  # before mlflow.keras imports Keras
     import mlflow.keras
 
-    model = mlflow.keras.load_model(uri)
+    try:
+        model = mlflow.keras.load_model(uri)
+    except Exception as error:  # noqa: BLE001 - missing or damaged files raise anything from I/O to Keras
+        reason = " ".join(str(error).split())[:160] or type(error).__name__
+        raise LstmlabError(
+            f"the model of run {run_id} ({uri}) cannot be loaded: its files are missing or damaged "
+            f"({reason}); train the run again"
+        ) from None
     scaled = model.predict(x, verbose=0)
     price = float(scalers["target"].inverse_transform(np.asarray(scaled).reshape(-1, 1))[0, 0])
     if not math.isfinite(price):

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import joblib
 import mlflow
+import yaml
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from lstmlab.errors import LstmlabError
 from lstmlab.records.names import CONFIG_ARTIFACT, MODEL_NAME, SCALER_ARTIFACT
@@ -55,6 +57,11 @@ def get_run(run_id: str) -> Run:
 
 def _download(run: Run, name: str, what: str) -> Path:
     names = {entry.path for entry in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    if not names and run.info.status == "FINISHED" and "data_sha256" in run.data.tags:  # trained by lstmlab
+        raise LstmlabError(
+            f"run {run.info.run_id} ({run.info.run_name}) has no artifacts left in {run.info.artifact_uri} "
+            f"(deleted or moved?): cannot {what}"
+        )
     if name not in names:
         raise LstmlabError(
             f"run {run.info.run_id} ({run.info.run_name}, {run.info.status}) has no {name}: "
@@ -65,13 +72,36 @@ def _download(run: Run, name: str, what: str) -> Path:
 
 
 def load_config(run: Run, what: str = "rebuild it") -> DictConfig:
-    """The resolved config the run was trained with (its `config.yaml`)."""
-    return OmegaConf.load(_download(run, CONFIG_ARTIFACT, what))
+    """The resolved config the run was trained with (its `config.yaml`), checked like a new one."""
+    from lstmlab.pipeline.checks import check_config
+
+    path = _download(run, CONFIG_ARTIFACT, what)
+    try:
+        cfg = OmegaConf.load(path)
+        if not isinstance(cfg, DictConfig):
+            raise ValueError("it holds no key: value mapping")
+        check_config(cfg)
+    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError, ValueError, LstmlabError) as error:
+        raise LstmlabError(_damaged(run, CONFIG_ARTIFACT, error, what)) from None
+    return cfg
 
 
 def load_scalers(run: Run) -> dict:
     """{"features": scaler, "target": scaler}, fitted on the run's training part."""
-    return joblib.load(_download(run, SCALER_ARTIFACT, "scale new data like its training data"))
+    path = _download(run, SCALER_ARTIFACT, "scale new data like its training data")
+    try:
+        scalers = joblib.load(path)
+    except Exception as error:  # noqa: BLE001 - unpickling garbage raises anything
+        raise LstmlabError(_damaged(run, SCALER_ARTIFACT, error, "scale new data")) from None
+    if not (isinstance(scalers, dict) and all(hasattr(scalers.get(k), "transform") for k in ("features", "target"))):
+        raise LstmlabError(_damaged(run, SCALER_ARTIFACT, ValueError("not the features and target scalers"), "scale new data"))
+    return scalers
+
+
+def _damaged(run: Run, name: str, error: BaseException, what: str) -> str:
+    reason = " ".join(str(error).split())[:160] or type(error).__name__
+    return (f"run {run.info.run_id} ({run.info.run_name}): its {name} is damaged ({reason}), so it cannot "
+            f"{what}; train it again")
 
 
 def model_uri(run: Run) -> str:

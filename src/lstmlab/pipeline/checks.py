@@ -1,0 +1,196 @@
+"""Checks: every config value a user can set, validated in one place before a run starts.
+
+Hydra parses `trainer.seed=abc` into the string "abc" without complaint; Keras would fail on it
+minutes later (patience in the second epoch), leaving a FAILED run behind. `check_config` runs
+before any data is read or framework imported and names the key, the value and what it takes.
+Only the Keras activation name needs Keras: `check_activation` runs once Keras is imported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from lstmlab.errors import LstmlabError
+from lstmlab.runtime import BACKENDS
+
+SOURCES = ("sp500", "csv", "synthetic")
+NAN_POLICIES = ("error", "drop", "ffill")
+VERBOSE = ("auto", 0, 1, 2)
+DECIMALS = (".", ",")
+SECTIONS = ("data", "model", "optimizer", "loss", "trainer", "tracking")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def whole(low: int, high: int | None = None) -> Callable[[object], str | None]:
+    def check(value: object) -> str | None:
+        if _is_int(value) and value >= low and (high is None or value <= high):
+            return None
+        return f"must be a whole number {'of at least ' + str(low) if high is None else f'from {low} to {high}'}"
+    return check
+
+
+def number(low: float, high: float | None = None, low_open: bool = False, high_open: bool = True):
+    def check(value: object) -> str | None:
+        if _is_number(value) and (value > low if low_open else value >= low) and (
+            high is None or (value < high if high_open else value <= high)
+        ):
+            return None
+        if high is None:
+            return f"must be a number {'above' if low_open else 'of at least'} {low:g}"
+        if low_open and high_open:
+            return f"must be between {low:g} and {high:g}"
+        return f"must be in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    return check
+
+
+def boolean(value: object) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def one_of(*options: object) -> Callable[[object], str | None]:
+    def check(value: object) -> str | None:
+        if any(value == option and type(value) is type(option) for option in options):
+            return None
+        return "must be one of " + ", ".join(map(str, options))
+    return check
+
+
+def text(optional: bool = False) -> Callable[[object], str | None]:
+    def check(value: object) -> str | None:
+        if (value is None and optional) or (isinstance(value, str) and value.strip()):
+            return None
+        return "must be a name" + (" or null" if optional else "")
+    return check
+
+
+def names(optional: bool = True) -> Callable[[object], str | None]:
+    def check(value: object) -> str | None:
+        if value is None and optional:
+            return None
+        if isinstance(value, (list, ListConfig)) and value and all(isinstance(v, str) and v for v in value):
+            return None
+        return "must be a list of column names, e.g. [Close,Volume]" + (" (or null)" if optional else "")
+    return check
+
+
+def units(value: object) -> str | None:
+    entries = list(value) if isinstance(value, (list, ListConfig)) else [value]
+    if entries and all(_is_int(n) and n > 0 for n in entries):
+        return None
+    return "must list one whole number above 0 per LSTM layer, e.g. [50, 50]"
+
+
+TRAINER = {
+    "epochs": whole(1),
+    "batch_size": whole(1),
+    "seed": whole(0, 2**32 - 1),  # NumPy's seed range
+    "shuffle": boolean,
+    "verbose": one_of(*VERBOSE),
+    "backend": one_of(*BACKENDS),
+    "early_stopping.enabled": boolean,
+    "early_stopping.patience": whole(0),
+    "early_stopping.min_delta": number(0),
+    "early_stopping.restore_best_weights": boolean,
+}
+MODEL = {"units": units, "activation": text(), "bidirectional": boolean, "dropout": number(0, 1)}
+TRACKING = {"experiment": text(), "variant": text(), "run_name": text(optional=True),
+            "log_model": boolean, "uri": text(optional=True)}
+DATA = {
+    "source": one_of(*SOURCES),
+    "target": text(),
+    "features": names(),
+    "date_column": text(optional=True),
+    "lookback": whole(1),
+    "val_fraction": number(0, 1, low_open=True),
+    "test_fraction": number(0, 1, low_open=True),
+    "nan_policy": one_of(*NAN_POLICIES),
+}
+DATA_OPTIONAL = {  # keys of some sources only
+    "path": lambda v: None if v is None or (isinstance(v, str) and v.strip()) else "must be a file path",
+    "rows": whole(2),
+    "seed": whole(0, 2**32 - 1),
+    "decimal": lambda v: None if v is None or v in DECIMALS else "must be . or , (or null: detected)",
+    "date_format": text(optional=True),
+    "max_file_mb": number(0, low_open=True),
+}
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Every user-settable value of a composed `train` config (or a logged config.yaml)."""
+    missing = [name for name in SECTIONS if not isinstance(cfg.get(name), DictConfig)]
+    if missing:
+        raise LstmlabError(f"the config has no {', '.join(missing)} section; it is not an lstmlab train config")
+    check_data(cfg.data)
+    _check(cfg.trainer, "trainer", TRAINER)
+    _check(cfg.model, "model", MODEL)
+    _check(cfg.tracking, "tracking", TRACKING)
+    for section in ("optimizer", "loss"):  # their keys are the Keras class's arguments: numbers
+        node = cfg[section]
+        if not isinstance(node.get("_target_"), str):
+            raise LstmlabError(f"{section}._target_ must name a Keras class, e.g. keras.optimizers.Adam")
+        for key, value in node.items():
+            if key not in ("_target_", "name") and not (_is_number(value) or isinstance(value, bool)):
+                raise LstmlabError(f"{section}.{key}={value!r} must be a number")
+    if _is_number(cfg.optimizer.get("learning_rate")) and cfg.optimizer.learning_rate <= 0:
+        raise LstmlabError(f"optimizer.learning_rate={cfg.optimizer.learning_rate} must be above 0")
+
+
+def check_data(cfg: DictConfig) -> None:
+    """The data section alone: what `prepare` needs (forecast and rerun call it directly)."""
+    _check(cfg, "data", DATA)
+    present = {key for key in DATA_OPTIONAL if key in cfg and not OmegaConf.is_missing(cfg, key)}
+    _check(cfg, "data", {key: rule for key, rule in DATA_OPTIONAL.items() if key in present})
+    if cfg.source == "csv" and ("path" not in present or not cfg.path):
+        raise LstmlabError("data.path is not set; give the CSV file: data=csv data.path=prices.csv")
+    if cfg.val_fraction + cfg.test_fraction >= 1:
+        raise LstmlabError(
+            f"data.val_fraction + data.test_fraction = {cfg.val_fraction + cfg.test_fraction:g} "
+            "leaves nothing to train on; keep the sum below 1"
+        )
+    scaler = cfg.get("scaler")
+    if not isinstance(scaler, DictConfig) or not isinstance(scaler.get("_target_"), str):
+        raise LstmlabError("data.scaler must name a scikit-learn scaler: data.scaler._target_=sklearn.preprocessing.MinMaxScaler")
+
+
+def check_activation(name: str) -> None:
+    """The activation is one Keras knows (imports Keras: call it once the backend is chosen)."""
+    import keras
+
+    try:
+        keras.activations.get(name)
+    except (ValueError, TypeError):
+        raise LstmlabError(
+            f"model.activation={name!r} is not a Keras activation (try relu, tanh, leaky_relu)"
+        ) from None
+
+
+def _check(node: DictConfig, section: str, rules: dict[str, Callable[[object], str | None]]) -> None:
+    for key, rule in rules.items():
+        value = _get(node, key)
+        if value is _MISSING:
+            raise LstmlabError(f"{section}.{key} is missing from the config; set {section}.{key}=...")
+        problem = rule(value)
+        if problem:
+            shown = list(value) if isinstance(value, ListConfig) else value
+            raise LstmlabError(f"{section}.{key}={shown!r} {problem}")
+
+
+_MISSING = object()
+
+
+def _get(node: DictConfig, dotted: str) -> object:
+    for part in dotted.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
