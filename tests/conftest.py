@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as lstmlab sets it (lstmlab.console)
 
 from pathlib import Path  # noqa: E402
 
@@ -14,6 +15,11 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from lstmlab.paths import config_dir  # noqa: E402
+
+# What must never reach a user's console by default: TensorFlow's C++ log (I0000 00:00:...),
+# absl, CUDA, MLflow's log lines, Python warnings.
+FRAMEWORK_NOISE = re.compile(r"^[IWEF]\d{4} |absl|cuda|cuInit|oneDNN|NodeDef|cpu_feature_guard|tensorflow"
+                             r"|\bINFO\b|\bWARNING\b|Warning", re.IGNORECASE | re.MULTILINE)
 
 # Small enough to train in seconds on 2 cores, large enough to have every part of the split.
 TINY = [

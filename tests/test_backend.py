@@ -82,7 +82,7 @@ def test_a_sweep_on_jax_runs_its_trials_on_jax(tmp_path):
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    trials = optuna.load_study(study_name="variants", storage=storage).trials
+    trials = optuna.load_study(study_name="variants-synthetic", storage=storage).trials
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     import mlflow
 

@@ -148,3 +148,18 @@ def test_damaged_or_deleted_records_are_one_line_and_start_no_run(store, capsys)
     with damaged(model_files(run_id), None):
         assert "cannot be loaded: its files are missing or damaged" in one_error_line(capsys, "forecast", [run_id])
     assert len(mlflow.search_runs(search_all_experiments=True)) == before
+
+
+@pytest.mark.parametrize("last, expected", [
+    ("2018-12-31", "2019-01-02"),  # New Year's Day
+    ("2018-12-04", "2018-12-06"),  # closed for President Bush's funeral
+    ("2019-07-03", "2019-07-05"),  # Independence Day
+    ("2026-11-25", "2026-11-27"),  # Thanksgiving
+    ("2004-08-06", "2004-08-09"),  # a Friday: the weekend
+])
+def test_the_next_trading_day_follows_the_nyse_calendar(last, expected):
+    import pandas as pd
+
+    from lstmlab.records.forecast import next_trading_day
+
+    assert next_trading_day(pd.Timestamp(last)) == pd.Timestamp(expected)

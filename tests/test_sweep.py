@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from conftest import TINY
+from conftest import FRAMEWORK_NOISE, TINY
 
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 STORAGE = "sqlite:///mlruns/optuna.db"  # the sweeper's default, relative to the test's folder
@@ -49,15 +49,16 @@ def test_variants_sweep_records_the_study_and_resumes_to_n_trials():
     first = lstmlab(*args, "hydra.sweeper.n_trials=2")
     assert first.returncode == 0, first.stderr[-3000:]
     assert [int(n) for n, _ in PROGRESS.findall(first.stdout)] == [0, 1]  # a line per trial
+    assert not FRAMEWORK_NOISE.findall(first.stdout + first.stderr)  # quiet in every trial
 
-    found = trials("variants")
+    found = trials("variants-synthetic")
     assert [t.number for t in found] == [0, 1]
     assert all(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in found)
     # every documented dimension was sampled, with the command line's units
     assert set(found[0].params) == {"model.bidirectional", "model.units", "model.activation",
                                     "model.dropout", "optimizer", "optimizer.learning_rate", "loss"}
 
-    parent, children = parent_and_children("variants")
+    parent, children = parent_and_children("variants-synthetic")
     assert parent.info.status == "FINISHED"
     assert [c.info.run_name for c in children] == ["trial-0", "trial-1"]
     for child, trial in zip(children, found):
@@ -79,8 +80,8 @@ def test_variants_sweep_records_the_study_and_resumes_to_n_trials():
     # the same command with a larger budget continues the same study under the same parent
     second = lstmlab(*args, "hydra.sweeper.n_trials=3")
     assert second.returncode == 0, second.stderr[-3000:]
-    assert [t.number for t in trials("variants")] == [0, 1, 2]
-    parent_again, children = parent_and_children("variants")
+    assert [t.number for t in trials("variants-synthetic")] == [0, 1, 2]
+    parent_again, children = parent_and_children("variants-synthetic")
     assert parent_again.info.run_id == parent.info.run_id
     assert parent_again.info.status == "FINISHED" and len(children) == 3
 
@@ -88,7 +89,17 @@ def test_variants_sweep_records_the_study_and_resumes_to_n_trials():
     third = lstmlab(*args, "hydra.sweeper.n_trials=3")
     assert third.returncode == 0, third.stderr[-3000:]
     assert not PROGRESS.findall(third.stdout) and "3/3 trials" in third.stdout
-    assert len(trials("variants")) == 3
+    assert len(trials("variants-synthetic")) == 3
+
+    # the default name (variants-synthetic) on other data: refused in one line, nothing run
+    other = lstmlab(*args, "hydra.sweeper.n_trials=4", "data.seed=7")
+    assert other.returncode == 2
+    (line,) = [x for x in other.stderr.splitlines() if x.strip()]
+    assert "study 'variants-synthetic'" in line and "ran on other data" in line
+    assert "hydra.sweeper.study_name=variants-synthetic-" in line
+    assert len(trials("variants-synthetic")) == 3
+    assert all(r.info.status == "FINISHED" for r in MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name("lstmlab").experiment_id]))
 
 
 def test_a_pruned_and_a_diverged_trial_do_not_stop_the_sweep():

@@ -94,9 +94,43 @@ def test_lstmlab_ui_starts_an_mlflow_server_whose_rest_api_finds_the_runs(projec
         params = {p["key"]: p["value"] for p in run["data"]["params"]}
         assert params["model.units"] == "[50, 50]"
         assert {m["key"]: m["value"] for m in run["data"]["metrics"]}["val_rmse"] == 1.5
+
+        # SIGTERM to lstmlab alone (not its group): it stops the server and waits for it
+        tree = descendants(server.pid)
+        assert tree, "lstmlab ui started no server process"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+        assert [pid for pid in tree if alive(pid)] == [], "the server outlived lstmlab ui"
     finally:
         stop(server)
         log.close()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, from /proc."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running, and not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def stop(server: subprocess.Popen) -> None:

@@ -23,7 +23,8 @@ commands:
   forecast RUN_ID [--data P] next-step price from a logged model
   ui [MLFLOW UI OPTIONS]     mlflow ui on the project's store
 
-Add --debug to any command for a full traceback.
+Add -v (or --verbose) to any command to see the frameworks' log lines (TensorFlow, MLflow),
+--debug for those and a full traceback.
 """
 
 EXIT_USER_ERROR = 2
@@ -33,7 +34,8 @@ EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
+    verbose = debug or "-v" in argv or "--verbose" in argv
+    argv = [a for a in argv if a not in ("--debug", "-v", "--verbose")]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
@@ -45,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     show_traceback = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"
     if show_traceback:
         os.environ["LSTMLAB_DEBUG"] = "1"  # jobs (Hydra task functions) read it: raise, don't print
+    if verbose:
+        os.environ["LSTMLAB_VERBOSE"] = "1"  # lstmlab.console reads it
+    if command != "ui":  # `mlflow ui` keeps its own logging
+        from lstmlab import console
+
+        console.setup()
     try:
         return commands[command](args) or 0
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ import sys
 
 from omegaconf import DictConfig
 
+from lstmlab import console
 from lstmlab.errors import LstmlabError
 
 BACKENDS = ("tensorflow", "jax")
@@ -21,7 +22,7 @@ def use_backend(name: str) -> str:
     """Select the Keras backend for this process; an error if Keras already runs on another."""
     if name not in BACKENDS:
         raise LstmlabError(f"trainer.backend={name!r} is unknown; use {' or '.join(BACKENDS)}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    console.quiet_environment()  # before TensorFlow or MLflow are imported
     if "keras" in sys.modules:
         import keras
 
@@ -40,6 +41,15 @@ def use_backend(name: str) -> str:
             raise LstmlabError("trainer.backend=jax needs JAX: pip install -e '.[jax]'") from None
     os.environ["KERAS_BACKEND"] = name
     return name
+
+
+def import_keras():
+    """Keras on the backend `use_backend` chose, imported with its native start-up lines hidden
+    (see console.native_stderr_hidden). Call it where a command first needs Keras."""
+    if "keras" not in sys.modules:
+        with console.native_stderr_hidden():
+            import keras  # noqa: F401
+    return sys.modules["keras"]
 
 
 def use_jax_compilation_cache() -> None:

@@ -10,6 +10,7 @@ so a trial whose worker died is failed (after its heartbeats stop) and rerun by 
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import warnings
@@ -22,6 +23,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from lstmlab.errors import LstmlabError, first_line
+from lstmlab.sweep import study as identity
 from lstmlab.sweep.compat import failed_job, job_error, retry_history, trial_id
 from lstmlab.sweep.pruners import make_pruner, pruner_spec
 
@@ -30,6 +32,8 @@ from ._sampling import SamplerFactory, sampler_factory
 from ._space import SearchSpace, format_value, parse_space, validate
 from ._storage import StudyLock, open_storage, open_study, redact, resolve_url
 from ._tally import Heartbeat, Tally
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .sweeper import LstmlabOptunaSweeper
@@ -48,20 +52,26 @@ def run_study(sweeper: LstmlabOptunaSweeper, arguments: list[str]) -> list[list[
                            "'model.dropout=interval(0,0.5)'")
     _check_numbers(sweeper)
     validate(space, sweeper.compose)  # unknown keys and bad group options, before any storage
+    data_cfg = sweeper.compose(list(space.fixed)).data
+    if not sweeper.study_name:  # named after what it searches and the data: see lstmlab.sweep.study
+        search = sweeper.config.hydra.runtime.choices.get("hparams_search")
+        sweeper.study_name = identity.default_name(search, data_cfg)
+    fingerprint = identity.data_fingerprint(data_cfg)
     sampler = sampler_factory(sweeper.sampler, sweeper.seed, space)
     pruner = pruner_spec(sweeper.pruner)
     make_pruner(pruner)
     n_trials = sweeper.n_trials
     grid = sampler.grid_size()
     if grid is not None and grid < n_trials:
-        print(f"[sweep {sweeper.study_name}] the grid has {grid} points: running {grid} trials, "
-              f"not {n_trials}", flush=True)
+        log.info(f"[sweep {sweeper.study_name}] the grid has {grid} points: running {grid} trials, "
+              f"not {n_trials}")
         n_trials = grid
     url = resolve_url(sweeper.storage)
     lock = StudyLock(url, sweeper.study_name)
     with lock:
         storage = open_storage(url, sweeper.heartbeat_interval)
         study = open_study(storage, sweeper.study_name, sampler.make())
+        identity.check_data(study, fingerprint, redact(url))
         _remember_setup(study, space)
         parent_id = _tracking.parent_run(study, sweeper.config.tracking, redact(url))
     loop = StudyLoop(sweeper, study, storage, lock, space, sampler, pruner, n_trials, url,
@@ -91,9 +101,8 @@ def _remember_setup(study: optuna.Study, space: SearchSpace) -> None:
         if key not in study.user_attrs:
             study.set_user_attr(key, value)
         elif study.user_attrs[key] != value:
-            print(f"[sweep {study.study_name}] note: {key.replace('_', ' ')} differ from the ones "
-                  f"the study started with ({study.user_attrs[key]}); its trials mix both",
-                  flush=True)
+            log.info(f"[sweep {study.study_name}] note: {key.replace('_', ' ')} differ from the ones "
+                  f"the study started with ({study.user_attrs[key]}); its trials mix both")
 
 
 class StudyLoop:
@@ -116,9 +125,9 @@ class StudyLoop:
 
     def run(self) -> list[list[JobReturn]]:
         self._save_multirun_config()
-        print(f"[sweep {self.name}] study {self.name!r} in {redact(self.url)}: "
+        log.info(f"[sweep {self.name}] study {self.name!r} in {redact(self.url)}: "
               f"{Tally.of(self.study.get_trials(deepcopy=False)).finished} of {self.n_trials} "
-              f"trials finished; MLflow parent run {self.parent_id}", flush=True)
+              f"trials finished; MLflow parent run {self.parent_id}")
         returns: list[list[JobReturn]] = []
         try:
             waiting_said = False
@@ -129,8 +138,8 @@ class StudyLoop:
                     returns.append(self._run_batch(trials))
                 elif tally.running:
                     if not waiting_said:
-                        print(f"[sweep {self.name}] waiting for {tally.running} trial(s) running "
-                              "in other workers", flush=True)
+                        log.info(f"[sweep {self.name}] waiting for {tally.running} trial(s) running "
+                              "in other workers")
                         waiting_said = True
                     time.sleep(min(WAIT_POLL_SECONDS, self.sweeper.heartbeat_interval))
                 else:
@@ -238,8 +247,8 @@ class StudyLoop:
         what = f"val_rmse={value:.4f}" if state == TrialState.COMPLETE else f"({detail})"
         best = (f"best: trial {tally.best.number} val_rmse={tally.best.value:.4f}"
                 if tally.best is not None else "best: none yet")
-        print(f"[sweep {self.name}] trial {number} {state.name} {what} | {best} | "
-              f"{tally.finished}/{self.n_trials} finished", flush=True)
+        log.info(f"[sweep {self.name}] trial {number} {state.name} {what} | {best} | "
+              f"{tally.finished}/{self.n_trials} finished")
 
     def _give_back_in_flight(self) -> None:
         """Interrupted (Ctrl-C, an error): fail our running trials and queue them again."""
@@ -251,8 +260,8 @@ class StudyLoop:
             self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             if retry is not None:
                 retry(self.study, self.storage.get_trial(trial_id(trial)))
-            print(f"[sweep {self.name}] interrupted: trial {trial.number} is queued again; rerun "
-                  "the same command to resume", flush=True)
+            log.info(f"[sweep {self.name}] interrupted: trial {trial.number} is queued again; rerun "
+                  "the same command to resume")
 
     def _finish(self, status: str) -> None:
         """Close orphaned child runs, write the parent's summary, end the parent run."""
@@ -266,16 +275,16 @@ class StudyLoop:
                 "fixed_overrides": list(self.space.fixed),
             })
             if note:
-                print(f"[sweep {self.name}] note: {note}", flush=True)
+                log.info(f"[sweep {self.name}] note: {note}")
         finally:
             _tracking.end_parent(self.parent_id, status)
             self.lock.close()
         tally = Tally.of(self.study.get_trials(deepcopy=False))
         best = (f"best trial {tally.best.number} val_rmse={tally.best.value:.4f}"
                 if tally.best is not None else "no trial completed")
-        print(f"[sweep {self.name}] {status.lower()}: {tally.finished}/{self.n_trials} trials "
+        log.info(f"[sweep {self.name}] {status.lower()}: {tally.finished}/{self.n_trials} trials "
               f"({tally.complete} complete, {tally.pruned} pruned, {tally.failed} failed); {best}; "
-              f"MLflow parent run {self.parent_id}", flush=True)
+              f"MLflow parent run {self.parent_id}")
 
     def _save_multirun_config(self) -> None:
         sweep_dir = Path(str(self.sweeper.config.hydra.sweep.dir))

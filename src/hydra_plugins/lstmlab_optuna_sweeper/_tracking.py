@@ -8,6 +8,7 @@ Optuna's plots.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -25,6 +26,8 @@ from lstmlab.runtime import use_store
 from lstmlab.sweep.results import best_trial
 
 from ._space import SearchSpace
+
+log = logging.getLogger(__name__)
 
 PARENT_ATTR = "mlflow_parent_run_id"
 RESULTS_ARTIFACT = "optimization_results.yaml"
@@ -48,9 +51,8 @@ def parent_run(study: optuna.Study, tracking: DictConfig, storage: str) -> str:
                 run.info.lifecycle_stage == "active":
             client.update_run(run_id, status="RUNNING")
             return run_id
-        print(f"[sweep {study.study_name}] the study's MLflow parent run {run_id} is not in "
-              f"experiment {tracking.experiment!r} of this store; starting a new parent run",
-              flush=True)
+        log.info(f"[sweep {study.study_name}] the study's MLflow parent run {run_id} is not in "
+              f"experiment {tracking.experiment!r} of this store; starting a new parent run")
     run = client.create_run(
         experiment_id,
         run_name=study.study_name,
@@ -179,6 +181,5 @@ def _plots(study: optuna.Study, folder: Path) -> None:
             figure.savefig(folder / name, dpi=100)
             plt.close(figure)
         except Exception as error:  # noqa: BLE001 - a missing plot must not fail the sweep
-            print(f"[sweep {study.study_name}] {name} skipped: {first_line(error)}",
-                  flush=True)
+            log.info(f"[sweep {study.study_name}] {name} skipped: {first_line(error)}")
             plt.close("all")

@@ -4,7 +4,7 @@
 # sys.modules, and dataclasses cannot resolve string annotations then.
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -22,7 +22,8 @@ class LstmlabOptunaSweeperConf:
     n_trials: int = 20
     # Trials launched together (for parallel Hydra launchers; 1 runs them one by one).
     n_jobs: int = 1
-    study_name: str = "lstmlab"
+    # null: named after the search and the data (variants-sp500, wide-csv-prices, sweep-synthetic)
+    study_name: Optional[str] = None  # noqa: UP045 - OmegaConf structured configs need typing.Optional
     # Any Optuna RDB URL: sqlite:///path.db, postgresql://user@host/db, mysql://...
     storage: str = DEFAULT_STORAGE
     # tpe | random | grid | qmc | cmaes | gp | bruteforce, or {name: tpe, <arguments>}

@@ -23,7 +23,7 @@ class LstmlabOptunaSweeper(Sweeper):
         params: dict[str, str] | None,
         n_trials: int,
         n_jobs: int,
-        study_name: str,
+        study_name: str | None,
         storage: str,
         sampler: Any,
         seed: int | None,

@@ -16,8 +16,8 @@ def report(result: Forecast) -> str:
         [
             f"Run {result.run_name} {result.run_id}, model {result.model_uri}; data: {result.data}, "
             f"last date {day(result.last_date)}.",
-            f"Next-step forecast of {result.target} for the next trading day after {day(result.last_date)} "
-            f"({day(result.next_date)} unless a holiday):",
+            f"Next-step forecast of {result.target} for the next trading day after {day(result.last_date)}: "
+            f"{day(result.next_date)} ({result.calendar}):",
             f"  model  {result.price:12.4f}   ({change:+.4f}, {change / result.naive:+.2%} vs naive)"
             if result.naive else f"  model  {result.price:12.4f}",
             f"  naive  {result.naive:12.4f}   (the last {result.target}: tomorrow = today)",

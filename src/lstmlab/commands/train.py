@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -32,17 +33,40 @@ def task(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     with open_dict(cfg):
         cfg.tracking.variant = variant_name(cfg.tracking.variant, list(hydra_cfg.overrides.task))
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        if cfg.get("trial") is not None:  # a job of an Optuna sweep: see lstmlab/trial.py
+        if cfg.get("trial") is not None:  # a job of an Optuna sweep: see lstmlab/sweep/trial.py
             from lstmlab.sweep.trial import run_trial
 
-            return run_trial(cfg)
-        return run_experiment(cfg)["val_rmse"]
+            result = run_trial(cfg)  # the sweeper prints the trial's line
+        else:
+            result = run_experiment(cfg)
     except LstmlabError as error:
-        if hydra_cfg.mode == RunMode.MULTIRUN or os.environ.get("LSTMLAB_DEBUG") == "1":
+        if multirun or os.environ.get("LSTMLAB_DEBUG") == "1":
             raise  # the sweeper decides (Hydra's names the job, ours records a failed trial), or --debug
         print(f"lstmlab train: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    _show(result["run_id"], hydra_cfg, multirun, trial=cfg.get("trial") is not None)
+    return result["val_rmse"]
+
+
+def _show(run_id: str, hydra_cfg: DictConfig, multirun: bool, trial: bool) -> None:
+    """The run's summary (a single run), or its line and job record (a multirun's job)."""
+    import mlflow
+
+    from lstmlab.commands import summary
+    from lstmlab.records.summary import summarize
+
+    result = summarize(run_id)
+    if not multirun:
+        print(summary.full(result), flush=True)
+        return
+    # a trial's folder is named after its trial number (conf/train.yaml, hydra.sweep.subdir)
+    number = int(Path(hydra_cfg.runtime.output_dir).name) if trial else int(hydra_cfg.job.num)
+    job = f"trial {number}" if trial else str(number)
+    summary.record_job(hydra_cfg.runtime.output_dir, job, number, run_id, mlflow.get_tracking_uri())
+    if not trial:
+        print(summary.compact(result, job), flush=True)
 
 
 def launch(args: list[str], config_path: str) -> int:

@@ -7,6 +7,8 @@ every other option goes to `mlflow ui` unchanged (`lstmlab ui --port 5001`).
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 
@@ -41,7 +43,22 @@ def command(args: list[str]) -> list[str]:
 def main(args: list[str]) -> int:
     line = command(args)
     print(f"lstmlab ui: {' '.join(line[1:])}  (Ctrl-C stops it)", flush=True)
+    # Its own process group, so that one signal reaches the server and the workers it starts.
+    server = subprocess.Popen(line, start_new_session=True)
+    stopped: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        """Ctrl-C or SIGTERM to us: the same to the server's group; we wait for it to end."""
+        stopped.append(signum)
+        try:
+            os.killpg(server.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return subprocess.call(line)
-    except KeyboardInterrupt:  # the user's way to stop the server
-        return 0
+        code = server.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if stopped else code  # stopped by the user: a normal end

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,10 +45,27 @@ class Dataset:
     features: list[str]
     target: str
     sha256: str  # fingerprint of the table the windows were cut from
+    table: pd.DataFrame  # that table: dates, features and target (recorded as the run's dataset)
 
     def to_price(self, scaled: np.ndarray) -> np.ndarray:
         """Scaled model outputs back to price units."""
         return self.target_scaler.inverse_transform(np.asarray(scaled).reshape(-1, 1)).ravel()
+
+
+def data_name(cfg: DictConfig) -> str:
+    """A short name for the data of `cfg`: sp500, synthetic, or csv-<file stem>."""
+    if cfg.source == "csv" and cfg.get("path"):
+        return f"csv-{Path(str(cfg.path)).stem}"
+    return str(cfg.source)
+
+
+def data_source(cfg: DictConfig) -> str:
+    """Where the data of `cfg` come from, in words a reader can follow back."""
+    if cfg.source == "csv" and cfg.get("path"):
+        return str(Path(str(cfg.path)).resolve())
+    if cfg.source == "synthetic":
+        return f"lstmlab.pipeline.data.synthetic_prices(rows={cfg.get('rows', 1200)}, seed={cfg.get('seed', 0)})"
+    return "arch.data.sp500.load()" if cfg.source == "sp500" else str(cfg.source)
 
 
 def load_table(cfg: DictConfig) -> pd.DataFrame:
@@ -187,4 +205,5 @@ def _prepare(cfg: DictConfig) -> Dataset:
         features=features,
         target=target,
         sha256=fingerprint(table),
+        table=table,
     )

@@ -32,7 +32,7 @@ def run_experiment(
     check_config(cfg)  # every value, before data, framework or run: a bad one leaves nothing behind
     runtime.use_backend(cfg.trainer.backend)  # before the pipeline modules below import Keras
     data = prepare(cfg.data)  # data errors are found before the seconds a framework import costs
-    import keras
+    keras = runtime.import_keras()  # TensorFlow's start-up lines hidden; before the modules below
 
     from lstmlab.pipeline import evaluate, track, train
     from lstmlab.pipeline.model import build_model
@@ -46,7 +46,8 @@ def run_experiment(
         model = build_model(cfg.model, cfg.data.lookback, len(data.features))
         model.compile(optimizer=optimizer, loss=loss)
         result = train.fit(
-            model, data, cfg.trainer, callbacks=[track.EpochMetrics(run.info.run_id), train.EpochHooks(epoch_hooks)]
+            model, data, cfg.trainer,
+            callbacks=[track.EpochMetrics(run.info.run_id), train.EpochHooks(epoch_hooks)],
         )
         val_predicted = data.to_price(train.predict(model, data.val.x))
         test_predicted = data.to_price(train.predict(model, data.test.x))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,11 +15,12 @@ from pathlib import Path
 import joblib
 import keras
 import mlflow
+import mlflow.data
 import mlflow.keras
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.pipeline import plots
-from lstmlab.pipeline.data import Dataset
+from lstmlab.pipeline.data import Dataset, data_name, data_source
 from lstmlab.records.names import CONFIG_ARTIFACT, MODEL_NAME, SCALER_ARTIFACT
 
 
@@ -70,7 +72,25 @@ def start_run(
         run_name=name, tags=all_tags, parent_run_id=parent_run_id, nested=parent_run_id is not None
     ) as run:
         mlflow.log_params(run_params(cfg))
+        log_dataset(cfg, data)
         yield run
+
+
+DIGEST_CHARS = 12  # MLflow keeps at most 36; the tag data_sha256 has all 64, and starts the same
+
+
+def log_dataset(cfg: DictConfig, data: Dataset) -> None:
+    """The data as the run's MLflow dataset input (the UI's Dataset column): name, source, and
+    the data fingerprint as digest, so runs on the same data show the same dataset."""
+    with warnings.catch_warnings():
+        # A plain path or name fits both of MLflow's local sources ("" and file:), which it
+        # says in a UserWarning before taking the local one: the right one for us.
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(
+            data.table.reset_index(), source=data_source(cfg.data), targets=data.target,
+            name=data_name(cfg.data), digest=data.sha256[:DIGEST_CHARS],
+        )
+    mlflow.log_input(dataset, context="training")
 
 
 EPOCH_METRICS = {"loss": "train_loss", "val_loss": "val_loss", "val_rmse": "val_rmse"}
@@ -114,13 +134,21 @@ def log_results(
         plots.plot_losses(history, str(cfg.loss.name), folder / "loss.png")
         mlflow.log_artifacts(str(folder))
     if cfg.tracking.log_model:
-        log_model(model)
+        log_model(model, data.test.x[:2])
 
 
-def log_model(model: keras.Model) -> None:
-    """Keras flavor with explicit requirements: MLflow's inference would cost seconds per run."""
+def log_model(model: keras.Model, example) -> None:
+    """Keras flavor with explicit requirements (MLflow's inference would cost seconds per run)
+    and a signature: windows (lookback, features) in, one scaled price out, inferred from
+    `example` (a few input windows) and the model's outputs for them."""
     from importlib.metadata import version
+
+    from mlflow.models import infer_signature
+
+    from lstmlab.pipeline.train import predict
+
+    signature = infer_signature(example, predict(model, example))
 
     backend = keras.backend.backend()
     requirements = [f"keras=={version('keras')}", f"{backend}=={version(backend)}"]
-    mlflow.keras.log_model(model, name=MODEL_NAME, pip_requirements=requirements)
+    mlflow.keras.log_model(model, name=MODEL_NAME, pip_requirements=requirements, signature=signature)

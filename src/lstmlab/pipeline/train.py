@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -16,6 +17,8 @@ from omegaconf import DictConfig
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.pipeline import evaluate
 from lstmlab.pipeline.data import Dataset
+
+log = logging.getLogger(__name__)
 
 PREDICT_BATCH = 4096  # inference has no gradient state: one large batch is fastest
 
@@ -39,6 +42,32 @@ def seed_everything(seed: int) -> None:
     finally:
         if hide:
             del sys.modules["tensorflow"]
+
+
+def progress(verbose: int | str) -> tuple[int | str, list[keras.callbacks.Callback]]:
+    """Keras' `verbose` for fit and our callbacks: `auto` is Keras' bar on a terminal, and one
+    plain line per epoch when stdout is a file or pipe (the bar's ANSI codes and carriage
+    returns would turn into one long garbled line per epoch there)."""
+    if verbose == "auto" and not sys.stdout.isatty():
+        return 0, [EpochLines()]
+    return verbose, []
+
+
+class EpochLines(keras.callbacks.Callback):
+    """One log line per epoch: epoch, training loss, val_rmse, seconds."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.epochs = self.params.get("epochs")
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        loss, val = logs.get("loss"), logs.get("val_rmse")
+        log.info("epoch %d/%s  loss %s  val_rmse %s  %.1f s", epoch + 1, self.epochs,
+                 "—" if loss is None else f"{float(loss):.4g}", "—" if val is None else f"{val:.4f}",
+                 time.perf_counter() - self.started)
 
 
 def optimizer_and_loss(optimizer_cfg: DictConfig, loss_cfg: DictConfig) -> tuple:
@@ -126,7 +155,9 @@ def fit(
                 restore_best_weights=cfg.early_stopping.restore_best_weights,
             )
         )
+    verbose, printers = progress(cfg.verbose)
     all_callbacks.extend(callbacks)
+    all_callbacks.extend(printers)  # last: they print what the callbacks above decided
     started = time.perf_counter()
     history = model.fit(
         data.train.x,
@@ -134,7 +165,7 @@ def fit(
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         shuffle=cfg.shuffle,
-        verbose=cfg.verbose,
+        verbose=verbose,
         callbacks=all_callbacks,
     )
     seconds = time.perf_counter() - started

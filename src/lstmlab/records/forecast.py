@@ -28,7 +28,8 @@ class Forecast:
     data: str  # where the inputs came from
     target: str
     last_date: pd.Timestamp
-    next_date: pd.Timestamp  # the next business day (exchange holidays are not known here)
+    next_date: pd.Timestamp  # the next trading day on `calendar`
+    calendar: str  # "NYSE", or "business days" for the synthetic data (generated on weekdays)
     price: float  # the model's forecast
     naive: float  # the last price: the persistence forecast
 
@@ -65,9 +66,10 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
         inputs = inputs.to_numpy()
     x = feature_scaler.transform(inputs).astype(np.float32)[np.newaxis]
 
-    from lstmlab.runtime import use_backend
+    from lstmlab.runtime import import_keras, use_backend
 
     use_backend(cfg.trainer.backend)  # before mlflow.keras imports Keras
+    import_keras()
     import mlflow.keras
 
     try:
@@ -83,6 +85,7 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
     if not math.isfinite(price):
         raise LstmlabError(f"the model of run {run_id} forecast {price}: it did not train to finite weights")
     last_date = pd.Timestamp(table.index[-1])
+    synthetic = data_cfg.source == "synthetic"
     return Forecast(
         run_id=run_id,
         run_name=run.info.run_name,
@@ -90,7 +93,28 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
         data=where,
         target=target,
         last_date=last_date,
-        next_date=last_date + pd.offsets.BDay(1),
+        next_date=last_date + pd.offsets.BDay(1) if synthetic else next_trading_day(last_date),
+        calendar="business days" if synthetic else "NYSE",
         price=price,
         naive=float(table[target].iloc[-1]),
     )
+
+
+def next_trading_day(day: pd.Timestamp) -> pd.Timestamp:
+    """The New York Stock Exchange's next session after `day`: weekends, holidays and one-off
+    closures (e.g. 2018-12-05) skipped, from `exchange_calendars`' XNYS rules (computed locally,
+    no network). Past the years those rules cover: the next business day."""
+    import warnings
+
+    import exchange_calendars
+
+    day = pd.Timestamp(day)
+    day = (day.tz_localize(None) if day.tzinfo else day).normalize()
+    try:
+        with warnings.catch_warnings():  # its pandas deprecation warnings are not ours to act on
+            warnings.simplefilter("ignore")
+            calendar = exchange_calendars.get_calendar(
+                "XNYS", start=day - pd.Timedelta(days=7), end=day + pd.Timedelta(days=31))
+        return pd.Timestamp(calendar.date_to_session(day + pd.Timedelta(days=1), direction="next"))
+    except (exchange_calendars.errors.DateOutOfBounds, ValueError):
+        return day + pd.offsets.BDay(1)

@@ -63,8 +63,8 @@ class PruningHook:
         return self.pruned_at is not None
 
 
-def run_trial(cfg: DictConfig) -> float:
-    """Run the job as Optuna trial `cfg.trial.number`: its val_rmse, or TrialPruned."""
+def run_trial(cfg: DictConfig) -> dict[str, float]:
+    """Run the job as Optuna trial `cfg.trial.number`: run_experiment's result, or TrialPruned."""
     import mlflow
     import optuna
 
@@ -86,4 +86,4 @@ def run_trial(cfg: DictConfig) -> float:
         raise optuna.TrialPruned(
             f"pruned after epoch {callback.pruned_at} (val_rmse {callback.last_value:.4g})"
         )
-    return result["val_rmse"]
+    return result

@@ -1,0 +1,103 @@
+"""How `lstmlab train` ends: a run's summary, a multirun job's line, a multirun's table of jobs.
+
+Printing only: the numbers are read back from MLflow by records.summary. A job leaves its run
+id in its Hydra output folder (JOB_FILE), so the table at the end of a multirun finds every
+job's run under any launcher (in-process, joblib, a cluster sharing the folder).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from lstmlab.records.summary import RunSummary
+
+JOB_FILE = "lstmlab_run.json"
+
+
+def _number(value: float | None, fmt: str = ".4f") -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def verdict(summary: RunSummary) -> str:
+    """Plain words: did the model beat the naive forecast, tomorrow = today?"""
+    if summary.beat_naive is None:
+        return "no test metrics to judge"
+    ratio = summary.test_rmse / summary.naive_test_rmse if summary.naive_test_rmse else float("inf")
+    if summary.beat_naive:
+        return f'the model BEAT the naive forecast "tomorrow = today" (test RMSE {1 - ratio:.0%} lower)'
+    return (f'the model did NOT beat the naive forecast "tomorrow = today" '
+            f"(test RMSE {ratio:.2f}x the naive one)")
+
+
+def full(summary: RunSummary) -> str:
+    """The end of a single run: what it found and where to look."""
+    look = "open" if summary.server else "lstmlab ui, then open"
+    return "\n".join([
+        f"Run {summary.run_name} {summary.run_id} (experiment {summary.experiment!r}, "
+        f"data {summary.data}): {summary.status.lower()}",
+        f"  test RMSE {_number(summary.test_rmse)}   naive {_number(summary.naive_test_rmse)}   "
+        f"skill {_number(summary.test_skill, '+.4f')}",
+        f"  {verdict(summary)}",
+        f"  val RMSE {_number(summary.val_rmse)}   epochs {summary.epochs_run}   "
+        f"{_number(summary.train_seconds, '.1f')} s training",
+        f"Look: {look} {summary.url}",
+        "      lstmlab compare   (runs against the baseline, with seed variance)",
+    ])
+
+
+def compact(summary: RunSummary, job: str) -> str:
+    """One line per multirun job."""
+    beat = {True: "beat naive", False: "lost to naive", None: "no verdict"}[summary.beat_naive]
+    return (f"job {job}: {summary.run_name} {summary.run_id[:8]}  test RMSE {_number(summary.test_rmse)} "
+            f"vs naive {_number(summary.naive_test_rmse)} (skill {_number(summary.test_skill, '+.3f')}, "
+            f"{beat})  val RMSE {_number(summary.val_rmse)}  epochs {summary.epochs_run}  "
+            f"{_number(summary.train_seconds, '.1f')} s")
+
+
+def table(rows: list[tuple[str, RunSummary]]) -> str:
+    """A multirun's jobs, one row each, then where to look."""
+    width = max([3, *(len(job) for job, _ in rows)])
+    header = (f"{'job':>{width}}  {'run':<16} {'run id':<8}  {'val_rmse':>10} {'test_rmse':>10} "
+              f"{'naive':>10} {'skill':>8}  beat naive")
+    lines = [header]
+    for job, s in rows:
+        beat = {True: "yes", False: "no", None: "—"}[s.beat_naive]
+        lines.append(f"{job:>{width}}  {s.run_name[:16]:<16} {s.run_id[:8]:<8}  {_number(s.val_rmse):>10} "
+                     f"{_number(s.test_rmse):>10} {_number(s.naive_test_rmse):>10} "
+                     f"{_number(s.test_skill, '+.3f'):>8}  {beat}")
+    if rows:
+        first = rows[0][1]
+        where = first.server or "lstmlab ui, then"
+        lines.append(f"Look: {where} {first.url.split('/runs/')[0]}   or: lstmlab compare")
+    return "\n".join(lines)
+
+
+def record_job(output_dir: str, job: str, number: int, run_id: str, tracking_uri: str) -> None:
+    """Leave the job's run id where the multirun's table will look for it."""
+    record = {"job": job, "number": number, "run_id": run_id, "tracking_uri": tracking_uri}
+    (Path(output_dir) / JOB_FILE).write_text(json.dumps(record))
+
+
+class MultirunTable(Callback):
+    """Hydra callback (conf/train.yaml, hydra.callbacks.summary): a multirun ends with its table."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        import mlflow
+
+        from lstmlab.records.summary import summarize
+
+        records = [json.loads(path.read_text())
+                   for path in Path(str(config.hydra.sweep.dir)).glob(f"*/{JOB_FILE}")]
+        if not records:
+            return
+        rows = []
+        for record in sorted(records, key=lambda r: r["number"]):
+            mlflow.set_tracking_uri(record["tracking_uri"])
+            rows.append((str(record["job"]), summarize(record["run_id"])))
+        print(f"\nMultirun: {len(rows)} runs recorded (in {config.hydra.sweep.dir})", flush=True)
+        print(table(rows), flush=True)
