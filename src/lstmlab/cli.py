@@ -18,7 +18,7 @@ commands:
   train [OVERRIDES]          one run; `lstmlab train` is the documented baseline on S&P 500.
                              Hydra grammar: -m variant='glob(*)', -m hparams_search=variants,
                              --cfg job, --help
-  compare [OPTIONS]          runs against the baseline (with seed variance)
+  compare [OPTIONS]          runs against the baseline on its data: tested over seeds and days
   rerun RUN_ID [--check]     rerun a run from its logged config.yaml
   forecast RUN_ID [--data P] next-step price from a logged model
   ui [MLFLOW UI OPTIONS]     mlflow ui on the project's store
