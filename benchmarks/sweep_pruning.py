@@ -41,7 +41,7 @@ def run_sweep(args, pruner: str, folder: Path) -> dict:
 
     folder.mkdir(parents=True)
     storage = f"sqlite:///{folder / 'optuna.db'}"
-    study_name = f"bench-{pruner}"
+    study_name = "bench"
     command = [
         *lstmlab_command(), "train", "-m", f"hparams_search={args.space}",
         f"hydra.sweeper.n_trials={args.trials}", f"hydra.sweeper.seed={args.seed}",
@@ -92,7 +92,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=42, help="hydra.sweeper.seed")
-    parser.add_argument("--pruner", default="median", help="the pruner set against none")
+    parser.add_argument("--pruner", nargs="+", default=["median"],
+                        help="the pruners set against none (hydra.sweeper.pruner values)")
     parser.add_argument("--backend", default="jax", choices=("tensorflow", "jax"))
     parser.add_argument("--data", default="sp500", choices=("sp500", "synthetic"))
     parser.add_argument("--rounds", type=int, default=1)
@@ -100,37 +101,42 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
-    results: dict[str, list[dict]] = {args.pruner: [], "none": []}
+    names = [*args.pruner, "none"]
+    results: dict[str, list[dict]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="lstmlab-sweep-bench-") as tmp:
         print(f"{args.trials} trials of {args.epochs} epochs, hparams_search={args.space}, "
               f"{args.data} on {args.backend}; load average {os.getloadavg()[0]:.2f} on "
               f"{os.cpu_count()} CPUs", flush=True)
         for round_no in range(args.rounds):
-            order = [args.pruner, "none"] if round_no % 2 == 0 else ["none", args.pruner]
-            for pruner in order:
-                result = run_sweep(args, pruner, Path(tmp) / f"{pruner}-{round_no}")
+            order = names if round_no % 2 == 0 else names[::-1]  # alternate: drift hits all alike
+            for index, pruner in enumerate(order):
+                result = run_sweep(args, pruner, Path(tmp) / f"{index}-{round_no}")
+                result["load"] = os.getloadavg()[0]
                 results[pruner].append(result)
-                print(f"  round {round_no + 1} pruner={pruner:8} wall {result['wall']:7.1f} s  "
+                print(f"  round {round_no + 1} pruner={pruner:40} wall {result['wall']:7.1f} s  "
                       f"epochs {result['epochs']:4}  complete {result['complete']:3}  "
-                      f"pruned {result['pruned']:3}  best val_rmse {result['best']:.4f}", flush=True)
+                      f"pruned {result['pruned']:3}  best val_rmse {result['best']:.4f}  "
+                      f"load {result['load']:.2f}", flush=True)
         print(f"load average after: {os.getloadavg()[0]:.2f}\n")
 
-    print(f"{'median of rounds':40}{'pruner=' + args.pruner:>18}{'pruner=none':>18}{'ratio':>8}")
-    for key, label in (("wall", "wall time (s)"), ("epochs", "epochs trained"),
-                       ("complete", "trials complete"), ("pruned", "trials pruned"),
-                       ("best", "best val_rmse")):
-        pruned = statistics.median(r[key] for r in results[args.pruner])
-        unpruned = statistics.median(r[key] for r in results["none"])
-        ratio = f"{pruned / unpruned:8.2f}" if unpruned else ""
-        print(f"{label:40}{pruned:18.4g}{unpruned:18.4g}{ratio}")
-    for pruned, unpruned in zip(results[args.pruner], results["none"]):
-        target = unpruned["best"]
-        for result in (pruned, unpruned):
-            seconds = reached(result, target)
-            when = (f"after {seconds:7.1f} s = {seconds / unpruned['wall']:.0%} of the unpruned "
-                    f"sweep's wall time" if seconds is not None else "never")
-            print(f"pruner={result['pruner']:8} within {TOLERANCE:.0%} of the unpruned best "
-                  f"({target:.4f}): {when}")
+    for name in args.pruner:
+        print(f"{'median of rounds':40}{'pruner=' + name[:40]:>44}{'pruner=none':>18}{'ratio':>8}")
+        for key, label in (("wall", "wall time (s)"), ("epochs", "epochs trained"),
+                           ("complete", "trials complete"), ("pruned", "trials pruned"),
+                           ("best", "best val_rmse")):
+            pruned = statistics.median(r[key] for r in results[name])
+            unpruned = statistics.median(r[key] for r in results["none"])
+            ratio = f"{pruned / unpruned:8.2f}" if unpruned else ""
+            print(f"{label:40}{pruned:44.4g}{unpruned:18.4g}{ratio}")
+        for pruned, unpruned in zip(results[name], results["none"]):
+            target = unpruned["best"]
+            for result in (pruned, unpruned):
+                seconds = reached(result, target)
+                when = (f"after {seconds:7.1f} s = {seconds / unpruned['wall']:.0%} of the unpruned "
+                        f"sweep's wall time" if seconds is not None else "never")
+                print(f"pruner={result['pruner'][:40]:40} within {TOLERANCE:.0%} of the unpruned best "
+                      f"({target:.4f}): {when}")
+        print()
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                          "results": results}, indent=1))

@@ -8,6 +8,9 @@ import re
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as lstmlab sets it (lstmlab.console)
 
+import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -80,3 +83,31 @@ def use_store(uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
+
+
+POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+
+
+@contextmanager
+def postgres_databases(*prefixes: str) -> Iterator[list[str]]:
+    """Throwaway databases on the real server (127.0.0.1:5432, user postgres), one per prefix,
+    as `postgresql://` URLs; dropped afterwards. Skips when no server answers, unless $CI is set."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    try:
+        admin = psycopg2.connect(dbname="postgres", connect_timeout=5, **POSTGRES)
+    except psycopg2.OperationalError as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL server on 127.0.0.1:5432 ({str(error).strip()})")
+    admin.autocommit = True
+    names = [f"{prefix}_{uuid.uuid4().hex[:12]}" for prefix in prefixes]
+    try:
+        with admin.cursor() as cursor:
+            for name in names:
+                cursor.execute(f"CREATE DATABASE {name}")
+        yield [f"postgresql://postgres@127.0.0.1:5432/{name}" for name in names]
+    finally:
+        with admin.cursor() as cursor:
+            for name in names:
+                cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()

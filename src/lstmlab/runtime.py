@@ -7,6 +7,7 @@ parent run and the read-only commands set only the store; forecast only the back
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -16,6 +17,21 @@ from lstmlab import console
 from lstmlab.errors import LstmlabError
 
 BACKENDS = ("tensorflow", "jax")
+
+# A stop asked for from outside the job: the parallel launcher turns a worker's Ctrl-C into one.
+# Training stops at the next batch boundary with KeyboardInterrupt, never halfway through a write
+# to the MLflow store or the Optuna storage (a SQLite write cut short leaves the file locked and
+# the other jobs unable to record their own ends).
+_stop_requested = False
+
+
+def request_stop(requested: bool = True) -> None:
+    global _stop_requested
+    _stop_requested = requested
+
+
+def stop_requested() -> bool:
+    return _stop_requested
 
 
 def use_backend(name: str) -> str:
@@ -35,6 +51,8 @@ def use_backend(name: str) -> str:
         return current
     if name == "jax":
         use_jax_compilation_cache()
+        # JAX logs at INFO that it found no TPU; under Hydra's job logging that is every job's noise.
+        logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
         try:
             import jax  # noqa: F401
         except ImportError:

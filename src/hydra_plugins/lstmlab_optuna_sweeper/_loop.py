@@ -90,15 +90,29 @@ def _check_numbers(sweeper: LstmlabOptunaSweeper) -> None:
     if not isinstance(sweeper.n_trials, int) or sweeper.n_trials < 1:
         raise LstmlabError(f"hydra.sweeper.n_trials={sweeper.n_trials} must be a whole number "
                            "of at least 1")
-    if not isinstance(sweeper.n_jobs, int) or sweeper.n_jobs < 1:
-        raise LstmlabError(f"hydra.sweeper.n_jobs={sweeper.n_jobs} must be a whole number "
-                           "of at least 1")
+    sweeper.n_jobs = batch_size(sweeper.n_jobs, sweeper.config.hydra.launcher)
     if not 0 <= sweeper.max_failure_rate <= 1:
         raise LstmlabError(f"hydra.sweeper.max_failure_rate={sweeper.max_failure_rate} must be "
                            "in [0, 1]")
     if not isinstance(sweeper.heartbeat_interval, int) or sweeper.heartbeat_interval < 1:
         raise LstmlabError(f"hydra.sweeper.heartbeat_interval={sweeper.heartbeat_interval} must be "
                            "a whole number of seconds, at least 1")
+
+
+def batch_size(n_jobs: Any, launcher: Any) -> int:
+    """`hydra.sweeper.n_jobs` as a number: `auto` follows a parallel launcher's `n_jobs`
+    (joblib's convention: -1 = every usable core), else 1."""
+    if n_jobs == "auto":
+        launcher_jobs = launcher.get("n_jobs") if launcher is not None else None
+        if launcher_jobs is None:
+            return 1
+        import joblib
+
+        return max(1, joblib.effective_n_jobs(launcher_jobs))
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise LstmlabError(f"hydra.sweeper.n_jobs={n_jobs} must be a whole number of at least 1, "
+                           "or auto")
+    return n_jobs
 
 
 def _remember_setup(study: optuna.Study, space: SearchSpace) -> None:
@@ -134,7 +148,7 @@ class StudyLoop:
         self._save_multirun_config()
         log.info(f"[sweep {self.name}] study {self.name!r} in {redact(self.url)}: "
               f"{Tally.of(self.study.get_trials(deepcopy=False)).finished} of {self.n_trials} "
-              f"trials finished; MLflow parent run {self.parent_id}")
+              f"trials finished; {self.sweeper.n_jobs} at a time; MLflow parent run {self.parent_id}")
         returns: list[list[JobReturn]] = []
         try:
             waiting_said = False

@@ -20,8 +20,9 @@ class LstmlabOptunaSweeperConf:
     params: dict[str, str] | None = None
     # Trials the study runs in total (COMPLETE + PRUNED + FAIL, across resumes and workers).
     n_trials: int = 20
-    # Trials launched together (for parallel Hydra launchers; 1 runs them one by one).
-    n_jobs: int = 1
+    # Trials asked of the sampler and launched together: `auto` = as many as the launcher runs at
+    # once (hydra.launcher.n_jobs of hydra/launcher=parallel or joblib; 1 for others), or N.
+    n_jobs: Any = "auto"
     # null: named after the search and the data (variants-sp500, wide-csv-prices, sweep-synthetic)
     study_name: Optional[str] = None  # noqa: UP045 - OmegaConf structured configs need typing.Optional
     # Any Optuna RDB URL: sqlite:///path.db, postgresql://user@host/db, mysql://...
@@ -30,8 +31,8 @@ class LstmlabOptunaSweeperConf:
     sampler: Any = "tpe"
     seed: int | None = 42  # trial n samples with seed + n: reproducible, distinct across workers
     # median | percentile | successive_halving | hyperband | threshold | none, or {name: ..., <arguments>}.
-    # Each epoch's val_rmse is reported; median and percentile judge from the 6th epoch, once
-    # 5 trials have finished (n_warmup_steps=5, n_startup_trials=5 unless given).
+    # Each epoch's val_rmse is reported; median and percentile judge from the 4th epoch, once
+    # 3 trials have finished (n_warmup_steps=3, n_startup_trials=3 unless given; measured).
     pruner: Any = "median"
     # The sweep stops once more than this fraction of n_trials has failed.
     max_failure_rate: float = 0.25

@@ -22,7 +22,7 @@ class LstmlabOptunaSweeper(Sweeper):
         self,
         params: dict[str, str] | None,
         n_trials: int,
-        n_jobs: int,
+        n_jobs: int | str,
         study_name: str | None,
         storage: str,
         sampler: Any,

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.pipeline import evaluate
 from lstmlab.pipeline.data import Dataset
+from lstmlab.runtime import stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,14 @@ class StopOnNonFinite(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class StopOnRequest(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt at the next batch once a stop was asked for (runtime.request_stop)."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if stop_requested():
+            raise KeyboardInterrupt
+
+
 @dataclass(frozen=True)
 class Fit:
     history: dict[str, list[float]]
@@ -151,7 +160,7 @@ def fit(
 ) -> Fit:
     """Fit on the training part, validating on the val part; `callbacks` run after val_rmse is known."""
     guard = StopOnNonFinite()
-    all_callbacks: list[keras.callbacks.Callback] = [ValRmse(data), guard]
+    all_callbacks: list[keras.callbacks.Callback] = [StopOnRequest(), ValRmse(data), guard]
     if cfg.early_stopping.enabled:
         all_callbacks.append(
             keras.callbacks.EarlyStopping(

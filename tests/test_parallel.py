@@ -1,0 +1,146 @@
+"""Jobs side by side: Hydra's joblib launcher (processes) and the project's `parallel` launcher on
+a fresh SQLite MLflow store, a real Ctrl-C to the whole process group, and a sweep through
+hydra-submitit-launcher's `submitit_local` (the SLURM code path, run locally)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+import optuna
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from conftest import TINY
+
+LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
+# Tiny and on JAX (whose compiled programs are cached between processes).
+JOBS = [*TINY, "trainer.epochs=1", "trainer.backend=jax"]
+PROGRESS = re.compile(r"^\[sweep (\S+)\] trial (\d+) (COMPLETE|PRUNED|FAIL) ", re.MULTILINE)
+
+
+def lstmlab(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*LSTMLAB, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def all_runs() -> list:
+    client = MlflowClient()
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(ids, max_results=1000)
+
+
+def sweep_records(study: str, storage: str, n_trials: int) -> tuple[list, object, list]:
+    """The study's trials, its MLflow parent and children; checks what every such sweep must hold."""
+    trials = optuna.load_study(study_name=study, storage=storage).get_trials()
+    assert sorted(t.number for t in trials) == list(range(n_trials))  # each number once
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    runs = all_runs()
+    (parent,) = [r for r in runs if r.data.tags.get("optuna_study") == study]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(int(c.data.tags["optuna_trial"]) for c in children) == list(range(n_trials))
+    assert {r.info.status for r in runs} == {"FINISHED"}  # nothing RUNNING, nothing failed
+    return trials, parent, children
+
+
+def test_a_multirun_with_the_joblib_launcher_on_a_fresh_store_records_each_job_once(project_dir):
+    assert not (project_dir / "mlflow.db").exists()  # fresh: the jobs create the store together
+    result = lstmlab("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *JOBS,
+                     "variant=baseline,tanh,sgd")
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = all_runs()
+    assert sorted(r.data.tags["variant"] for r in runs) == ["baseline", "sgd", "tanh"]
+    assert [r.info.status for r in runs] == ["FINISHED"] * 3
+    assert len({r.data.tags["data_sha256"] for r in runs}) == 1
+
+
+def test_a_sweep_with_the_joblib_launcher_runs_two_trials_at_a_time(project_dir):
+    n_trials = 4
+    result = lstmlab("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *JOBS,
+                     "hydra/sweeper=lstmlab_optuna", "hydra.sweeper.study_name=side-by-side",
+                     f"hydra.sweeper.n_trials={n_trials}", "model.dropout=interval(0,0.5)")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "; 2 at a time;" in result.stdout  # the sweeper's n_jobs=auto follows the launcher
+    assert sorted(int(n) for _, n, _ in PROGRESS.findall(result.stdout)) == list(range(n_trials))
+
+    trials, parent, children = sweep_records("side-by-side", "sqlite:///mlruns/optuna.db", n_trials)
+    assert len({t.params["model.dropout"] for t in trials}) == n_trials  # no draw repeated
+    # Trials 0 and 1 were one batch: their runs overlapped in time, in two processes.
+    first, second = sorted((c for c in children if c.data.tags["optuna_trial"] in "01"),
+                           key=lambda c: c.info.start_time)
+    assert second.info.start_time < first.info.end_time
+    assert parent.data.tags["best_trial"] == str(min(trials, key=lambda t: t.value).number)
+
+
+def _runs_training(db: Path) -> int:
+    """RUNNING runs with an epoch logged, read straight from the SQLite file: an MLflow client
+    here would take part in creating the store while the jobs create it."""
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as db_:
+            return db_.execute("SELECT COUNT(DISTINCT r.run_uuid) FROM runs r JOIN metrics m ON "
+                               "m.run_uuid = r.run_uuid WHERE r.status = 'RUNNING' AND "
+                               "m.key = 'train_loss'").fetchone()[0]
+    except sqlite3.Error:  # not there yet, or its tables not yet created
+        return 0
+
+
+def _states_in_group(pgid: int) -> list[str]:
+    """The states (R, S, Z, ...) of the processes still in process group `pgid` (Linux /proc)."""
+    states = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid:
+                states.append(fields[0])
+    return states
+
+
+def test_ctrl_c_stops_every_parallel_job_and_leaves_no_run_running(project_dir):
+    # Three long jobs, two at a time; Ctrl-C as a terminal sends it: to the whole process group.
+    command = [*LSTMLAB, "train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *JOBS,
+               "trainer.epochs=100000", "variant=baseline,tanh,sgd"]
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and job.poll() is None:
+            if _runs_training(project_dir / "mlflow.db") == 2:
+                break
+            time.sleep(0.5)
+        else:
+            job.kill()
+            raise AssertionError(f"two jobs never trained side by side: {job.communicate()[1][-3000:]}")
+        os.killpg(job.pid, signal.SIGINT)
+        _, err = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode == 130, err[-3000:]
+    assert err.strip().splitlines()[-1] == "lstmlab train: interrupted"
+    runs = all_runs()
+    assert len(runs) == 2  # the third job never started
+    assert {r.info.status for r in runs} <= {"FAILED", "KILLED"}
+    time.sleep(1)
+    assert set(_states_in_group(job.pid)) <= {"Z"}  # every worker is gone (at most unreaped)
+
+
+def test_a_sweep_through_submitit_local_runs_its_trials_as_submitit_jobs(project_dir):
+    n_trials = 2
+    result = lstmlab("train", "-m", "hydra/launcher=submitit_local", "hydra.sweeper.n_jobs=2", *JOBS,
+                     "hydra/sweeper=lstmlab_optuna", "hydra.sweeper.study_name=submitit",
+                     f"hydra.sweeper.n_trials={n_trials}", "model.dropout=interval(0,0.5)",
+                     "hydra.sweep.dir=experiments/sweeps/submitit")
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep_records("submitit", "sqlite:///mlruns/optuna.db", n_trials)
+    # submitit ran them: one job folder with a log per task of the array
+    logs = sorted(p.name for p in (project_dir / "experiments/sweeps/submitit/.submitit").glob("*/*_log.out"))
+    assert len(logs) == n_trials, logs
