@@ -57,13 +57,19 @@ def tiny_config(*overrides: str) -> DictConfig:
     return make_config(*TINY, *overrides)
 
 
-def train_in_own_store(folder: Path, *overrides: str) -> dict:
-    """One tiny run in a store of its own under `folder`: for module-scoped fixtures that train
-    once and serve several tests (the autouse store above is per test)."""
+def csv_config(path: str, *overrides: str) -> DictConfig:
+    """TINY on a CSV file instead of the generated series."""
+    settings = [o for o in TINY if not o.startswith(("data=", "data.rows="))]
+    return make_config("data=csv", f"data.path={path}", *settings, *overrides)
+
+
+def train_in_own_store(folder: Path, *overrides: str, cfg: DictConfig | None = None) -> dict:
+    """One tiny run (or `cfg`) in a store of its own under `folder`: for module-scoped fixtures
+    that train once and serve several tests (the autouse store above is per test)."""
     from lstmlab.pipeline.experiment import run_experiment
 
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    cfg = tiny_config(*overrides)
+    cfg = cfg if cfg is not None else tiny_config(*overrides)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         patch.setenv("MLFLOW_TRACKING_URI", uri)

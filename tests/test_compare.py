@@ -8,6 +8,8 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -19,7 +21,9 @@ from scipy import stats as scipy_stats
 
 from conftest import tiny_config
 from lstmlab.cli import main as cli_main
+from lstmlab.comparison import paired
 from lstmlab.comparison.compare import compare
+from lstmlab.comparison.predictions import CACHE_DIR
 from lstmlab.records.names import FINAL_METRICS
 
 # val_rmse per seed 1, 2, 3, ... of each variant; the verdicts are known in advance.
@@ -29,9 +33,30 @@ KNOWN = {
     "better": [0.50, 0.55, 0.45, 0.52],
     "noisy": [0.60, 1.60, 0.90, 1.30],
     "single": [0.80],
+    # better across seeds, but its test errors are twice the baseline's every day: the tests disagree
+    "split": [0.50, 0.55, 0.45, 0.52],
+    # better across seeds, but the baseline's own daily errors in reverse order: no evidence over days
+    "seedsonly": [0.50, 0.55, 0.45, 0.52],
 }
 ONE_RUN = "no verdict (one run; train with trainer.seed=1,2,3,...)"
-VERDICTS = {"baseline": "baseline", "worse": "worse", "better": "better", "noisy": "no evidence", "single": ONE_RUN}
+VERDICTS = {"baseline": "baseline", "worse": "worse", "better": "better", "noisy": "no evidence", "single": ONE_RUN,
+            "split": "no evidence (seeds and days disagree)", "seedsonly": "no evidence"}
+DAYS = pd.bdate_range("2018-01-02", periods=60, name="date")
+ACTUAL = 100 + np.cumsum(np.random.default_rng(0).normal(size=len(DAYS)))
+
+
+def shocks(seed: int) -> np.ndarray:
+    """A seed's daily forecast errors before scaling: the same for every variant at that seed."""
+    return np.random.default_rng(100 + seed).normal(size=len(DAYS))
+
+
+def errors_of(variant: str, seed: int) -> np.ndarray:
+    """The daily errors (predicted − actual) of a run: its val_rmse times the seed's shocks."""
+    if variant == "split":
+        return 2.0 * KNOWN["baseline"][seed - 1] * shocks(seed)
+    if variant == "seedsonly":
+        return KNOWN["baseline"][seed - 1] * shocks(seed)[::-1]
+    return KNOWN[variant][seed - 1] * shocks(seed)
 
 
 def final_metrics(val_rmse: float, seed: int) -> dict[str, float]:
@@ -51,6 +76,18 @@ def final_metrics(val_rmse: float, seed: int) -> dict[str, float]:
     }
 
 
+LONG = "an_unusually_long_variant_name_that_would_not_fit"
+WIDE_EXPERIMENT = "an experiment whose long name makes a chart title that must wrap to stay inside the figure"
+WIDE = [
+    ("baseline", {}),
+    *[(f"{LONG}_{k}", {}) for k in range(5)],
+    *[("sweep_trial", {"model.dropout": str(d), "data.lookback": "None" if k % 2 else "30"})
+      for k, d in enumerate((0.1, 0.2, 0.3))],
+    ("sweep_trial", {"model.dropout": "0.1", "data.lookback": "60"}),
+    ("sweep_trial", {}),  # no dropout, no lookback param at all: never labelled "nan"
+]
+
+
 class Store:
     """Runs logged through MLflow's client with chosen start times, so "latest" is known."""
 
@@ -61,7 +98,9 @@ class Store:
         self.clock = 1_700_000_000_000
 
     def log(self, variant: str, seed: int, metrics: dict[str, float] | None, *, status: str = "FINISHED",
-            lr: str = "0.001", tags: dict[str, str] | None = None, run_name: str | None = None) -> str:
+            lr: str = "0.001", tags: dict[str, str] | None = None, run_name: str | None = None,
+            errors: np.ndarray | None = None, params: dict[str, str] | None = None) -> str:
+        """A run; with `errors`, a predictions.csv whose predicted = ACTUAL + errors on DAYS."""
         self.clock += 1000
         all_tags = {"variant": variant, "baseline": str(variant == "baseline").lower(),
                     "data_sha256": "d" * 64, **(tags or {})}
@@ -75,7 +114,14 @@ class Store:
             # how a run is recorded differs from run to run but must not split a group
             "tracking.uri": f"sqlite:///somewhere-{seed}.db",
             "trainer.verbose": "auto" if seed % 2 else "0",
+            "data.source": "sp500",
+            **(params or {}),
         }
+        if errors is not None:
+            with tempfile.TemporaryDirectory() as folder:
+                table = pd.DataFrame({"actual": ACTUAL, "predicted": ACTUAL + errors, "naive": ACTUAL}, index=DAYS)
+                table.to_csv(Path(folder) / "predictions.csv")
+                self.client.log_artifact(run.info.run_id, str(Path(folder) / "predictions.csv"))
         self.client.log_batch(
             run.info.run_id,
             metrics=[Metric(key, value, self.clock, 2) for key, value in (metrics or {}).items()],
@@ -96,14 +142,27 @@ def known(tmp_path_factory: pytest.TempPathFactory) -> dict:
         mlflow.set_tracking_uri(uri)
         store = Store()
         ids: dict[str, list[str]] = {}
+        # older: runs on other data, and a walk-forward evaluation of the same data (like-with-like leaves them out)
+        other = {"tags": {"data_sha256": "e" * 64}, "params": {"data.source": "synthetic"}}
+        ids["other_data"] = [store.log(v, s, final_metrics(1.0 + s / 10, s), errors=shocks(s), **other)
+                             for v in ("baseline", "tanh") for s in (1, 2)]
+        walk = {"evaluation.name": "walk_forward", "evaluation.folds": "5"}
+        ids["walk_forward"] = [store.log("baseline", s, final_metrics(1.0 + s / 10, s), params=walk, errors=shocks(s),
+                                         run_name="baseline-wf") for s in (1, 2)]
+        # a report run of an earlier compare, even with final metrics and tagged baseline: never compared
+        ids["report"] = store.log("baseline", 5, final_metrics(0.1, 5), tags={"lstmlab.report": "true"},
+                                  run_name="compare-earlier")
         for variant, values in KNOWN.items():
             if variant == "baseline":
                 continue
-            ids[variant] = [store.log(variant, seed, final_metrics(v, seed)) for seed, v in enumerate(values, 1)]
+            ids[variant] = [store.log(variant, seed, final_metrics(v, seed), errors=errors_of(variant, seed))
+                            for seed, v in enumerate(values, 1)]
         # baseline last, so its seed-4 run is the latest run tagged baseline=true
-        ids["baseline"] = [store.log("baseline", s, final_metrics(v, s)) for s, v in enumerate(KNOWN["baseline"], 1)]
+        ids["baseline"] = [store.log("baseline", s, final_metrics(v, s), errors=errors_of("baseline", s))
+                           for s, v in enumerate(KNOWN["baseline"], 1)]
         # a rerun of worse/seed 1 (same config, seed and result): counted once, not as a fifth sample
-        ids["rerun"] = store.log("worse", 1, final_metrics(KNOWN["worse"][0], 1), tags={"rerun_of": ids["worse"][0]})
+        ids["rerun"] = store.log("worse", 1, final_metrics(KNOWN["worse"][0], 1), tags={"rerun_of": ids["worse"][0]},
+                                 errors=errors_of("worse", 1))
         # left out: a failed baseline (newer than every finished one), a running run
         ids["failed"] = store.log("baseline", 9, {"val_rmse": 0.01}, status="FAILED")
         ids["running"] = store.log("baseline", 8, {"val_rmse": 0.01}, status="RUNNING")
@@ -120,6 +179,11 @@ def known(tmp_path_factory: pytest.TempPathFactory) -> dict:
         ids["lonely_parent"] = store.log("sweep", 0, {"val_rmse": 0.2}, tags={"optuna_study": "study-b"}, run_name="study-b")
         Store("empty")
         Store("no-baseline").log("tanh", 1, final_metrics(1.0, 1))
+        wide = Store(WIDE_EXPERIMENT)  # many groups, long names, names shared, params unset in some groups
+        for k, (variant, extra) in enumerate(WIDE):
+            for seed in (1, 2):
+                wide.log(variant, seed, final_metrics(1.0 + k / 20 + seed / 100, seed), errors=(1.0 + k / 20) * shocks(seed),
+                         lr=str(0.001 * (1 + k % 3)), params=extra)
     return {"uri": uri, "ids": ids}
 
 
@@ -168,10 +232,11 @@ def test_groups_means_sds_and_welch_verdicts_equal_those_recomputed_from_the_run
         for metric in FINAL_METRICS:
             assert row[f"{metric}_mean"] == pytest.approx(np.mean([metrics_of(i)[metric] for i in members]), rel=1e-12)
         assert row["verdict"] == verdict
-        if verdict in ("better", "worse", "no evidence"):
+        if verdict.startswith(("better", "worse", "no evidence")):
             expected = scipy_stats.ttest_ind(values, baseline_values, equal_var=False)
             assert row["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
-            assert (row["p_value"] < 0.05) == (verdict != "no evidence")
+            if variant in ("worse", "better", "noisy"):  # decided by the seeds alone (the days agree)
+                assert (row["p_value"] < 0.05) == (verdict != "no evidence")
         else:
             assert math.isnan(row["p_value"])
     assert list(result.groups["val_rmse_mean"]) == sorted(result.groups["val_rmse_mean"])  # best first
@@ -204,8 +269,8 @@ def test_a_sweep_by_parent_id_or_study_name_and_a_filter_narrow_the_runs(known_s
     for sweep in (ids["parent"], "study-a"):
         result = compare(sweep=sweep)
         assert set(result.runs["run_id"]) == set(ids["trials"]) | set(ids["baseline"])
-        labels = set(result.groups["group"])  # two trials named alike: told apart by their params
-        assert labels == {"baseline", "trial (optimizer.learning_rate=0.01)", "trial (optimizer.learning_rate=0.1)"}
+        labels = set(result.groups["group"])  # two trials named alike: told apart by the param that differs
+        assert labels == {"baseline", "trial (learning_rate=0.01)", "trial (learning_rate=0.1)"}
         assert set(result.groups.loc[~result.groups["baseline_group"], "verdict"]) == {ONE_RUN}
         assert any("from outside the selection" in note for note in result.notes)
 
@@ -321,3 +386,163 @@ def test_real_runs_a_crippled_variant_comes_out_significantly_worse(trained, mon
     assert groups.loc["crippled", "p_value"] == pytest.approx(expected, rel=1e-9)
     assert groups.loc["crippled", "p_value"] < 0.05
     assert groups.loc["crippled", "verdict"] == "worse"
+
+
+# ---- the paired test, like with like, the report run ------------------------------------------
+
+
+def test_dm_holm_and_the_effect_equal_those_recomputed_from_the_known_daily_errors(known_store):
+    from statsmodels.stats.multitest import multipletests
+
+    from test_paired import textbook_dm
+
+    result = compare()
+    groups = result.groups.set_index("group")
+    base_loss = np.mean([errors_of("baseline", s) ** 2 for s in range(1, 5)], axis=0)
+    tested = [g for g in groups.index if g != "baseline" and groups.loc[g, "n"] > 1]
+    assert sorted(tested) == sorted(["worse", "better", "noisy", "split", "seedsonly"])
+    for group in tested:
+        loss = np.mean([errors_of(group, s) ** 2 for s in range(1, len(KNOWN[group]) + 1)], axis=0)
+        dm, p = textbook_dm(loss - base_loss)
+        row = groups.loc[group]
+        assert row["paired_days"] == len(DAYS)
+        assert row["dm_stat"] == pytest.approx(dm, rel=1e-6, abs=1e-9)
+        assert row["dm_p"] == pytest.approx(p, rel=1e-6)
+        change = math.sqrt(loss.mean() / base_loss.mean()) - 1
+        assert row["rmse_change"] == pytest.approx(change, rel=1e-9)
+        assert row["rmse_change_low"] < change < row["rmse_change_high"]
+    # Holm over every group of this report that has the test (DM: the one-seed group too; Welch: not)
+    for raw, adjusted, family in (("p_value", "welch_p_holm", tested), ("dm_p", "dm_p_holm", [*tested, "single"])):
+        assert set(groups.index[groups[raw].notna()]) == set(family)
+        expected = multipletests(groups.loc[family, raw].to_numpy(), method="holm")[1]
+        assert groups.loc[family, adjusted].to_numpy() == pytest.approx(expected, rel=1e-12)
+    assert groups.loc["split", "p_value"] < 0.05 and groups.loc["split", "dm_p_holm"] < 0.05  # both, but opposite
+    assert groups.loc["split", "t_statistic"] < 0 < groups.loc["split", "dm_stat"]
+    assert groups.loc["seedsonly", "welch_p_holm"] < 0.05 < groups.loc["seedsonly", "dm_p_holm"]  # the days say nothing
+    assert groups.loc["single", "verdict"] == ONE_RUN  # whatever its days say
+    assert paired.effect_interval(np.ones(3), np.ones(3))[0] == 0.0
+
+
+def test_by_default_only_runs_on_the_baselines_data_and_evaluation_and_the_notes_say_what_was_left_out(known_store):
+    ids = known_store["ids"]
+    result = compare()
+    shown = set(result.runs["run_id"])
+    assert not shown & set(ids["other_data"]) and not shown & set(ids["walk_forward"])
+    assert ids["report"] not in shown and result.baseline_run_id != ids["report"]
+    assert result.data == "sp500 dddddddd" and result.evaluation == "holdout"
+    notes = " ".join(result.notes)
+    assert "Left out 4 runs on other data (synthetic eeeeeeee: 4)" in notes and "--data" in notes and "--all" in notes
+    assert "Left out 2 runs evaluated otherwise (walk_forward (folds=5): 2)" in notes
+    assert "--filter \"params.evaluation.name = 'walk_forward'\"" in notes
+
+    for data in ("synthetic", "eeee"):  # a name or a fingerprint prefix: that data, its own latest baseline
+        other = compare(data=data)
+        assert set(other.runs["run_id"]) == set(ids["other_data"])
+        assert other.baseline_run_id == ids["other_data"][1]  # baseline seed 2, the later one
+        assert set(other.groups["group"]) == {"baseline", "tanh"}
+
+    walk = compare(filter_string="params.evaluation.name = 'walk_forward'")
+    assert set(walk.runs["run_id"]) == set(ids["walk_forward"]) and walk.evaluation == "walk_forward (folds=5)"
+
+
+def test_all_keeps_other_data_without_a_verdict_and_refuses_to_mix_evaluations(known_store, capsys):
+    ids = known_store["ids"]
+    both = compare(include_all=True, filter_string="attributes.run_name != 'baseline-wf'")
+    shown = set(both.runs["run_id"])
+    assert set(ids["other_data"]) <= shown and not shown & set(ids["walk_forward"])
+    groups = both.groups.set_index("group")
+    assert groups.loc["baseline (data=synthetic)", "verdict"] == "no verdict (other data: no common test days)"
+    assert groups.loc["baseline (data=sp500)", "baseline_group"]
+    assert both.data.startswith("mixed")
+
+    for args in (["--all"], ["--all", "--baseline", ids["walk_forward"][0]]):
+        assert cli_main(["compare", *args]) == 2
+        err = capsys.readouterr().err
+        assert "a compare across different evaluations (holdout vs walk_forward (folds=5))" in err
+        assert err.count("\n") == 1
+    assert cli_main(["compare", "--data", "synthetic", "--baseline", ids["baseline"][0]]) == 2
+    assert "is on data sp500 dddddddd, not on --data 'synthetic'" in capsys.readouterr().err
+    assert cli_main(["compare", "--data", "nowhere"]) == 2
+    assert "--data 'nowhere' matches no run's data" in capsys.readouterr().err
+
+
+def test_the_compare_logs_a_report_run_that_later_compares_leave_out(known_store, project_dir, capsys):
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("lstmlab")
+    query = "tags.`lstmlab.report` = 'true' AND attributes.run_name LIKE 'compare-%'"
+    before = {r.info.run_id for r in client.search_runs([experiment.experiment_id], query)}
+    assert cli_main(["compare"]) == 0
+    reports = [r for r in client.search_runs([experiment.experiment_id], query) if r.info.run_id not in before]
+    assert len(reports) == 1  # one compare, one report run
+    report = reports[0]
+    assert f"In MLflow: run {report.info.run_name} ({report.info.run_id})" in capsys.readouterr().out
+    assert report.info.status == "FINISHED" and report.data.tags["compare.worse"] == "worse"
+    assert report.data.tags["compare.better"] == "better"
+    assert sorted(a.path for a in client.list_artifacts(report.info.run_id)) == \
+        ["chart.png", "groups.csv", "report.md", "runs.csv"]
+    folder = Path(client.download_artifacts(report.info.run_id, "", str(project_dir / "fetched")))
+    markdown = (folder / "report.md").read_text()
+    for text in ("**Data**: sp500 dddddddd", "**Evaluation**: holdout", "**Seeds per group**:", "worse 4",
+                 "**Naive forecast**: Groups that beat the naive forecast"):
+        assert text in markdown
+    groups = pd.read_csv(folder / "groups.csv")
+    assert {"dm_stat", "dm_p", "dm_p_holm", "p_value", "welch_p_holm", "verdict"} <= set(groups.columns)
+    assert report.data.tags["mlflow.note.content"] == markdown  # short: the whole report is the description
+    again = compare()
+    assert report.info.run_id not in set(again.runs["run_id"])
+    assert again.baseline_run_id == known_store["ids"]["baseline"][-1]
+
+
+def test_predictions_are_downloaded_once_into_the_cache(known_store, tmp_path):
+    ids = known_store["ids"]
+    compare(cache=tmp_path)
+    cached = {p.parent.name for p in tmp_path.glob("*/predictions.csv")}
+    assert set(ids["baseline"]) | set(ids["better"]) <= cached
+    assert not set(ids["trials"]) & cached and not list(tmp_path.glob(".*"))  # trials have none; no partial left
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/predictions.csv")}
+    compare(cache=tmp_path)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/predictions.csv")} == before
+    assert CACHE_DIR.name == "lstmlab-predictions"
+
+
+def overlaps(boxes: list) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
+
+
+def test_many_groups_long_and_shared_names_get_short_unique_labels_a_narrow_table_and_a_clean_chart(known_store):
+    from lstmlab.comparison.chart import figure
+    from lstmlab.comparison.render import render_text, terminal_group_view
+
+    result = compare(experiment=WIDE_EXPERIMENT)
+    labels = list(result.groups["group"])
+    assert len(labels) == len(WIDE) == len(set(labels))
+    for label in labels:
+        assert not any(bad in label for bad in ("nan", "None", "<unset>", "null")), label
+        assert len(label) <= len(LONG) + 3 or label.startswith("sweep_trial"), label
+    trials = sorted(label for label in labels if label.startswith("sweep_trial"))
+    assert all(len(label) <= 60 for label in trials), trials
+    text = render_text(result)
+    assert max(len(line) for line in text.splitlines()) <= 120
+    shown, _ = terminal_group_view(result)  # clipped for the terminal, still one label per group
+    assert shown["group"].nunique() == len(labels) and all(label in text for label in shown["group"])
+    head = next(line for line in text.splitlines() if line.strip().startswith("group "))
+    assert all(column in head for column in ("p Welch*", "p DM*", "test RMSE Δ", "verdict"))  # key columns kept
+
+    fig = figure(result)
+    renderer = fig.canvas.get_renderer()
+    ticks = [t.get_window_extent(renderer) for t in fig.axes[0].get_yticklabels() if t.get_text()]
+    assert len(ticks) == len(labels) and not overlaps(ticks)
+    texts = [fig._suptitle, *(ax.xaxis.label for ax in fig.axes)]
+    boxes = [t.get_window_extent(renderer) for t in texts] + [ax.get_window_extent(renderer) for ax in fig.axes]
+    assert not overlaps(boxes)  # titles, axis labels and the panels: each in its own place
+    width, height = fig.canvas.get_width_height()
+    for box in ticks + boxes:
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    from lstmlab.comparison.render import render_markdown
+    from lstmlab.comparison.report import TAG_LIMIT, description
+
+    long = render_markdown(result) * 3  # a report longer than a tag may be: cut, and says where the rest is
+    assert len(long) > TAG_LIMIT and len(description(long)) == TAG_LIMIT and description(long).endswith("report.md artifact.")

@@ -53,3 +53,30 @@ def test_failed_job_keeps_its_error_without_raising_it() -> None:
     assert compat.job_error(result) is error
     with pytest.raises(ValueError):  # why compat exists: the public property re-raises
         _ = result.return_value
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_running_trial_that_never_beat_is_stale_once_its_start_is_past_the_grace(tmp_path) -> None:
+    from datetime import datetime, timedelta
+
+    storage = compat.HeartbeatStorage(
+        f"sqlite:///{tmp_path / 'beats.db'}", heartbeat_interval=60, grace_period=180,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback())
+    study = optuna.create_study(study_name="beats", storage=storage)
+    started = {"old": datetime.now() - timedelta(minutes=10), "new": datetime.now()}
+    ids = {name: storage.create_new_trial(compat.study_id(study), template_trial=optuna.trial.create_trial(
+        state=TrialState.RUNNING, params={"x": 0.5},
+        distributions={"x": optuna.distributions.FloatDistribution(0, 1)})) for name in started}
+    with storage.engine.begin() as connection:  # when each started: the only thing that differs
+        for name, when in started.items():
+            connection.exec_driver_sql("UPDATE trials SET datetime_start = ? WHERE trial_id = ?",
+                                       (when.strftime("%Y-%m-%d %H:%M:%S.%f"), ids[name]))
+    beating = storage.create_new_trial(compat.study_id(study), template_trial=optuna.trial.create_trial(
+        state=TrialState.RUNNING))
+    storage.record_heartbeat(beating)  # beats now: never stale here
+    optuna.storages.fail_stale_trials(study)  # Optuna asks the storage's _get_stale_trial_ids
+    states = {compat.frozen_trial_id(t): t.state for t in study.get_trials()}
+    assert states[ids["old"]] == TrialState.FAIL
+    assert states[ids["new"]] == states[beating] == TrialState.RUNNING
+    (retry,) = [t for t in study.get_trials() if t.state == TrialState.WAITING]
+    assert retry.params == {"x": 0.5} and compat.retry_history(retry) == [0]

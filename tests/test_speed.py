@@ -51,6 +51,20 @@ def test_commands_that_train_nothing_import_no_framework(args, status):
         assert len(errors) == 1 and errors[0].startswith("lstmlab"), errors
 
 
+# Parsing the arguments needs none of these: `--help` and usage errors answer before any is imported.
+NOT_FOR_PARSING = (*HEAVY, "mlflow", "pandas", "scipy", "matplotlib", "sklearn", "numpy")
+
+
+@pytest.mark.parametrize("command", ["compare", "rerun", "forecast"])
+def test_help_and_usage_errors_import_nothing_heavy(command):
+    result, modules = imported_modules(command, "--help")
+    assert result.returncode == 0 and result.stdout.startswith(f"usage: lstmlab {command}"), result.stderr[-2000:]
+    assert not modules & set(NOT_FOR_PARSING), f"`lstmlab {command} --help` imported {modules & set(NOT_FOR_PARSING)}"
+    bad, modules = imported_modules(command, "--no-such-option")
+    assert bad.returncode == 2 and f"lstmlab {command}: error:" in bad.stderr
+    assert not modules & set(NOT_FOR_PARSING)
+
+
 def test_the_quick_exit_keeps_the_exit_status_and_the_output(tmp_path):
     script = "import sys; from lstmlab.cli import run; sys.argv[1:] = ['--help']; run()"
     ok = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)

@@ -1,10 +1,16 @@
-"""A fresh MLflow store under concurrent first use, and a store left half-migrated (issue 10, item 2)."""
+"""Stores under faults (issue 10): a fresh store under concurrent first use and one left
+half-migrated (item 2), a tracking server that does not answer (item 4), read-only stores and
+an unwritable Optuna storage (item 6)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -93,3 +99,90 @@ def test_a_half_migrated_store_with_runs_is_left_alone_with_one_line(project_dir
     assert f"mlflow db upgrade {uri}" in message and "\n" not in message
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT run_uuid FROM runs").fetchall() == [(run.info.run_id,)]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:  # bound, then closed: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_dead_tracking_server_is_one_line_for_every_command(project_dir):
+    """Not four minutes of retries and a traceback: every command says it in a line."""
+    uri = f"http://127.0.0.1:{free_port()}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    lstmlab = [sys.executable, "-m", "lstmlab.cli"]
+    commands = {
+        "train": [*TRAIN[3:]],
+        "sweep": ["train", "-m", "hydra/sweeper=lstmlab_optuna", *TINY, "model.dropout=interval(0,0.5)"],
+        "compare": ["compare"],
+        "rerun": ["rerun", "0123456789abcdef"],
+        "forecast": ["forecast", "0123456789abcdef"],
+    }
+    processes = {name: subprocess.Popen([*lstmlab, *args], env=env, text=True, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE) for name, args in commands.items()}
+    for name, process in processes.items():
+        _, err = process.communicate(timeout=120)
+        command = "train" if name == "sweep" else name
+        assert process.returncode == 2, (name, err[-2000:])
+        assert err.strip().splitlines()[-1].startswith(
+            f"lstmlab {command}: error: the MLflow tracking server {uri} does not answer"), (name, err[-2000:])
+        assert "Traceback" not in err
+    assert not Path("mlruns/optuna.db").exists()  # the sweep asked for it before opening a study
+
+
+@contextlib.contextmanager
+def read_only(*paths: Path) -> Iterator[None]:
+    """Really read-only, for root too (which ignores modes): immutable (chattr +i) as root."""
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "-R", "+i", *map(str, paths)], capture_output=True).returncode:
+            pytest.skip("root without chattr +i cannot make a file read-only here")
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-R", "-i", *map(str, paths)], check=True)
+        return
+    modes = {p: p.stat().st_mode for path in paths for p in [path, *path.rglob("*")]}
+    for p in modes:
+        p.chmod(modes[p] & ~0o222)
+    try:
+        yield
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+
+
+def test_an_optuna_storage_that_cannot_be_written_is_one_line_and_nothing_is_written(project_dir):
+    Path("locked").mkdir()
+    command = [*TRAIN[:4], "-m", "hydra/sweeper=lstmlab_optuna", "model.dropout=interval(0,0.5)",
+               "hydra.sweeper.storage=sqlite:///locked/optuna.db", *TRAIN[4:]]
+    with read_only(Path("locked")):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"lstmlab train: error: cannot write the Optuna storage sqlite:///{project_dir}/locked/optuna.db: ")
+    assert list(Path("locked").iterdir()) == [] and not Path("mlflow.db").exists()
+
+
+def test_a_read_only_mlflow_db_or_mlruns_stops_the_run_before_it_starts(project_dir, monkeypatch):
+    """What `lstmlab train` turns into one line (LstmlabError): before the run, not after training."""
+    from lstmlab.pipeline.experiment import run_experiment
+
+    kept_uri = f"sqlite:///{project_dir / 'kept' / 'mlflow.db'}"
+    kept = mlflow.MlflowClient(kept_uri)
+    kept_run = kept.create_run(kept.create_experiment("lstmlab")).info.run_id
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", kept_uri)
+    with read_only(project_dir / "kept" / "mlflow.db"), pytest.raises(LstmlabError) as error:
+        run_experiment(tiny_config("trainer.epochs=1", "model.units=[4]"))
+    assert str(error.value) == (f"the MLflow store {project_dir}/kept/mlflow.db is read-only (the file "
+                                "cannot be written): check the permissions, or point tracking.uri (or "
+                                "MLFLOW_TRACKING_URI) at a writable store")
+    assert [run.info.run_id for run in kept.search_runs([kept.get_run(kept_run).info.experiment_id])] \
+        == [kept_run]
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project_dir / 'mlflow.db'}")
+    Path("mlruns").mkdir()
+    with read_only(Path("mlruns")), pytest.raises(LstmlabError, match=f"the MLflow artifact folder "
+                                                  f"{project_dir}/mlruns is read-only"):
+        run_experiment(tiny_config("trainer.epochs=1", "model.units=[4]"))
+    assert statuses(f"sqlite:///{project_dir / 'mlflow.db'}") == []  # no run half-written

@@ -18,7 +18,7 @@ commands:
   train [OVERRIDES]          one run; `lstmlab train` is the documented baseline on S&P 500.
                              Hydra grammar: -m variant='glob(*)', -m hparams_search=variants,
                              --cfg job, --help
-  compare [OPTIONS]          runs against the baseline (with seed variance)
+  compare [OPTIONS]          runs against the baseline on its data: tested over seeds and days
   rerun RUN_ID [--check]     rerun a run from its logged config.yaml
   forecast RUN_ID [--data P] next-step price from a logged model
   ui [MLFLOW UI OPTIONS]     mlflow ui on the project's store
@@ -28,7 +28,6 @@ Add -v (or --verbose) to any command to see the frameworks' log lines (TensorFlo
 """
 
 EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     if command not in commands:
         print(f"lstmlab: error: unknown command {command!r}; see `lstmlab --help`", file=sys.stderr)
         return EXIT_USER_ERROR
+    from lstmlab import interrupts
+
+    interrupts.install()  # Ctrl-C never lost, SIGTERM handled like it
     show_traceback = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"
     if show_traceback:
         os.environ["LSTMLAB_DEBUG"] = "1"  # jobs (Hydra task functions) read it: raise, don't print
@@ -55,12 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         console.setup()
     try:
         return commands[command](args) or 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if show_traceback:
             raise
-        # Runs and trials were closed on the way out (FAILED/KILLED); nothing else to say.
-        print(f"lstmlab {command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        # Runs and trials were closed on the way out (KILLED, queued again); nothing else to say.
+        what = "terminated" if isinstance(stop, interrupts.Terminated) else "interrupted"
+        print(f"lstmlab {command}: {what}", file=sys.stderr)
+        return interrupts.exit_code(stop)
     except Exception as error:  # noqa: BLE001 - sorted into user errors and bugs below
         message = user_error_message(error)
         if message is None or show_traceback:
@@ -133,8 +136,10 @@ def run() -> None:
     except SystemExit as stop:
         status["code"] = stop.code
         raise
-    except KeyboardInterrupt:
-        status["code"] = 130
+    except KeyboardInterrupt as stop:
+        from lstmlab import interrupts
+
+        status["code"] = interrupts.exit_code(stop)
         raise
     sys.exit(status["code"])
 

@@ -84,12 +84,22 @@ def use_jax_compilation_cache() -> None:
 
 
 def use_store(cfg: DictConfig) -> None:
-    """Point MLflow at `tracking.uri` and the experiment. Null means MLflow's default store, set
-    explicitly: MLflow keeps the last URI set in a process (a rerun, an earlier run), and a null
-    must not inherit it."""
+    """Point MLflow at `tracking.uri` and the experiment, checked writable (runs are written
+    next). Null means MLflow's default store, set explicitly: MLflow keeps the last URI set in a
+    process (a rerun, an earlier run), and a null must not inherit it."""
     import mlflow
 
     from lstmlab.tracking.open import open_store
+    from lstmlab.tracking.writable import check_artifacts_writable, check_store_writable
 
-    open_store(cfg.uri)
-    mlflow.set_experiment(cfg.experiment)
+    uri = open_store(cfg.uri)
+    check_store_writable(uri)  # runs are written next: a read-only store is one line, not a half run
+    experiment = mlflow.set_experiment(cfg.experiment)
+    check_artifacts_writable(experiment.artifact_location)
+
+
+def check_store(cfg: DictConfig) -> None:
+    """Say now, writing nothing, when `tracking.uri` is a tracking server that does not answer."""
+    from lstmlab.tracking.reach import check_server
+
+    check_server(cfg.uri or "")

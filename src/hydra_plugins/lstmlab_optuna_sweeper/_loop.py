@@ -22,9 +22,12 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
+from lstmlab import interrupts
 from lstmlab.errors import LstmlabError, first_line
+from lstmlab.runtime import check_store, use_store
 from lstmlab.sweep import study as identity
 from lstmlab.sweep.compat import failed_job, job_error, retry_history, trial_id
+from lstmlab.sweep.preflight import check_jobs
 from lstmlab.sweep.pruners import make_pruner, pruner_spec
 
 from . import _tracking
@@ -51,7 +54,10 @@ def run_study(sweeper: LstmlabOptunaSweeper, arguments: list[str]) -> list[list[
                            "hparams_search=variants) or give a sweep such as "
                            "'model.dropout=interval(0,0.5)'")
     _check_numbers(sweeper)
-    validate(space, sweeper.compose)  # unknown keys and bad group options, before any storage
+    check_store(sweeper.config.tracking)  # a dead tracking server: said before anything is written
+    composed: list[Any] = []  # the job configs validate composes, checked as a run would be
+    validate(space, lambda overrides: composed.append(sweeper.compose(overrides)))
+    check_jobs(composed)  # every config value and the data, before any storage
     data_cfg = sweeper.compose(list(space.fixed)).data
     if not sweeper.study_name:  # named after what it searches and the data: see lstmlab.sweep.study
         search = sweeper.config.hydra.runtime.choices.get("hparams_search")
@@ -70,6 +76,7 @@ def run_study(sweeper: LstmlabOptunaSweeper, arguments: list[str]) -> list[list[
     lock = StudyLock(url, sweeper.study_name)
     with lock:
         storage = open_storage(url, sweeper.heartbeat_interval)
+        use_store(sweeper.config.tracking)  # a read-only store: before the study
         study = open_study(storage, sweeper.study_name, sampler.make())
         identity.check_data(study, fingerprint, redact(url))
         _remember_setup(study, space)
@@ -146,6 +153,7 @@ class StudyLoop:
         try:
             waiting_said = False
             while True:
+                interrupts.check()  # a Ctrl-C swallowed while the last trial's objects were collected
                 trials, tally = self._claim()
                 if trials:
                     waiting_said = False
@@ -153,7 +161,8 @@ class StudyLoop:
                 elif tally.running:
                     if not waiting_said:
                         log.info(f"[sweep {self.name}] waiting for {tally.running} trial(s) running "
-                              "in other workers")
+                                 f"in other workers (one silent for {self.storage.grace_period} s is "
+                                 "failed and queued again; Ctrl-C stops waiting)")
                         waiting_said = True
                     time.sleep(min(WAIT_POLL_SECONDS, self.sweeper.heartbeat_interval))
                 else:
@@ -181,6 +190,7 @@ class StudyLoop:
                 with warnings.catch_warnings():  # heartbeats are ours here, not optimize()'s
                     warnings.filterwarnings("ignore", message="Heartbeat of storage")
                     trial = self.study.ask(self.space.distributions)
+                self.in_flight.append(trial)  # from here on, an interrupt gives it back
                 self.storage.record_heartbeat(trial_id(trial))  # stale-able from the start
                 asked.append(trial)
         return asked, tally
@@ -197,6 +207,7 @@ class StudyLoop:
                 continue
             jobs.append((trial, overrides))
         if not jobs:
+            self.in_flight = []
             return []
         self.in_flight = [trial for trial, _ in jobs]
         with Heartbeat(self.storage, [trial_id(t) for t in self.in_flight],

@@ -5,13 +5,16 @@ storage numbers trials atomically, but "are fewer than n_trials started? then st
 steps, so workers take turns at it under a study lock: a PostgreSQL advisory lock or MySQL
 named lock (held by a connection, so a dead worker's lock goes with its connection), or a file
 lock beside a SQLite file. Heartbeats (Optuna's RDB heartbeat) let any worker fail the trials of
-a worker that died, and queue them again.
+a worker that died, and queue them again. A RUNNING trial that never recorded a heartbeat (its
+worker stopped between asking for it and the first beat, or it was asked outside a sweep) is
+judged by its start time instead: silent for the same grace period, it is stale too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import warnings
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +25,7 @@ import sqlalchemy
 from sqlalchemy.engine import URL, make_url
 
 from lstmlab.errors import LstmlabError
+from lstmlab.sweep.compat import HeartbeatStorage
 
 # A trial whose worker has not recorded a heartbeat for this many intervals is failed.
 GRACE_INTERVALS = 3
@@ -90,8 +94,11 @@ class StudyLock:
                 import fcntl
             except ImportError:  # not POSIX: one worker per SQLite file is safe
                 return self
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self._path, "a+")  # noqa: SIM115 - held until __exit__
+            try:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self._path, "a+")  # noqa: SIM115 - held until __exit__
+            except OSError as error:
+                raise LstmlabError(unwritable(self._url, error)) from None
             fcntl.flock(self._file, fcntl.LOCK_EX)
         return self
 
@@ -133,20 +140,36 @@ def unreachable(url: str, error: BaseException) -> str:
             "(is the database server running, and does the database exist?)")
 
 
+def unwritable(url: str, error: OSError) -> str:
+    return (f"cannot write the Optuna storage {redact(url)}: {error.strerror or error}; choose a "
+            "writable place with hydra.sweeper.storage (e.g. sqlite:///mlruns/optuna.db)")
+
+
+def _check_writable(url: str, path: Path) -> None:
+    """The SQLite file and its folder (its journal goes beside it) can be written, or one line."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LstmlabError(unwritable(url, error)) from None
+    for target in (path, path.parent):
+        if target.exists() and not os.access(target, os.W_OK):
+            raise LstmlabError(unwritable(url, PermissionError(13, "read-only")))
+
+
 def open_storage(url: str, heartbeat_interval: int) -> optuna.storages.RDBStorage:
     """The RDB storage with heartbeats on; stale trials are queued again with the same params."""
     backend = _parse(url).get_backend_name()
     if backend == "sqlite":
         database = _parse(url).database
         if database not in (None, "", ":memory:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _check_writable(url, Path(database))
         engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}  # several writers
     else:
         engine_kwargs = {"pool_pre_ping": True}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            return optuna.storages.RDBStorage(
+            return HeartbeatStorage(  # a trial that never beat can be stale too (see compat)
                 url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,

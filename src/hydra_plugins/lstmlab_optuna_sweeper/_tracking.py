@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from lstmlab.errors import first_line
 from lstmlab.runtime import use_store
 from lstmlab.sweep.results import best_trial
+from lstmlab.tracking.orphans import owner_tags
 
 from ._space import SearchSpace
 
@@ -50,13 +51,15 @@ def parent_run(study: optuna.Study, tracking: DictConfig, storage: str) -> str:
         if run is not None and run.info.experiment_id == experiment_id and \
                 run.info.lifecycle_stage == "active":
             client.update_run(run_id, status="RUNNING")
+            for key, value in owner_tags().items():  # this sweep's process runs it now
+                client.set_tag(run_id, key, value)
             return run_id
         log.info(f"[sweep {study.study_name}] the study's MLflow parent run {run_id} is not in "
               f"experiment {tracking.experiment!r} of this store; starting a new parent run")
     run = client.create_run(
         experiment_id,
         run_name=study.study_name,
-        tags={"optuna_study": study.study_name, "optuna_storage": storage},
+        tags={"optuna_study": study.study_name, "optuna_storage": storage, **owner_tags()},
     )
     study.set_user_attr(PARENT_ATTR, run.info.run_id)
     return run.info.run_id

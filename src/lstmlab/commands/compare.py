@@ -1,33 +1,51 @@
-"""`lstmlab compare [OPTIONS]`: arguments and printing; the work is lstmlab.comparison."""
+"""`lstmlab compare [OPTIONS]`: arguments and printing; the work is lstmlab.comparison.
+
+The arguments are parsed before the comparison wing (MLflow, pandas, scipy) is imported, so
+`--help` and a usage error answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from lstmlab.comparison import stats
-from lstmlab.comparison.compare import TRAIN_SEEDS, compare
-from lstmlab.comparison.render import render_text
-from lstmlab.comparison.report import write_report
+from lstmlab.comparison.defaults import ALPHA, TRAIN_SEEDS
 from lstmlab.records.names import FINAL_METRICS
-from lstmlab.records.store import use_current_store
 
 
-def main(args: list[str]) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lstmlab compare",
-        description="Finished runs against the baseline, with seed variance (Welch's t-test).",
-        epilog=f"Train variants with several seeds first: {TRAIN_SEEDS}",
+        description="Finished runs against the baseline, like with like: on the baseline's data and evaluation. "
+        "Seed groups tested across seeds (Welch) and across test days (Diebold-Mariano), Holm-adjusted.",
+        epilog=f"Train variants with several seeds first: {TRAIN_SEEDS}. The report is also logged as a run "
+        "tagged lstmlab.report=true in the experiment.",
     )
     parser.add_argument("--experiment", "-e", help="MLflow experiment (default: the one lstmlab train logs to)")
     parser.add_argument("--baseline", metavar="RUN_ID",
-                        help="baseline run, its id or a unique prefix (default: the latest run tagged baseline=true)")
+                        help="baseline run, its id or a unique prefix (default: the latest run tagged baseline=true, "
+                             "on --data when given)")
+    parser.add_argument("--data", metavar="SHA_PREFIX|NAME",
+                        help="runs on this data: a data_sha256 prefix, or sp500, synthetic, a CSV's file name "
+                             "(default: the baseline's data)")
+    parser.add_argument("--all", dest="include_all", action="store_true",
+                        help="keep runs on other data and evaluations too (groups on other data get no verdict)")
     parser.add_argument("--sweep", metavar="RUN_ID|STUDY", help="only the trials of one sweep: its parent run id or study name")
     parser.add_argument("--metric", default="val_rmse", choices=FINAL_METRICS,
-                        help="sort and test on this metric (default: val_rmse)")
+                        help="sort and test across seeds on this metric (default: val_rmse)")
     parser.add_argument("--filter", dest="filter_string", metavar="MLFLOW_FILTER",
                         help="MLflow filter string, e.g. \"params.data.lookback = '60'\"")
-    parser.add_argument("--alpha", type=float, default=stats.ALPHA, help="significance level (default: 0.05)")
-    options = parser.parse_args(args)
+    parser.add_argument("--alpha", type=float, default=ALPHA, help=f"significance level (default: {ALPHA})")
+    return parser
+
+
+def main(args: list[str]) -> int:
+    options = parser().parse_args(args)
+
+    from lstmlab.comparison.compare import compare
+    from lstmlab.comparison.render import render_text
+    from lstmlab.comparison.report import log_report_run, write_report
+    from lstmlab.records.store import use_current_store
+
     use_current_store()
     comparison = compare(
         experiment=options.experiment,
@@ -36,8 +54,12 @@ def main(args: list[str]) -> int:
         metric=options.metric,
         filter_string=options.filter_string,
         alpha=options.alpha,
+        data=options.data,
+        include_all=options.include_all,
     )
     print(render_text(comparison))
     folder = write_report(comparison)
+    run_id = log_report_run(comparison, folder)
     print(f"\nReport: {folder}/ (runs.csv, groups.csv, report.md, chart.png)")
+    print(f"In MLflow: run compare-{folder.name} ({run_id}) in experiment {comparison.experiment!r}")
     return 0

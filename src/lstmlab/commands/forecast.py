@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from lstmlab.records.forecast import Forecast, forecast
-from lstmlab.records.store import use_current_store
+if TYPE_CHECKING:  # records.forecast imports MLflow and pandas: only after the arguments are parsed
+    from lstmlab.records.forecast import Forecast
 
 
 def report(result: Forecast) -> str:
@@ -32,6 +33,10 @@ def main(args: list[str]) -> int:
     parser.add_argument("run_id", metavar="RUN_ID", help="the run's id (or a unique prefix of 8+ characters)")
     parser.add_argument("--data", metavar="PATH", help="a CSV with the run's columns (default: the run's own data)")
     options = parser.parse_args(args)
+
+    from lstmlab.records.forecast import forecast
+    from lstmlab.records.store import use_current_store
+
     use_current_store()
     print(report(forecast(options.run_id, options.data)))
     return 0

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from lstmlab.records.rerun import EXIT_DIFFERENT, REL_TOLERANCE, Rerun, data_changed_line, rerun
-from lstmlab.records.store import use_current_store
+if TYPE_CHECKING:  # records.rerun imports MLflow: only after the arguments are parsed
+    from lstmlab.records.rerun import Rerun
+
+from lstmlab.records.names import EXIT_DIFFERENT, REL_TOLERANCE
 
 
 def report(result: Rerun, rel_tol: float) -> str:
+    from lstmlab.records.rerun import data_changed_line
+
     lines = [
         f"Rerun of {result.run_name} {result.original_run_id} → new run {result.run_id} "
         f"(tagged rerun_of={result.original_run_id})",
@@ -52,6 +57,10 @@ def main(args: list[str]) -> int:
     parser.add_argument("--tolerance", type=float, default=REL_TOLERANCE,
                         help=f"relative tolerance of --check (default {REL_TOLERANCE:g}: identical up to float rounding)")
     options = parser.parse_args(args)
+
+    from lstmlab.records.rerun import rerun
+    from lstmlab.records.store import use_current_store
+
     use_current_store()
     result = rerun(options.run_id, options.tolerance)
     print(report(result, options.tolerance))

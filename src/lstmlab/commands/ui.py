@@ -26,12 +26,13 @@ def command(args: list[str]) -> list[str]:
     """The `mlflow ui` command line for the project's store, with the user's options last."""
     from lstmlab.records.store import use_current_store
 
-    store = use_current_store()
-    if store.startswith(REMOTE_SCHEMES):
+    configured = os.environ.get("MLFLOW_TRACKING_URI") or ""
+    if configured.startswith(REMOTE_SCHEMES):  # said before opening it (which asks the server)
         raise LstmlabError(
-            f"MLFLOW_TRACKING_URI is a tracking server ({store}): open it in a browser; "
+            f"MLFLOW_TRACKING_URI is a tracking server ({configured}): open it in a browser; "
             "lstmlab ui serves a local store"
         )
+    store = use_current_store()
     line = [sys.executable, "-m", "mlflow", "ui"]
     if not _given(args, "--backend-store-uri"):
         line += ["--backend-store-uri", store]

@@ -1,14 +1,23 @@
-"""The comparison chart: per group the metric and test_skill, mean ± sd over seeds, runs as dots."""
+"""The comparison chart: per group the metric (seeds), the test RMSE change (days) and test_skill.
+
+Labels never overlap: group labels are wrapped, the figure grows with the groups and the
+longest label, and matplotlib's constrained layout places the titles; tests measure the text
+boxes of the drawn figure.
+"""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from lstmlab.comparison.compare import Comparison
 
+LABEL_WIDTH = 28  # characters per line of a group label (a longer word stays whole; the figure widens)
+TITLE_SIZE = 12  # points
 
-def plot(comparison: Comparison, path: Path) -> None:
-    """Per group: mean ± sd of the metric and of test_skill, each run as a dot, baseline marked."""
+
+def figure(comparison: Comparison):
+    """The drawn matplotlib figure (Agg); `plot` saves it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -16,26 +25,45 @@ def plot(comparison: Comparison, path: Path) -> None:
 
     groups, runs, m = comparison.groups, comparison.runs, comparison.metric
     colors = {"baseline": "grey", "better": "tab:green", "worse": "tab:red"}
-    y = range(len(groups))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 1.5 + 0.45 * len(groups)), sharey=True)
-    for ax, name in zip(axes, (m, "test_skill")):
-        ax.barh(list(y), groups[f"{name}_mean"], xerr=groups[f"{name}_sd"].fillna(0),
-                color=[colors.get(v, "tab:blue") for v in groups["verdict"]], alpha=0.6, capsize=3)
+    verdicts = groups["verdict"].str.split(" (", regex=False).str[0]
+    labels = [textwrap.fill(f"{g} [{v}]", LABEL_WIDTH, break_long_words=False) for g, v in zip(groups["group"], verdicts)]
+    lines = sum(label.count("\n") + 1 for label in labels)
+    y = list(range(len(groups)))
+    longest = max(len(line) for label in labels for line in label.splitlines())
+    fig, axes = plt.subplots(1, 3, figsize=(12 + 0.07 * longest, 2.2 + 0.3 * lines + 0.15 * len(groups)),
+                             sharey=True, layout="constrained")
+    bar_colors = [colors.get(v, "tab:blue") for v in verdicts]
+    for ax, name in zip((axes[0], axes[2]), (m, "test_skill")):
+        ax.barh(y, groups[f"{name}_mean"], xerr=groups[f"{name}_sd"].fillna(0), color=bar_colors, alpha=0.6, capsize=3)
         for i, group in enumerate(groups["group"]):
             values = runs.loc[runs["group"] == group, name]
             ax.scatter(values, [i] * len(values), color="black", s=12, zorder=3)
         base_mean = groups.loc[groups["baseline_group"], f"{name}_mean"]
         if not base_mean.empty:
-            ax.axvline(base_mean.iloc[0], color="grey", linestyle="--", linewidth=1, label="baseline mean")
-        if name == "test_skill":
-            ax.axvline(0, color="tab:orange", linewidth=1, label="naive forecast")
-        ax.set(xlabel=f"{name} (mean ± sd over seeds; dots: runs)")
+            ax.axvline(base_mean.iloc[0], color="grey", linestyle="--", linewidth=1, label="baseline")
+        ax.set_xlabel(f"{name}\n(mean ± sd over seeds; dots: runs)")
+    axes[2].axvline(0, color="tab:orange", linewidth=1, label="naive forecast")
+    change = groups["rmse_change"] * 100
+    errors = [(change - groups["rmse_change_low"] * 100).fillna(0), (groups["rmse_change_high"] * 100 - change).fillna(0)]
+    axes[1].errorbar(change, y, xerr=errors, fmt="o", color="black", ecolor="grey", capsize=3)
+    axes[1].axvline(0, color="grey", linestyle="--", linewidth=1, label="baseline")
+    axes[1].set_xlabel("test RMSE change vs baseline, %\n(paired days; 95% block-bootstrap interval)")
+    for ax in axes:
         ax.grid(axis="x", alpha=0.3)
-        ax.legend(loc="lower right", fontsize=8)
-    verdicts = groups["verdict"].str.split(" (", regex=False).str[0]
-    axes[0].set_yticks(list(y), [f"{g} [{v}]" for g, v in zip(groups["group"], verdicts)])
+        ax.legend(loc="best", fontsize=8)
+    axes[0].set_yticks(y, labels)
     axes[0].invert_yaxis()
-    fig.suptitle(f"{comparison.experiment}: groups vs baseline (Welch's t-test on {m}, alpha {comparison.alpha:g})")
-    fig.tight_layout()
+    fig.suptitle(textwrap.fill(
+        f"{comparison.experiment}: groups vs baseline — data {comparison.data}, {comparison.evaluation}; "
+        f"verdict: Welch (seeds) and Diebold–Mariano (days), Holm-adjusted, alpha {comparison.alpha:g}",
+        int(fig.get_figwidth() * 72 / (TITLE_SIZE * 0.62))), fontsize=TITLE_SIZE)  # characters that fit the width
+    fig.canvas.draw()
+    return fig
+
+
+def plot(comparison: Comparison, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = figure(comparison)
     fig.savefig(path, dpi=100)
     plt.close(fig)

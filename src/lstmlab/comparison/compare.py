@@ -1,12 +1,14 @@
-"""Compare: finished runs against the baseline, with seed variance.
+"""Compare: finished runs against the baseline, like with like, with seed and day variance.
 
 Which runs: every FINISHED run of the experiment that has the compared metric, narrowed by
 `--sweep` (the children of one parent run) and/or `--filter` (an MLflow filter string); sweep
-parents and pruned trials are left out (comparison.selection). The baseline is the latest
-FINISHED run tagged `baseline=true` (within the selection when it holds one, else in the whole
-experiment), or the run given with `--baseline`. Seed groups and their tests: comparison.groups.
+parents, pruned trials and compare's own report runs are left out (comparison.selection). The
+baseline is the latest FINISHED run tagged `baseline=true` (on `--data` when given; within the
+selection when it holds one), or the run given with `--baseline`. Then only runs on the
+baseline's data and evaluation setup stay, unless `--all` (comparison.scope). Seed groups:
+comparison.groups; their tests and verdicts: comparison.verdicts.
 
-Reads MLflow and pandas only: no TensorFlow/Keras import, so it starts in about a second.
+Reads MLflow, pandas and each run's predictions.csv: no TensorFlow/Keras import.
 """
 
 from __future__ import annotations
@@ -18,13 +20,22 @@ import mlflow
 import pandas as pd
 
 from lstmlab.comparison import stats
+from lstmlab.comparison.defaults import TRAIN_SEEDS
 from lstmlab.comparison.groups import group_keys, group_labels, group_table, run_table
+from lstmlab.comparison.predictions import CACHE_DIR, read_all
+from lstmlab.comparison.scope import (
+    DATA_TAG,
+    check_one_evaluation,
+    data_names,
+    evaluation_keys,
+    left_out_notes,
+    on_data,
+    with_defaults,
+)
 from lstmlab.comparison.selection import comparable, one_run_per_seed, pick_baseline, search_finished, sweep_parent
 from lstmlab.errors import LstmlabError
 from lstmlab.paths import config_dir
 from lstmlab.records.names import FINAL_METRICS
-
-TRAIN_SEEDS = "lstmlab train -m 'variant=glob(*)' trainer.seed=1,2,3"
 
 
 @dataclass
@@ -39,6 +50,8 @@ class Comparison:
     runs: pd.DataFrame  # one row per run: final metrics, differences from the baseline run
     groups: pd.DataFrame  # one row per seed group: mean/sd/n, Welch's test vs the baseline group
     selection: str  # the words for which runs were selected
+    data: str = ""  # the baseline's data: its name and data_sha256 prefix ("mixed: ..." with --all)
+    evaluation: str = ""  # the evaluation setup every compared run shares
     notes: list[str] = field(default_factory=list)
 
 
@@ -56,8 +69,12 @@ def compare(
     metric: str = "val_rmse",
     filter_string: str | None = None,
     alpha: float = stats.ALPHA,
+    data: str | None = None,
+    include_all: bool = False,
+    cache: Path = CACHE_DIR,
 ) -> Comparison:
-    """Runs of `experiment` (narrowed by `sweep` / `filter_string`) against the baseline."""
+    """Runs of `experiment` (narrowed by `sweep` / `filter_string` / `data`) against the baseline,
+    on the baseline's data and evaluation only unless `include_all`."""
     if metric not in FINAL_METRICS:
         raise LstmlabError(f"--metric {metric!r} is not a final metric; use one of {', '.join(FINAL_METRICS)}")
     if not 0 < alpha < 1:
@@ -91,16 +108,32 @@ def compare(
     if not selected:
         raise LstmlabError(f"no finished runs with {metric} in experiment {experiment!r} match {' and '.join(words)}")
 
-    runs = runs.assign(group_key=group_keys(runs))
+    runs = with_defaults(runs)
+    runs = runs.assign(group_key=group_keys(runs), evaluation=evaluation_keys(runs), data_name=data_names(runs))
     runs, repeats = one_run_per_seed(runs)
     selected &= set(runs["run_id"])
-    base = pick_baseline(runs, selected, baseline, experiment)
+    on = on_data(runs, data) if data else pd.Series(True, index=runs.index)
+    if data:
+        words.append(f"data {data!r}")
+    base = pick_baseline(runs if baseline else runs[on], selected, baseline, experiment,
+                         f" on data {data!r}" if data else "")
+    if data and not on[runs["run_id"] == base["run_id"]].any():
+        raise LstmlabError(f"--baseline {baseline} is on data {base['data_name']}, not on --data {data!r}")
     base_key = base["group_key"]
-    shown = runs[runs["run_id"].isin(selected) | (runs["group_key"] == base_key)].copy()
+
+    if include_all:
+        in_scope = on
+    else:
+        same_data = runs[DATA_TAG].eq(base[DATA_TAG]) if DATA_TAG in runs else pd.Series(True, index=runs.index)
+        in_scope = on & same_data.fillna(False) & runs["evaluation"].eq(base["evaluation"])
+    in_selection = runs["run_id"].isin(selected)
+    notes = left_out_notes(runs[in_selection], in_scope[in_selection], data_note=not data)
+    shown = runs[(in_selection & in_scope) | (runs["group_key"] == base_key)].copy()
+    check_one_evaluation(shown)
     labels = group_labels(shown)
     shown["group"] = shown["group_key"].map(labels)
+    predictions = read_all(shown["run_id"], cache)
 
-    notes = []
     if repeats:
         notes.append(
             f"Left out {count(repeats, 'older run')} repeating a configuration and seed (e.g. a rerun's "
@@ -109,6 +142,10 @@ def compare(
     outside = int((~shown["run_id"].isin(selected)).sum())
     if outside:
         notes.append(f"The baseline's group adds {count(outside, 'run')} from outside the selection.")
+    datasets = sorted(set(shown["data_name"]))
+    if len(datasets) > 1:
+        notes.append(f"Runs on {len(datasets)} datasets ({'; '.join(datasets)}): groups on other data than the "
+                     "baseline's get no paired test and no verdict.")
     return Comparison(
         experiment=experiment,
         store=store,
@@ -116,8 +153,10 @@ def compare(
         alpha=alpha,
         baseline_run_id=str(base["run_id"]),
         runs=run_table(shown, base, metric),
-        groups=group_table(shown, base_key, metric, alpha),
-        selection=" and ".join(words) or "all runs",
+        groups=group_table(shown, base_key, metric, alpha, predictions),
+        selection=" and ".join(words) or ("all runs" if include_all else "runs like the baseline's"),
+        data=base["data_name"] if len(datasets) == 1 else f"mixed: {'; '.join(datasets)}",
+        evaluation=str(base["evaluation"]),
         notes=notes,
     )
 

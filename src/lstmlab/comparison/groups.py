@@ -8,7 +8,9 @@ import math
 import pandas as pd
 
 from lstmlab.comparison import stats
+from lstmlab.comparison.scope import data_names
 from lstmlab.comparison.selection import FINGERPRINT_TAG, NOT_CONFIGURING
+from lstmlab.comparison.verdicts import judge
 from lstmlab.records.names import FINAL_METRICS
 
 
@@ -20,26 +22,74 @@ def group_keys(runs: pd.DataFrame) -> pd.Series:
     return runs[columns].astype("string").fillna("<unset>").apply(tuple, axis=1)
 
 
+MAX_PARTS = 3  # params named in one label
+MAX_VALUE = 14  # characters of one param's value in a label
+UNSET = ("nan", "None", "null", "<unset>", "<NA>", "")
+
+
 def group_labels(runs: pd.DataFrame) -> dict[tuple, str]:
-    """The variant name, plus the params that tell apart groups sharing one variant name."""
+    """Short, unique labels: the variant name, plus the fewest differing params that tell apart
+    groups sharing one name (never an unset value); a number as the last resort."""
     first = runs.drop_duplicates("group_key").set_index("group_key")
     names = first.get("tags.variant", first["tags.mlflow.runName"]).fillna(first["tags.mlflow.runName"]).astype(str)
     labels = {}
     for name, keys in names.groupby(names).groups.items():
+        keys = list(keys)
         if len(keys) == 1:
             labels[keys[0]] = name
             continue
-        rows = first.loc[list(keys)]
-        differing = [  # `_target_` only repeats the class a `name` param already tells
-            c for c in sorted(rows.columns)
-            if (c.startswith("params.") or c == FINGERPRINT_TAG) and not c.endswith("._target_")
-            and c[len("params."):] not in NOT_CONFIGURING and rows[c].astype("string").nunique(dropna=False) > 1
-        ]
+        values = _label_values(first.loc[keys])
+        parts: dict[tuple, list[str]] = {key: [] for key in keys}
+        distinct = lambda labelled: len({tuple(p) for p in labelled.values()})  # noqa: E731
+        for column in values.columns:  # fewest unset values first: the params every group has
+            if distinct(parts) == len(keys) or max(map(len, parts.values())) >= MAX_PARTS:
+                break
+            tried = {key: parts[key] + ([f"{column}={_clip(values.at[key, column])}"]
+                                        if values.at[key, column] not in UNSET else []) for key in keys}
+            if distinct(tried) > distinct(parts):  # only a param that tells more groups apart
+                parts = tried
         for key in keys:
-            parts = [f"data={rows.at[key, c][:8]}" if c == FINGERPRINT_TAG else f"{c[len('params.'):]}={rows.at[key, c]}"
-                     for c in differing[:4]]
-            labels[key] = f"{name} ({', '.join(parts)})"
-    return labels
+            labels[key] = f"{name} ({', '.join(parts[key])})" if parts[key] else name
+    return _unique(labels)
+
+
+def _label_values(rows: pd.DataFrame) -> pd.DataFrame:
+    """The configuring columns whose values differ between `rows`, under short names, as text."""
+    columns = [  # `_target_` only repeats the class a `name` param already tells
+        c for c in sorted(rows.columns)
+        if (c.startswith("params.") and c[len("params."):] not in NOT_CONFIGURING and not c.endswith("._target_"))
+        or c == FINGERPRINT_TAG
+    ]
+    text = rows[columns].astype("string").fillna("<unset>")
+    if FINGERPRINT_TAG in text:  # the data's name; with its fingerprint when two datasets share a name
+        names = data_names(rows)
+        short = names.str.rsplit(" ", n=1).str[0]
+        text[FINGERPRINT_TAG] = short if short.nunique() == names.nunique() else names.str.replace(" ", ":", regex=False)
+    text = text.loc[:, text.nunique() > 1]
+    full = {c: "data" if c == FINGERPRINT_TAG else c[len("params."):] for c in text.columns}
+    last = {c: name.rsplit(".", 1)[-1] for c, name in full.items()}
+    clash = {n for n in last.values() if list(last.values()).count(n) > 1}
+    text.columns = [last[c] if last[c] not in clash else full[c] for c in text.columns]
+    unset = text.isin(UNSET).sum()
+    return text[sorted(text.columns, key=lambda c: (unset[c], c))]
+
+
+def _clip(value: str) -> str:
+    return value if len(value) <= MAX_VALUE else value[: MAX_VALUE - 1] + "…"
+
+
+def _unique(labels: dict[tuple, str]) -> dict[tuple, str]:
+    seen: dict[str, int] = {}
+    for label in labels.values():
+        seen[label] = seen.get(label, 0) + 1
+    counters: dict[str, int] = {}
+    unique = {}
+    for key, label in labels.items():
+        if seen[label] > 1:
+            counters[label] = counters.get(label, 0) + 1
+            label = f"{label} #{counters[label]}"
+        unique[key] = label
+    return unique
 
 
 def better_first(metric: str) -> bool:
@@ -54,6 +104,8 @@ def run_table(runs: pd.DataFrame, base: pd.Series, metric: str) -> pd.DataFrame:
             "run_name": runs["tags.mlflow.runName"],
             "group": runs["group"],
             "seed": runs.get("params.trainer.seed"),
+            "data": runs.get("data_name"),
+            "evaluation": runs.get("evaluation"),
             "baseline_run": runs["run_id"] == base["run_id"],
             "start_time": runs["start_time"],
         }
@@ -68,10 +120,11 @@ def run_table(runs: pd.DataFrame, base: pd.Series, metric: str) -> pd.DataFrame:
     return table.sort_values(metric, ascending=better_first(metric), kind="stable").reset_index(drop=True)
 
 
-def group_table(runs: pd.DataFrame, base_key: tuple, metric: str, alpha: float) -> pd.DataFrame:
+def group_table(runs: pd.DataFrame, base_key: tuple, metric: str, alpha: float,
+                predictions: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
+    """One row per seed group: n, seeds, mean and sd of every final metric, the tests and the verdict."""
     column = f"metrics.{metric}"
-    reference = runs.loc[runs["group_key"] == base_key, column].tolist()
-    base_mean = stats.summary(reference)[0]
+    base_mean = stats.summary(runs.loc[runs["group_key"] == base_key, column].tolist())[0]
     rows = []
     for key, members in runs.groupby("group_key", sort=False):
         row = {
@@ -87,13 +140,8 @@ def group_table(runs: pd.DataFrame, base_key: tuple, metric: str, alpha: float) 
             row[f"{name}_mean"], row[f"{name}_sd"], _ = stats.summary(values)
         row[f"{metric}_diff"] = row[f"{metric}_mean"] - base_mean
         row[f"{metric}_rel_diff"] = row[f"{metric}_diff"] / abs(base_mean) if base_mean else math.nan
-        if key == base_key:
-            row.update(t_statistic=math.nan, p_value=math.nan, verdict="baseline")
-        else:
-            test = stats.welch(members[column].tolist(), reference, metric, alpha)
-            row.update(t_statistic=test.statistic, p_value=test.p_value, verdict=test.verdict)
         rows.append(row)
-    groups = pd.DataFrame(rows)
+    groups = judge(pd.DataFrame(rows), runs, base_key, metric, alpha, predictions)
     return groups.sort_values(f"{metric}_mean", ascending=better_first(metric), kind="stable").reset_index(drop=True)
 
 

@@ -1,12 +1,16 @@
-"""A comparison as text: the terminal tables and the Markdown report."""
+"""A comparison as text: terminal tables that fit 120 columns, and the full Markdown report."""
 
 from __future__ import annotations
+
+import textwrap
 
 import pandas as pd
 
 from lstmlab.comparison.compare import Comparison, count
 
-# Columns of the terminal / Markdown run table (every final metric is in runs.csv).
+WIDTH = 120  # the terminal output's widest line
+MAX_GROUP = 30  # characters of a group label in the terminal tables (full labels in the CSVs)
+# Columns of the Markdown run table (every final metric is in runs.csv).
 RUN_TABLE_METRICS = ("test_rmse", "test_mae", "test_skill", "naive_test_rmse")
 
 
@@ -26,23 +30,84 @@ def _p(value: float) -> str:
     return "—" if value is None or pd.isna(value) else f"{value:.2g}"
 
 
+def _interval(estimate: float, low: float, high: float) -> str:
+    """'+52.6% [+29.4, +85.7]': percent, one decimal below ±100 %, none above."""
+    if pd.isna(estimate):
+        return "—"
+    number = lambda v: f"{100 * v:+.1f}" if abs(v) < 1 else f"{100 * v:+.0f}"  # noqa: E731
+    return f"{number(estimate)}% [{number(low)}, {number(high)}]"
+
+
+def _clip(text: str, width: int = MAX_GROUP) -> str:
+    """At most `width` characters, cut in the middle: labels sharing a long start differ at the end."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
+def short_labels(labels: pd.Series) -> pd.Series:
+    """Group labels for the terminal: clipped to MAX_GROUP, or wider where clipping would merge two."""
+    for width in range(MAX_GROUP, max(map(len, labels), default=0) + 1):
+        clipped = pd.Series([_clip(text, width) for text in labels], index=labels.index)
+        if clipped.nunique() == labels.nunique():
+            return clipped
+    return labels
+
+
+def _mean_sd(mean: float, sd: float) -> str:
+    return _number(mean) if pd.isna(sd) else f"{_number(mean)} ± {_number(sd)}"
+
+
 def group_view(comparison: Comparison) -> pd.DataFrame:
-    """The seed-group table as text cells, for the terminal and Markdown."""
+    """Every group column as text cells, for the Markdown report."""
     m, g = comparison.metric, comparison.groups
     return pd.DataFrame(
         {
             "group": g["group"],
             "n": g["n"].astype(str),
             "seeds": g["seeds"],
-            f"{m} mean ± sd": [_number(a) if pd.isna(b) else f"{_number(a)} ± {_number(b)}"
-                               for a, b in zip(g[f"{m}_mean"], g[f"{m}_sd"])],
+            f"{m} mean ± sd": [_mean_sd(a, b) for a, b in zip(g[f"{m}_mean"], g[f"{m}_sd"])],
             "Δ mean": g[f"{m}_diff"].map(_signed),
             "Δ%": g[f"{m}_rel_diff"].map(_percent),
             "p (Welch)": g["p_value"].map(_p),
+            "p Welch (Holm)": g["welch_p_holm"].map(_p),
+            "DM": g["dm_stat"].map(lambda v: "—" if pd.isna(v) else f"{v:+.3g}"),
+            "p DM": g["dm_p"].map(_p),
+            "p DM (Holm)": g["dm_p_holm"].map(_p),
+            "days": g["paired_days"].map(lambda v: "—" if pd.isna(v) or not v else str(int(v))),
+            "test RMSE change [95% CI]": [_interval(*v) for v in
+                                          zip(g["rmse_change"], g["rmse_change_low"], g["rmse_change_high"])],
             "verdict": g["verdict"],
             "test_skill mean": g["test_skill_mean"].map(_number),
         }
     )
+
+
+def terminal_group_view(comparison: Comparison) -> tuple[pd.DataFrame, list[str]]:
+    """The group table for a terminal (Holm-adjusted p only, short verdicts) and its footnotes."""
+    m, g = comparison.metric, comparison.groups
+    short, footnotes = [], []
+    for label, verdict in zip(g["group"], g["verdict"]):
+        head = verdict.split(" (", 1)[0]
+        if head != verdict:
+            footnotes.append(f"  [{len(footnotes) + 1}] {label}: {verdict}")
+            head = f"{head} [{len(footnotes)}]"
+        short.append(head)
+    view = pd.DataFrame(
+        {
+            "group": short_labels(g["group"]),
+            "n": g["n"].astype(str),
+            f"{m} mean ± sd": [_mean_sd(a, b) for a, b in zip(g[f"{m}_mean"], g[f"{m}_sd"])],
+            "Δ%": g[f"{m}_rel_diff"].map(_percent),
+            "p Welch*": g["welch_p_holm"].map(_p),
+            "p DM*": g["dm_p_holm"].map(_p),
+            "test RMSE Δ [95% CI]": [_interval(*v) for v in zip(g["rmse_change"], g["rmse_change_low"], g["rmse_change_high"])],
+            "verdict": short,
+            "skill": g["test_skill_mean"].map(lambda v: "—" if pd.isna(v) else f"{v:+.3f}"),
+        }
+    )
+    return view, footnotes
 
 
 def run_view(comparison: Comparison) -> pd.DataFrame:
@@ -50,9 +115,9 @@ def run_view(comparison: Comparison) -> pd.DataFrame:
     m, r = comparison.metric, comparison.runs
     view = pd.DataFrame(
         {
-            "run": r["run_name"].astype(str) + r["baseline_run"].map({True: " *", False: ""}),
+            "run": r["run_name"].astype(str).map(lambda s: _clip(s, 20)) + r["baseline_run"].map({True: " *", False: ""}),
             "run_id": r["run_id"].str[:8],
-            "group": r["group"],
+            "group": r["group"].map(dict(zip(comparison.groups["group"], short_labels(comparison.groups["group"])))),
             "seed": r["seed"].fillna("—").astype(str),
             m: r[m].map(_number),
             "Δ": r[f"{m}_diff"].map(_signed),
@@ -67,13 +132,25 @@ def run_view(comparison: Comparison) -> pd.DataFrame:
     return view
 
 
+def fit(view: pd.DataFrame, keep: int, width: int = WIDTH) -> str:
+    """The table as text, dropping columns from the right (never the first `keep`) until it fits."""
+    while True:
+        text = view.to_string(index=False)
+        if max(map(len, text.splitlines())) <= width or view.shape[1] <= keep:
+            return text
+        view = view.iloc[:, :-1]
+
+
 def explanation(comparison: Comparison) -> str:
     return (
-        f"Groups: runs that differ only in trainer.seed. Test: Welch's t-test (two-sided, unequal "
-        f"variances) of {comparison.metric} across seeds, each group vs the baseline's group; "
-        f"'better'/'worse' when p < {comparison.alpha:g}, else 'no evidence'. p-values are not corrected "
-        f"for testing many groups. test_skill = 1 - test_rmse / naive_test_rmse (naive: tomorrow = today; "
-        f"> 0 beats it)."
+        f"Groups: runs that differ only in trainer.seed. Seeds: Welch's t-test of {comparison.metric} across seeds, "
+        "each group vs the baseline's group. Days: Diebold–Mariano test (Newey–West variance, HLN-corrected, "
+        "Student's t) on the daily squared test errors, averaged over each group's seeds, over the test days both "
+        "groups share. p* = Holm-adjusted over the groups of this report. "
+        f"'better'/'worse' only when both p* < {comparison.alpha:g} and agree in direction; else 'no evidence'. "
+        "test RMSE Δ: the group's RMSE over the paired days relative to the baseline group's, with a 95% "
+        "moving-block bootstrap interval over days. skill = 1 - test_rmse / naive_test_rmse (naive: tomorrow = "
+        "today; > 0 beats it)."
     )
 
 
@@ -81,24 +158,45 @@ def header(comparison: Comparison) -> str:
     base = comparison.runs[comparison.runs["baseline_run"]].iloc[0]
     return (
         f"Experiment {comparison.experiment!r} ({comparison.store}), {comparison.selection}: "
-        f"{count(len(comparison.runs), 'run')} in {count(len(comparison.groups), 'group')}. Baseline run * = "
+        f"{count(len(comparison.runs), 'run')} in {count(len(comparison.groups), 'group')}. "
+        f"Data: {comparison.data}. Evaluation: {comparison.evaluation}. Baseline run * = "
         f"{base['run_name']} {base['run_id']} (seed {base['seed']}); sorted by {comparison.metric}."
     )
 
 
+def naive_line(comparison: Comparison) -> str:
+    """Whether any group beat the naive forecast (mean test_skill > 0)."""
+    skill = comparison.groups.set_index("group")["test_skill_mean"].dropna()
+    if skill.empty:
+        return "Naive forecast: no test_skill recorded."
+    winners = skill[skill > 0].sort_values(ascending=False)
+    if winners.empty:
+        return (f"No group beat the naive forecast (tomorrow = today): best mean test_skill "
+                f"{skill.max():+.3f} ({skill.idxmax()}).")
+    listed = ", ".join(f"{name} ({value:+.3f})" for name, value in winners.items())
+    return f"Groups that beat the naive forecast on average (test_skill > 0): {listed}."
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, WIDTH, break_on_hyphens=False)
+
 
 def render_text(comparison: Comparison) -> str:
+    groups, footnotes = terminal_group_view(comparison)
+    terminal_runs = run_view(comparison).drop(columns=["Δ", "test_mae", "test_mae Δ%", "naive_test_rmse"], errors="ignore")
     parts = [
-        header(comparison),
+        _wrap(header(comparison)),
         "",
-        f"Seed groups ({comparison.metric}; Δ vs the baseline group's mean):",
-        group_view(comparison).to_string(index=False),
+        f"Seed groups ({comparison.metric}; Δ vs the baseline group's mean; p* Holm-adjusted):",
+        fit(groups, keep=8),
+        *footnotes,
+        _wrap(naive_line(comparison)),
         "",
         f"Runs ({comparison.metric}; Δ vs baseline run {comparison.baseline_run_id[:8]}):",
-        run_view(comparison).to_string(index=False),
+        fit(terminal_runs, keep=5),
         "",
-        explanation(comparison),
-        *comparison.notes,
+        _wrap(explanation(comparison)),
+        *map(_wrap, comparison.notes),
     ]
     return "\n".join(parts)
 
@@ -118,6 +216,11 @@ def render_markdown(comparison: Comparison) -> str:
             f"# Comparison with the baseline: {comparison.experiment}",
             "",
             header(comparison),
+            "",
+            f"- **Data**: {comparison.data}",
+            f"- **Evaluation**: {comparison.evaluation}",
+            f"- **Seeds per group**: {', '.join(f'{g} {n}' for g, n in zip(comparison.groups['group'], comparison.groups['n']))}",
+            f"- **Naive forecast**: {naive_line(comparison)}",
             "",
             f"## Seed groups ({comparison.metric})",
             "",

@@ -1,19 +1,27 @@
-"""The report folder of a comparison: runs.csv, groups.csv, report.md and chart.png."""
+"""The report of a comparison: runs.csv, groups.csv, report.md and chart.png in a folder, and the
+same files in an MLflow run (tagged `lstmlab.report=true`) beside the runs it compared."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
 
+from mlflow import MlflowClient
+
 from lstmlab.comparison.chart import plot
 from lstmlab.comparison.compare import Comparison
-from lstmlab.comparison.render import render_markdown
+from lstmlab.comparison.render import naive_line, render_markdown
+from lstmlab.comparison.selection import REPORT_TAG
 from lstmlab.paths import REPORTS_DIR
+
+STAMP = "%Y-%m-%d_%H-%M-%S"
+TAG_LIMIT = 8000  # MLflow refuses longer tag values (mlflow.utils.validation.MAX_TAG_VAL_LENGTH)
+MORE = "\n\n… the whole report is the run's report.md artifact."
 
 
 def write_report(comparison: Comparison, root: Path = REPORTS_DIR) -> Path:
     """runs.csv, groups.csv, report.md and chart.png in a new `root/<timestamp>/` folder."""
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    stamp = datetime.now().strftime(STAMP)
     folder, n = root / stamp, 1
     while folder.exists():  # two compares within one second
         n += 1
@@ -24,3 +32,42 @@ def write_report(comparison: Comparison, root: Path = REPORTS_DIR) -> Path:
     (folder / "report.md").write_text(render_markdown(comparison), encoding="utf-8")
     plot(comparison, folder / "chart.png")
     return folder
+
+
+def description(markdown: str) -> str:
+    """The run's description (shown on its page in the UI): the report, cut to what a tag holds."""
+    return markdown if len(markdown) <= TAG_LIMIT else markdown[: TAG_LIMIT - len(MORE)] + MORE
+
+
+def log_report_run(comparison: Comparison, folder: Path) -> str:
+    """A run named `compare-<timestamp>` in the compared experiment holding the report's files.
+
+    Its tags say what it compared, so the MLflow UI shows the verdict beside the runs; the
+    `lstmlab.report` tag keeps it out of every later compare. It ends FINISHED, or FAILED if the
+    upload fails: never RUNNING.
+    """
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(comparison.experiment)
+    groups = comparison.groups
+    verdicts = groups.loc[~groups["baseline_group"], ["group", "verdict"]]
+    tags = {
+        REPORT_TAG: "true",
+        "compare.baseline_run": comparison.baseline_run_id,
+        "compare.metric": comparison.metric,
+        "compare.alpha": f"{comparison.alpha:g}",
+        "compare.data": comparison.data,
+        "compare.evaluation": comparison.evaluation,
+        "compare.selection": comparison.selection[:5000],
+        "compare.better": ", ".join(verdicts.loc[verdicts["verdict"] == "better", "group"]) or "none",
+        "compare.worse": ", ".join(verdicts.loc[verdicts["verdict"] == "worse", "group"]) or "none",
+        "compare.naive": naive_line(comparison)[:5000],
+        "mlflow.note.content": description((folder / "report.md").read_text(encoding="utf-8")),
+    }
+    run = client.create_run(experiment.experiment_id, run_name=f"compare-{folder.name}", tags=tags)
+    status = "FAILED"
+    try:
+        client.log_artifacts(run.info.run_id, str(folder))
+        status = "FINISHED"
+    finally:
+        client.set_terminated(run.info.run_id, status)
+    return run.info.run_id

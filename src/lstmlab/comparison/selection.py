@@ -24,6 +24,8 @@ NOT_CONFIGURING = frozenset(
     }
 )
 FINGERPRINT_TAG = "tags.data_sha256"
+# The run `lstmlab compare` logs its report in: never a run to compare.
+REPORT_TAG = "lstmlab.report"
 
 
 def search_finished(experiment_id: str, filter_string: str | None) -> pd.DataFrame:
@@ -35,10 +37,13 @@ def search_finished(experiment_id: str, filter_string: str | None) -> pd.DataFra
 
 
 def comparable(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Runs with the metric, without sweep parents (their metrics summarize children) or pruned trials."""
+    """Runs with the metric, without sweep parents (their metrics summarize children), pruned
+    trials or compare's own report runs."""
     if f"metrics.{metric}" not in runs:
         return runs.iloc[0:0]
     keep = runs[f"metrics.{metric}"].notna()
+    if f"tags.{REPORT_TAG}" in runs:
+        keep &= runs[f"tags.{REPORT_TAG}"].ne("true")
     if "tags.mlflow.parentRunId" in runs:
         keep &= ~runs["run_id"].isin(set(runs["tags.mlflow.parentRunId"].dropna()))
     if "tags.optuna_study" in runs:  # a study's parent run, even before any trial finished
@@ -74,7 +79,10 @@ def one_run_per_seed(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return kept.reset_index(drop=True), len(runs) - len(kept)
 
 
-def pick_baseline(runs: pd.DataFrame, selected: set[str], baseline: str | None, experiment: str) -> pd.Series:
+def pick_baseline(runs: pd.DataFrame, selected: set[str], baseline: str | None, experiment: str,
+                  where: str = "") -> pd.Series:
+    """`--baseline` (an id or prefix), else the latest run tagged baseline=true among `runs`
+    (within the selection when it holds one); `where` names the data `runs` were narrowed to."""
     if baseline:
         match = runs[runs["run_id"].str.startswith(baseline.lower())]  # the id or a prefix of it
         if len(match) > 1:
@@ -88,7 +96,7 @@ def pick_baseline(runs: pd.DataFrame, selected: set[str], baseline: str | None, 
     tagged = runs[runs.get("tags.baseline", pd.Series(index=runs.index, dtype=object)) == "true"]
     if tagged.empty:
         raise LstmlabError(
-            f"no baseline in experiment {experiment!r}: no finished run is tagged baseline=true; "
+            f"no baseline in experiment {experiment!r}{where}: no finished run is tagged baseline=true; "
             "train one (lstmlab train) or pick a run with --baseline RUN_ID"
         )
     inside = tagged[tagged["run_id"].isin(selected)]

@@ -21,6 +21,9 @@ NAN_POLICIES = ("error", "drop", "ffill")
 VERBOSE = ("auto", 0, 1, 2)
 DECIMALS = (".", ",")
 SECTIONS = ("data", "model", "optimizer", "loss", "trainer", "tracking")
+TARGET_TRANSFORMS = ("none", "log_return")  # pipeline.transform
+EVALUATIONS = ("holdout", "walk_forward")  # pipeline.evaluation
+WINDOWS = ("expanding", "sliding")
 
 
 def _is_int(value: object) -> bool:
@@ -122,6 +125,13 @@ DATA_OPTIONAL = {  # keys of some sources only
     "decimal": lambda v: None if v is None or v in DECIMALS else "must be . or , (or null: detected)",
     "date_format": text(optional=True),
     "max_file_mb": number(0, low_open=True),
+    "target_transform": one_of(*TARGET_TRANSFORMS),  # absent from configs logged before it existed
+}
+EVALUATION = {"name": one_of(*EVALUATIONS)}
+WALK_FORWARD = {
+    "folds": whole(1),  # at most the evaluation period's rows: pipeline.evaluation checks with the data
+    "window": one_of(*WINDOWS),
+    "test_size": lambda v: None if v is None or (_is_int(v) and v >= 1) else "must be a whole number of rows (or null)",
 }
 
 
@@ -131,6 +141,7 @@ def check_config(cfg: DictConfig) -> None:
     if missing:
         raise LstmlabError(f"the config has no {', '.join(missing)} section; it is not an lstmlab train config")
     check_data(cfg.data)
+    check_evaluation(cfg)
     _check(cfg.trainer, "trainer", TRAINER)
     _check(cfg.model, "model", MODEL)
     _check(cfg.tracking, "tracking", TRACKING)
@@ -160,6 +171,18 @@ def check_data(cfg: DictConfig) -> None:
     scaler = cfg.get("scaler")
     if not isinstance(scaler, DictConfig) or not isinstance(scaler.get("_target_"), str):
         raise LstmlabError("data.scaler must name a scikit-learn scaler: data.scaler._target_=sklearn.preprocessing.MinMaxScaler")
+
+
+def check_evaluation(cfg: DictConfig) -> None:
+    """The evaluation section; a config logged before it existed has none: holdout."""
+    evaluation = cfg.get("evaluation")
+    if evaluation is None:
+        return
+    if not isinstance(evaluation, DictConfig):
+        raise LstmlabError("evaluation must be a config group: evaluation=holdout or evaluation=walk_forward")
+    _check(evaluation, "evaluation", EVALUATION)
+    if evaluation.name == "walk_forward":
+        _check(evaluation, "evaluation", WALK_FORWARD)
 
 
 def check_activation(name: str) -> None:

@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
+from lstmlab.pipeline import transform
 from lstmlab.pipeline.checks import check_data
 from lstmlab.pipeline.csv_table import match_column, read_price_csv
 
@@ -46,10 +47,12 @@ class Dataset:
     target: str
     sha256: str  # fingerprint of the table the windows were cut from
     table: pd.DataFrame  # that table: dates, features and target (recorded as the run's dataset)
+    target_transform: str = "none"  # data.target_transform
 
-    def to_price(self, scaled: np.ndarray) -> np.ndarray:
-        """Scaled model outputs back to price units."""
-        return self.target_scaler.inverse_transform(np.asarray(scaled).reshape(-1, 1)).ravel()
+    def to_price(self, scaled: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+        """Scaled model outputs back to price units (`previous`: the last prices, for returns)."""
+        unscaled = self.target_scaler.inverse_transform(np.asarray(scaled).reshape(-1, 1))
+        return transform.to_price(unscaled, previous, self.target_transform)
 
 
 def data_name(cfg: DictConfig) -> str:
@@ -151,47 +154,78 @@ def windows(values: np.ndarray, lookback: int) -> np.ndarray:
 
 
 def prepare(cfg: DictConfig) -> Dataset:
-    """The data config in, model-ready windows out. Cached per process: sweeps reuse it."""
-    check_data(cfg)
+    """The data config in, model-ready windows of the holdout split out. Cached per process:
+    sweeps reuse it."""
     key = OmegaConf.to_yaml(cfg, resolve=True)
     if key not in _CACHE:
         _CACHE.clear()  # one dataset at a time is enough and keeps memory flat
-        _CACHE[key] = _prepare(cfg)
+        table = load(cfg)
+        _CACHE[key] = make_dataset(table, cfg, *split_rows(table.rows, cfg))
     return _CACHE[key]
 
 
 _CACHE: dict[str, Dataset] = {}
 
 
-def _prepare(cfg: DictConfig) -> Dataset:
+@dataclass(frozen=True)
+class Table:
+    """The validated columns a dataset is cut from, before any split."""
+
+    frame: pd.DataFrame  # features and target, indexed by date
+    features: list[str]
+    target: str
+    where: str  # how errors name the data
+    transform: str  # data.target_transform
+    sha256: str
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+
+def load(cfg: DictConfig) -> Table:
+    """Load and validate the data of `cfg`: enough rows for windows of `data.lookback`."""
     lookback = cfg.lookback
+    check_data(cfg)
+    name = transform.check(cfg.get("target_transform", "none"))
     where = cfg.path if cfg.source == "csv" else f"the {cfg.source} data"
     table, features, target = select_columns(load_table(cfg), cfg, where)
-    if len(table) < lookback + 3:
+    if len(table) < lookback + transform.leading_rows(name) + 3:
         raise LstmlabError(
             f"{where} has {len(table)} usable rows: too few for windows of data.lookback={lookback} "
             "with a train, val and test part"
         )
-    train_rows, val_rows, test_rows = split_rows(len(table), cfg)
-    if len(train_rows) <= lookback:
+    return Table(table, features, target, where, name, fingerprint(table))
+
+
+def make_dataset(
+    table: Table, cfg: DictConfig, train_rows: np.ndarray, val_rows: np.ndarray, test_rows: np.ndarray
+) -> Dataset:
+    """Windows for the given row positions; the scalers see the training rows only."""
+    lookback, name = cfg.lookback, table.transform
+    first = lookback + transform.leading_rows(name)  # first row with a full window of model values
+    if not (train_rows >= first).any():  # no training window at all
         raise LstmlabError(
             f"data.lookback={lookback} is too long: the training part has {len(train_rows)} rows "
-            f"of {len(table)}; use a shorter lookback or more data"
+            f"of {table.rows}; use a shorter lookback or more data"
         )
     # Plain arrays, not frames: a forecast on a CSV with other column spellings must still work.
-    feature_values, target_values = table[features].to_numpy(), table[[target]].to_numpy()
-    feature_scaler = instantiate(cfg.scaler).fit(feature_values[train_rows])
-    target_scaler = instantiate(cfg.scaler).fit(target_values[train_rows])
+    frame = table.frame
+    feature_values = transform.model_values(frame[table.features], name, table.where)
+    target_values = transform.model_values(frame[[table.target]], name, table.where)
+    fit_rows = train_rows[train_rows >= transform.leading_rows(name)]
+    feature_scaler = instantiate(cfg.scaler).fit(feature_values[fit_rows])
+    target_scaler = instantiate(cfg.scaler).fit(target_values[fit_rows])
     x_all = windows(feature_scaler.transform(feature_values), lookback)[:-1]
     y_all = target_scaler.transform(target_values).astype(np.float32)[lookback:]
-    prices = table[target].to_numpy()
+    prices = frame[table.target].to_numpy()
 
     def part(rows: np.ndarray) -> Part:
-        rows = rows[rows >= lookback]  # the first `lookback` rows only ever serve as inputs
+        rows = rows[rows >= first]  # earlier rows only ever serve as inputs
         return Part(
             x=x_all[rows - lookback],
             y=y_all[rows - lookback],
-            dates=table.index[rows],
+            dates=frame.index[rows],
             actual=prices[rows],
             previous=prices[rows - 1],
         )
@@ -202,8 +236,9 @@ def _prepare(cfg: DictConfig) -> Dataset:
         test=part(test_rows),
         feature_scaler=feature_scaler,
         target_scaler=target_scaler,
-        features=features,
-        target=target,
-        sha256=fingerprint(table),
-        table=table,
+        features=table.features,
+        target=table.target,
+        sha256=table.sha256,
+        table=table.frame,
+        target_transform=name,
     )

@@ -3,15 +3,20 @@ a sweep trial and a rerun all call `run_experiment`."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 from omegaconf import DictConfig
 
-from lstmlab import runtime
+from lstmlab import interrupts, runtime
 
-# Called after each epoch with (epoch, logs incl. val_rmse); returning True stops training.
-# Plain callables, not Keras callbacks, so callers (the sweep) need not import Keras.
+# Called after each epoch with (step, logs incl. val_rmse); returning True stops training (and,
+# in walk-forward, the folds after it). The step is the epoch, counted on across walk-forward
+# folds: (fold - 1) × trainer.epochs + epoch. Plain callables, not Keras callbacks, so callers
+# (the sweep) need not import Keras.
 EpochHook = Callable[[int, dict], bool]
+
+log = logging.getLogger(__name__)
 
 
 def run_experiment(
@@ -24,39 +29,69 @@ def run_experiment(
     """Train, evaluate and record one run; returns its final metrics (and `run_id`).
 
     Everything a user can get wrong is checked before the MLflow run starts, so a bad config
-    leaves no run behind; a failure after the start ends the run as FAILED.
+    leaves no run behind; a failure after the start ends the run as FAILED. With
+    `evaluation=walk_forward` every fold trains a fresh model from the same seed.
     """
+    from lstmlab.pipeline import evaluation
     from lstmlab.pipeline.checks import check_activation, check_config
-    from lstmlab.pipeline.data import prepare
 
     check_config(cfg)  # every value, before data, framework or run: a bad one leaves nothing behind
     runtime.use_backend(cfg.trainer.backend)  # before the pipeline modules below import Keras
-    data = prepare(cfg.data)  # data errors are found before the seconds a framework import costs
-    keras = runtime.import_keras()  # TensorFlow's start-up lines hidden; before the modules below
+    splits = evaluation.splits(cfg)  # data errors are found before the seconds a framework import costs
+    runtime.check_store(cfg.tracking)  # so is a tracking server that does not answer (nothing written)
+    runtime.import_keras()  # TensorFlow's start-up lines hidden; before the modules below
+    import mlflow
 
-    from lstmlab.pipeline import evaluate, track, train
-    from lstmlab.pipeline.model import build_model
+    from lstmlab.pipeline import track, train
 
     check_activation(cfg.model.activation)
-    keras.backend.clear_session()  # fresh layer names and graph state for every run in a process
+    train.optimizer_and_loss(cfg.optimizer, cfg.loss)  # a bad optimizer or loss: no run yet
+    runtime.use_store(cfg.tracking)  # only now: a config or data error leaves no store behind
+    walk_forward = evaluation.method(cfg) == "walk_forward"
+    with track.start_run(cfg, splits[0], run_name=run_name, tags=tags, parent_run_id=parent_run_id) as run:
+        folds, models, histories = [], [], []
+        for number, data in enumerate(splits, start=1):
+            if walk_forward:
+                log.info("fold %d/%d: trains on %d days to %s, tests %s … %s", number, len(splits),
+                         len(data.train.y) + len(data.val.y), data.val.dates[-1].date(),
+                         data.test.dates[0].date(), data.test.dates[-1].date())
+            curves = track.EpochMetrics(run.info.run_id, evaluation.curve_prefix(cfg, number))
+            hooks = train.EpochHooks([*epoch_hooks, interrupts.epoch_hook],
+                                     offset=(number - 1) * cfg.trainer.epochs)
+            model, fitted, fold = _train_fold(cfg, data, [curves, hooks])
+            folds.append(fold)
+            models.append(model)
+            histories.append(fitted.history)
+            if walk_forward:
+                mlflow.log_metrics(fold.metrics(), step=number)
+            if hooks.stopped:  # e.g. a pruned trial: no further fold
+                break
+        metrics, predictions = evaluation.summarize(cfg, folds)
+        # The last fold's model and scalers: trained on the latest rows, what `forecast` applies.
+        track.log_results(cfg, folds[-1].data, models[-1], histories, predictions, metrics)
+    return {**metrics, "run_id": run.info.run_id}
+
+
+def _train_fold(cfg: DictConfig, data, callbacks: list) -> tuple:
+    """A fresh model trained on one fold (or the holdout split) from the same seed."""
+    import keras
+
+    from lstmlab.pipeline import train
+    from lstmlab.pipeline.evaluation import FoldForecast
+    from lstmlab.pipeline.model import build_model
+
+    keras.backend.clear_session()  # fresh layer names and graph state for every model in a process
+    interrupts.check()  # a Ctrl-C that came while the last model's objects were collected
     train.seed_everything(cfg.trainer.seed)
     optimizer, loss = train.optimizer_and_loss(cfg.optimizer, cfg.loss)
-    runtime.use_store(cfg.tracking)  # only now: a config or data error leaves no store behind
-    with track.start_run(cfg, data, run_name=run_name, tags=tags, parent_run_id=parent_run_id) as run:
-        model = build_model(cfg.model, cfg.data.lookback, len(data.features))
-        model.compile(optimizer=optimizer, loss=loss)
-        result = train.fit(
-            model, data, cfg.trainer,
-            callbacks=[track.EpochMetrics(run.info.run_id), train.EpochHooks(epoch_hooks)],
-        )
-        val_predicted = data.to_price(train.predict(model, data.val.x))
-        test_predicted = data.to_price(train.predict(model, data.test.x))
-        metrics = {
-            "val_rmse": evaluate.rmse(data.val.actual, val_predicted),
-            **evaluate.test_metrics(data.test, test_predicted),
-            "train_seconds": result.seconds,
-            "epochs_run": float(result.epochs_run),
-        }
-        predictions = evaluate.predictions_table(data.test, test_predicted)
-        track.log_results(cfg, data, model, result.history, predictions, metrics)
-    return {**metrics, "run_id": run.info.run_id}
+    model = build_model(cfg.model, cfg.data.lookback, len(data.features))
+    model.compile(optimizer=optimizer, loss=loss)
+    fitted = train.fit(model, data, cfg.trainer, callbacks=callbacks)
+    fold = FoldForecast(
+        data=data,
+        val_predicted=data.to_price(train.predict(model, data.val.x), data.val.previous),
+        test_predicted=data.to_price(train.predict(model, data.test.x), data.test.previous),
+        seconds=fitted.seconds,
+        epochs_run=fitted.epochs_run,
+    )
+    return model, fitted, fold

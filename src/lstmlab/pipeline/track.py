@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from lstmlab.pipeline import plots
 from lstmlab.pipeline.data import Dataset, data_name, data_source
 from lstmlab.records.names import CONFIG_ARTIFACT, MODEL_NAME, SCALER_ARTIFACT
+from lstmlab.tracking.orphans import owner_tags
 
 
 def flatten(node: object, prefix: str = "") -> dict[str, str]:
@@ -65,15 +66,20 @@ def start_run(
     tags: dict[str, str] | None = None,
     parent_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """An MLflow run with the config's params and tags; FAILED if the body raises."""
+    """An MLflow run with the config's params and tags; FAILED if the body raises, KILLED if it
+    is interrupted (Ctrl-C, SIGTERM)."""
     name = run_name or cfg.tracking.run_name or cfg.tracking.variant
-    all_tags = {**run_tags(cfg, data), **(tags or {})}
+    all_tags = {**run_tags(cfg, data), **owner_tags(), **(tags or {})}
     with mlflow.start_run(
         run_name=name, tags=all_tags, parent_run_id=parent_run_id, nested=parent_run_id is not None
     ) as run:
-        mlflow.log_params(run_params(cfg))
-        log_dataset(cfg, data)
-        yield run
+        try:
+            mlflow.log_params(run_params(cfg))
+            log_dataset(cfg, data)
+            yield run
+        except KeyboardInterrupt:
+            mlflow.end_run("KILLED")
+            raise
 
 
 DIGEST_CHARS = 12  # MLflow keeps at most 36; the tag data_sha256 has all 64, and starts the same
@@ -97,15 +103,17 @@ EPOCH_METRICS = {"loss": "train_loss", "val_loss": "val_loss", "val_rmse": "val_
 
 
 class EpochMetrics(keras.callbacks.Callback):
-    """Logs train_loss, val_loss and val_rmse per epoch, one MLflow call each."""
+    """Logs train_loss, val_loss and val_rmse per epoch, one MLflow call each; `prefix` names a
+    walk-forward fold's curves (`fold2/val_rmse`)."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, prefix: str = "") -> None:
         super().__init__()
         self.run_id = run_id
+        self.prefix = prefix
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        values = {name: float(logs[key]) for key, name in EPOCH_METRICS.items() if key in logs}
+        values = {self.prefix + name: float(logs[key]) for key, name in EPOCH_METRICS.items() if key in logs}
         mlflow.log_metrics(values, step=epoch, run_id=self.run_id)
 
 
@@ -113,14 +121,15 @@ def log_results(
     cfg: DictConfig,
     data: Dataset,
     model: keras.Model,
-    history: dict[str, list[float]],
+    histories: list[dict[str, list[float]]],
     predictions,
     metrics: dict[str, float],
 ) -> None:
     """Final metrics and every artifact of DESIGN.md, written to a temp dir and logged at once.
 
-    Final metrics go one step past the last epoch: MLflow shows a metric's highest step, and the
-    final val_rmse (of the restored best weights, with early stopping) must be the one shown.
+    `histories`: one per fold (one for holdout). Final metrics go one step past the last epoch:
+    MLflow shows a metric's highest step, and the final val_rmse (of the restored best weights,
+    with early stopping) must be the one shown.
     """
     mlflow.log_metrics(metrics, step=int(metrics["epochs_run"]))
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,8 +139,10 @@ def log_results(
                     folder / SCALER_ARTIFACT)
         predictions.to_csv(folder / "predictions.csv")
         title = f"{cfg.tracking.variant}: test RMSE {metrics['test_rmse']:.2f} vs naive {metrics['naive_test_rmse']:.2f}"
+        if "fold" in predictions:
+            title += f" (walk-forward, {predictions['fold'].nunique()} folds pooled)"
         plots.plot_predictions(predictions, title, folder / "predictions.png")
-        plots.plot_losses(history, str(cfg.loss.name), folder / "loss.png")
+        plots.plot_losses(histories, str(cfg.loss.name), folder / "loss.png")
         mlflow.log_artifacts(str(folder))
     if cfg.tracking.log_model:
         log_model(model, data.test.x[:2])

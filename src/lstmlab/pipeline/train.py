@@ -91,7 +91,7 @@ class ValRmse(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         scaled = predict(self.model, self.data.val.x)
         loss = self.model.compute_loss(y=self.data.val.y, y_pred=scaled, training=False)
-        predicted = self.data.to_price(scaled)
+        predicted = self.data.to_price(scaled, self.data.val.previous)
         # sklearn refuses NaN/inf; a diverged model's val_rmse is inf (StopOnNonFinite stops it).
         finite = np.isfinite(predicted).all()
         rmse = evaluate.rmse(self.data.val.actual, predicted) if finite else math.inf
@@ -101,14 +101,21 @@ class ValRmse(keras.callbacks.Callback):
 
 
 class EpochHooks(keras.callbacks.Callback):
-    """Runs plain `(epoch, logs) -> stop?` hooks after each epoch (after val_rmse is known)."""
+    """Runs plain `(step, logs) -> stop?` hooks after each epoch (after val_rmse is known).
 
-    def __init__(self, hooks) -> None:
+    `step` is the epoch plus `offset`: a walk-forward fold k passes (k - 1) × trainer.epochs, so
+    the steps of a run's folds follow one another. `stopped` remembers that a hook asked to stop.
+    """
+
+    def __init__(self, hooks, offset: int = 0) -> None:
         super().__init__()
         self.hooks = list(hooks)
+        self.offset = offset
+        self.stopped = False
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if any([hook(epoch, logs or {}) for hook in self.hooks]):  # every hook sees every epoch
+        if any([hook(self.offset + epoch, logs or {}) for hook in self.hooks]):  # every hook sees every epoch
+            self.stopped = True
             self.model.stop_training = True
 
 

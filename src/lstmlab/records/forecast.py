@@ -1,7 +1,8 @@
 """Forecast: the next-step price from a logged model.
 
 The run's own record supplies everything: the model (MLflow keras flavor), the scalers fitted
-on its training part, and its config (data, lookback). The last `lookback` rows of the data
+on its training part (a walk-forward run's last fold), and its config (data, lookback, target
+transform: with log returns the forecast is the last price × exp(predicted return)). The last `lookback` rows of the data
 (the run's own, or a CSV with the same columns) go in; the price for the next trading day comes
 out, beside the naive forecast (tomorrow = today) that every run is measured against.
 """
@@ -52,18 +53,21 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
         records.check_data_file(data_cfg, run_id, "give the data with --data PATH")
         where = data_cfg.path if data_cfg.source == "csv" else f"the {data_cfg.source} data"
 
+    from lstmlab.pipeline import transform
     from lstmlab.pipeline.data import load_table, select_columns
 
     table, features, target = select_columns(load_table(data_cfg), data_cfg, where)
     lookback = int(cfg.data.lookback)
-    if len(table) < lookback:
-        raise LstmlabError(f"{where} has {len(table)} usable rows; the model needs the last {lookback} (data.lookback)")
-    inputs = table[features].iloc[-lookback:]
+    name = transform.check(cfg.data.get("target_transform", "none"))  # none in older records
+    needed = lookback + transform.leading_rows(name)  # a return needs the day before its window
+    if len(table) < needed:
+        raise LstmlabError(f"{where} has {len(table)} usable rows; the model needs the last {needed} "
+                           f"(data.lookback{' + 1 for log returns' if needed > lookback else ''})")
+    recent = table.iloc[-needed:]
+    inputs = transform.model_values(recent[features], name, where)[-lookback:]
     feature_scaler = scalers["features"]
     if hasattr(feature_scaler, "feature_names_in_"):  # fitted on a DataFrame: give it its own names
-        inputs = inputs.set_axis(list(feature_scaler.feature_names_in_), axis=1)
-    else:  # fitted on an array: a CSV may spell the columns in another case
-        inputs = inputs.to_numpy()
+        inputs = pd.DataFrame(inputs, columns=list(feature_scaler.feature_names_in_))
     x = feature_scaler.transform(inputs).astype(np.float32)[np.newaxis]
 
     from lstmlab.runtime import import_keras, use_backend
@@ -81,7 +85,9 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
             f"({reason}); train the run again"
         ) from None
     scaled = model.predict(x, verbose=0)
-    price = float(scalers["target"].inverse_transform(np.asarray(scaled).reshape(-1, 1))[0, 0])
+    unscaled = scalers["target"].inverse_transform(np.asarray(scaled).reshape(-1, 1))
+    last_price = float(table[target].iloc[-1])
+    price = float(transform.to_price(unscaled, last_price, name)[0])  # as training rebuilt prices
     if not math.isfinite(price):
         raise LstmlabError(f"the model of run {run_id} forecast {price}: it did not train to finite weights")
     last_date = pd.Timestamp(table.index[-1])
@@ -96,7 +102,7 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
         next_date=last_date + pd.offsets.BDay(1) if synthetic else next_trading_day(last_date),
         calendar="business days" if synthetic else "NYSE",
         price=price,
-        naive=float(table[target].iloc[-1]),
+        naive=last_price,
     )
 
 

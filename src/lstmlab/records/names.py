@@ -18,3 +18,7 @@ FINAL_METRICS = (
     "train_seconds",
     "epochs_run",
 )
+# `lstmlab rerun --check`: identical is expected; the margin only forgives float formatting, not a
+# different result. Here (no imports) so that `rerun --help` can name them cheaply.
+REL_TOLERANCE = 1e-6
+EXIT_DIFFERENT = 1

@@ -45,21 +45,29 @@ def connect(link: TrialLink) -> Any:
 
 class PruningHook:
     """An epoch hook of `run_experiment`: reports `val_rmse` to the trial and asks to stop
-    training when the pruner says so (remembering where, for the message)."""
+    training when the pruner says so (remembering where, for the message).
+
+    The step is the run's epoch step: with walk-forward, (fold - 1) × trainer.epochs + epoch, so
+    at a given step every trial of the study is at the same epoch of the same fold, judged on the
+    same val days. Optuna's pruners then hold as they are: median, percentile and threshold
+    compare trials at one step, successive halving and hyperband read steps as resource spent
+    (and later steps are more training). A holdout run's steps are its epochs. A pruned run
+    trains no further fold.
+    """
 
     def __init__(self, trial: Any) -> None:
         self.trial = trial
-        self.pruned_at: int | None = None  # epochs trained when the pruner stopped the run
+        self.pruned_at: int | None = None  # steps trained when the pruner stopped the run
         self.last_value: float | None = None
 
-    def __call__(self, epoch: int, logs: dict) -> bool:
+    def __call__(self, step: int, logs: dict) -> bool:
         value = logs.get("val_rmse")
         if value is None:
             return False
         self.last_value = float(value)
-        self.trial.report(self.last_value, step=epoch)
+        self.trial.report(self.last_value, step=step)
         if self.pruned_at is None and self.trial.should_prune():
-            self.pruned_at = epoch + 1
+            self.pruned_at = step + 1
         return self.pruned_at is not None
 
 
@@ -68,6 +76,7 @@ def run_trial(cfg: DictConfig) -> dict[str, float]:
     import mlflow
     import optuna
 
+    from lstmlab.pipeline.evaluation import method
     from lstmlab.pipeline.experiment import run_experiment
 
     link = TrialLink.from_config(cfg.trial)
@@ -83,7 +92,7 @@ def run_trial(cfg: DictConfig) -> dict[str, float]:
     trial.set_user_attr("mlflow_run_id", result["run_id"])  # Optuna dashboard → MLflow run
     if callback.pruned_at is not None:
         mlflow.MlflowClient().set_tag(result["run_id"], "state", "pruned")
-        raise optuna.TrialPruned(
-            f"pruned after epoch {callback.pruned_at} (val_rmse {callback.last_value:.4g})"
-        )
-    return result
+        fold, epoch = divmod(callback.pruned_at - 1, int(cfg.trainer.epochs))
+        where = f"epoch {epoch + 1}" if method(cfg) == "holdout" else f"fold {fold + 1} epoch {epoch + 1}"
+        raise optuna.TrialPruned(f"pruned after {where} (val_rmse {callback.last_value:.4g})")
+    return result  # its val_rmse, the objective: with walk-forward the mean of the folds'

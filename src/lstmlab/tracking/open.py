@@ -2,14 +2,24 @@
 
 Every command reaches MLflow through `open_store` (`runtime.use_store` for runs and sweeps,
 `records.store.use_current_store` for compare, rerun, forecast and ui), so what a store needs
-before its first use is done in one place.
+before its first use is done in one place, once per process: a server that does not answer is
+said in seconds (`reach.py`), a SQLite store's schema is set up by one process at a time
+(`schema.py`), and runs that dead processes of this host left RUNNING are closed (`orphans.py`).
 """
 
 from __future__ import annotations
 
+import logging
+
 import mlflow
 
+from lstmlab.tracking.orphans import close_orphans
+from lstmlab.tracking.reach import check_server
 from lstmlab.tracking.schema import ensure_schema
+
+log = logging.getLogger(__name__)
+
+_checked: set[str] = set()  # stores whose orphans this process has closed
 
 
 def open_store(uri: str | None) -> str:
@@ -20,5 +30,13 @@ def open_store(uri: str | None) -> str:
     """
     mlflow.set_tracking_uri(uri or None)
     current = mlflow.get_tracking_uri()
+    if current not in _checked:
+        check_server(current)
     ensure_schema(current)
+    if current not in _checked:
+        _checked.add(current)
+        try:
+            close_orphans(mlflow.MlflowClient(current))
+        except Exception as error:  # noqa: BLE001 - a courtesy: the command goes on and says what fails
+            log.debug("orphaned runs not checked: %s", error)
     return current

@@ -1,0 +1,108 @@
+"""Like with like: a comparison keeps the runs on the baseline's data and evaluation setup.
+
+Runs on other data (another `data_sha256`) or evaluated otherwise (other `evaluation.*` params)
+forecast other days, or the same days another way: no paired test can compare them with the
+baseline. By default they are left out, and the notes say how many, on what, and how to bring
+them in (`--data`, `--filter`, `--baseline`, `--all`).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from lstmlab.errors import LstmlabError
+
+DATA_TAG = "tags.data_sha256"
+EVALUATION_PREFIX = "params.evaluation."
+# What a run recorded before a param existed: the default it ran with (DESIGN.md).
+PARAM_DEFAULTS = {"params.evaluation.name": "holdout", "params.data.target_transform": "none"}
+
+
+def with_defaults(runs: pd.DataFrame) -> pd.DataFrame:
+    """Params a run predates filled in with the default it ran with, so old and new runs group alike."""
+    runs = runs.copy()
+    for column, default in PARAM_DEFAULTS.items():
+        runs[column] = runs[column].fillna(default) if column in runs else default
+    return runs
+
+
+def evaluation_keys(runs: pd.DataFrame) -> pd.Series:
+    """'holdout', or e.g. 'walk_forward (folds=5, window=expanding)': the evaluation.* params in words."""
+    columns = sorted(c for c in runs.columns if c.startswith(EVALUATION_PREFIX) and c != "params.evaluation.name")
+
+    def words(row: pd.Series) -> str:
+        details = [f"{c[len(EVALUATION_PREFIX):]}={row[c]}" for c in columns
+                   if pd.notna(row[c]) and row[c] not in ("None", "null") and not c.endswith("._target_")]
+        return f"{row['params.evaluation.name']} ({', '.join(details)})" if details else str(row["params.evaluation.name"])
+
+    return runs.apply(words, axis=1) if len(runs) else pd.Series(dtype=str)
+
+
+def data_names(runs: pd.DataFrame) -> pd.Series:
+    """A reader's name for each run's data: 'sp500', 'synthetic', or the CSV's file name, with the fingerprint."""
+    source = runs["params.data.source"] if "params.data.source" in runs else pd.Series("data", index=runs.index)
+    path = runs["params.data.path"] if "params.data.path" in runs else pd.Series(None, index=runs.index, dtype=object)
+    sha = runs[DATA_TAG] if DATA_TAG in runs else pd.Series(None, index=runs.index, dtype=object)
+    names = []
+    for src, file, fingerprint in zip(source.fillna("data"), path, sha):
+        name = file.replace("\\", "/").rsplit("/", 1)[-1] if isinstance(file, str) and file not in ("None", "") else src
+        names.append(f"{name} {fingerprint[:8]}" if isinstance(fingerprint, str) else f"{name} (no data_sha256)")
+    return pd.Series(names, index=runs.index, dtype=str)
+
+
+def on_data(runs: pd.DataFrame, data: str) -> pd.Series:
+    """Runs on `--data`: a prefix of the data_sha256 tag, or the data's name (source or CSV file name)."""
+    sha = runs[DATA_TAG].fillna("") if DATA_TAG in runs else pd.Series("", index=runs.index)
+    by_sha = sha.str.startswith(data.lower()) if len(data) >= 4 else pd.Series(False, index=runs.index)
+    names = data_names(runs).str.rsplit(" ", n=1).str[0]
+    stems = names.str.rsplit(".", n=1).str[0]
+    by_name = names.str.lower().eq(data.lower()) | stems.str.lower().eq(data.lower())
+    match = by_sha | by_name
+    if not match.any():
+        known = ", ".join(sorted(set(data_names(runs)))) or "none"
+        raise LstmlabError(f"--data {data!r} matches no run's data (name or data_sha256 prefix); data here: {known}")
+    return match
+
+
+def left_out_notes(runs: pd.DataFrame, kept: pd.Series, data_note: bool) -> list[str]:
+    """What the scope left out, counted by data and by evaluation, and how to include it."""
+    out = runs[~kept]
+    if out.empty:
+        return []
+    notes = []
+    base_data = set(runs.loc[kept, DATA_TAG].dropna()) if DATA_TAG in runs else set()
+    other_data = out[~out[DATA_TAG].isin(base_data)] if DATA_TAG in out else out.iloc[0:0]
+    if len(other_data):
+        counts = data_names(other_data).value_counts()
+        listed = "; ".join(f"{name}: {n}" for name, n in counts.items())
+        notes.append(
+            f"Left out {_runs(len(other_data))} on other data ({listed}). Compare them with --data NAME|SHA_PREFIX "
+            "(their own baseline), or all together with --all (no paired test across data)."
+            if data_note else f"Left out {_runs(len(other_data))} on other data ({listed})."
+        )
+    same_data = out.drop(other_data.index)
+    if len(same_data):
+        counts = evaluation_keys(same_data).value_counts()
+        listed = "; ".join(f"{name}: {n}" for name, n in counts.items())
+        first = counts.index[0].split(" ", 1)[0]
+        notes.append(
+            f"Left out {_runs(len(same_data))} evaluated otherwise ({listed}). Compare them with "
+            f"--filter \"params.evaluation.name = '{first}'\" (the baseline is then taken among them) "
+            "or --baseline RUN_ID on that evaluation."
+        )
+    return notes
+
+
+def check_one_evaluation(runs: pd.DataFrame) -> None:
+    """A paired test needs one evaluation setup: refuse a compare that spans several, in one line."""
+    setups = sorted(set(evaluation_keys(runs)))
+    if len(setups) > 1:
+        raise LstmlabError(
+            f"a compare across different evaluations ({' vs '.join(setups)}): their test days and models differ, "
+            "so no paired test or seed group spans them; narrow with --filter \"params.evaluation.name = 'NAME'\" "
+            "or drop --all"
+        )
+
+
+def _runs(n: int) -> str:
+    return f"{n} run{'' if n == 1 else 's'}"

@@ -1,0 +1,143 @@
+"""Evaluation: how a run's data is cut into folds (`evaluation=holdout|walk_forward`), and how the
+folds' forecasts become the run's metrics.
+
+Holdout is one chronological split (train | val | test). Walk-forward (rolling-origin evaluation,
+Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*, "time series cross-validation")
+cuts the evaluation period (the last `data.test_fraction` of the rows, or `evaluation.test_size`
+rows) into `evaluation.folds` consecutive, disjoint test windows; fold k trains on the rows before
+its window only (val: their last `data.val_fraction`), with scalers fitted on its training rows.
+The final metrics pool every fold's test forecasts, so `test_rmse` is the RMSE of every
+predicted day; `val_rmse` is the mean of the folds' (what sweeps minimize).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from lstmlab.errors import LstmlabError
+from lstmlab.pipeline.checks import EVALUATIONS
+from lstmlab.pipeline.data import Dataset, Part, load, make_dataset, prepare
+
+
+def method(cfg: DictConfig) -> str:
+    """`holdout` or `walk_forward`; a config recorded before evaluations existed is holdout."""
+    name = OmegaConf.select(cfg, "evaluation.name", default="holdout")
+    if name not in EVALUATIONS:
+        raise LstmlabError(f"evaluation.name={name!r} is unknown; use evaluation=holdout or evaluation=walk_forward")
+    return name
+
+
+def fold_rows(n_rows: int, data: DictConfig, evaluation: DictConfig) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Row positions (train, val, test) of each walk-forward fold, in time order.
+
+    Not sklearn's TimeSeriesSplit: it needs test windows of one size and leaves the remainder of
+    the evaluation period untested, so the pooled test days would not be the evaluation period
+    (by default the very days a holdout run tests). `np.array_split` covers it exactly, window
+    sizes differing by at most one row; `max_train_size` becomes the `sliding` window below.
+    """
+    # Values were checked by pipeline.checks; what depends on the data's rows is checked here.
+    folds, window = evaluation.get("folds", 5), evaluation.get("window", "expanding")
+    test_size = evaluation.get("test_size")
+    if test_size is None:
+        period, source = round(n_rows * data.test_fraction), f"data.test_fraction={data.test_fraction}"
+    else:
+        period, source = test_size, f"evaluation.test_size={test_size}"
+        if test_size >= n_rows:
+            raise LstmlabError(f"evaluation.test_size={test_size} is too large: the data have {n_rows} "
+                               f"rows, and the first fold needs some to train on")
+    if folds > period:
+        raise LstmlabError(f"evaluation.folds={folds} is too many: the evaluation period has {period} "
+                           f"rows ({source}), so at most {period} folds")
+    start = n_rows - period
+    result = []
+    for test in np.array_split(np.arange(start, n_rows), folds):
+        # sliding: the same number of rows as the first fold (sklearn's max_train_size)
+        before = np.arange(0 if window == "expanding" else test[0] - start, test[0])
+        n_val = round(len(before) * data.val_fraction)
+        if not 0 < n_val < len(before):
+            raise LstmlabError(f"data.val_fraction={data.val_fraction} of the {len(before)} rows before "
+                               f"a test window leaves no val or no training part")
+        result.append((before[:-n_val], before[-n_val:], test))
+    return result
+
+
+def splits(cfg: DictConfig) -> list[Dataset]:
+    """The datasets a run trains on: one for holdout, one per fold for walk-forward (cached)."""
+    if method(cfg) == "holdout":
+        return [prepare(cfg.data)]
+    key = OmegaConf.to_yaml(cfg.data, resolve=True) + OmegaConf.to_yaml(cfg.evaluation, resolve=True)
+    if key not in _CACHE:
+        _CACHE.clear()  # one evaluation at a time keeps memory flat
+        table = load(cfg.data)
+        rows = fold_rows(table.rows, cfg.data, cfg.evaluation)
+        _CACHE[key] = [make_dataset(table, cfg.data, *fold) for fold in rows]
+    return _CACHE[key]
+
+
+_CACHE: dict[str, list[Dataset]] = {}
+
+
+def curve_prefix(cfg: DictConfig, fold: int) -> str:
+    """Per-epoch metric names: `val_rmse` for holdout, `fold<k>/val_rmse` for walk-forward."""
+    return "" if method(cfg) == "holdout" else f"fold{fold}/"
+
+
+@dataclass(frozen=True)
+class FoldForecast:
+    """One fold's trained forecasts in price units."""
+
+    data: Dataset
+    val_predicted: np.ndarray
+    test_predicted: np.ndarray
+    seconds: float
+    epochs_run: int
+
+    def metrics(self) -> dict[str, float]:
+        """What each fold logs at step = its number."""
+        from lstmlab.pipeline import evaluate
+
+        return {
+            "fold_test_rmse": evaluate.rmse(self.data.test.actual, self.test_predicted),
+            "fold_naive_test_rmse": evaluate.rmse(self.data.test.actual, self.data.test.previous),
+            "fold_val_rmse": evaluate.rmse(self.data.val.actual, self.val_predicted),
+        }
+
+
+def summarize(cfg: DictConfig, folds: list[FoldForecast]) -> tuple[dict[str, float], pd.DataFrame]:
+    """Final metrics (DESIGN.md's names) and the predictions table of a run's folds.
+
+    Holdout: exactly the single split's numbers. Walk-forward: test metrics over every fold's test
+    days pooled, `val_rmse` the mean of the folds', time and epochs summed over folds (the cost).
+    """
+    from lstmlab.pipeline import evaluate  # scikit-learn: imported once there is something to score
+
+    tests = pooled([f.data.test for f in folds])
+    predicted = np.concatenate([f.test_predicted for f in folds])
+    val_rmse = [evaluate.rmse(f.data.val.actual, f.val_predicted) for f in folds]
+    metrics = {
+        "val_rmse": float(np.mean(val_rmse)),
+        **evaluate.test_metrics(tests, predicted),
+        "train_seconds": float(sum(f.seconds for f in folds)),
+        "epochs_run": float(sum(f.epochs_run for f in folds)),
+    }
+    table = evaluate.predictions_table(tests, predicted)
+    if method(cfg) == "walk_forward":
+        table["fold"] = np.concatenate([np.full(len(f.test_predicted), k) for k, f in enumerate(folds, 1)])
+    return metrics, table
+
+
+def pooled(parts: list[Part]) -> Part:
+    """The test parts of consecutive folds as one part (windows, targets, dates, prices)."""
+    if len(parts) == 1:
+        return parts[0]
+    return Part(
+        x=np.concatenate([p.x for p in parts]),
+        y=np.concatenate([p.y for p in parts]),
+        dates=parts[0].dates.append([p.dates for p in parts[1:]]),
+        actual=np.concatenate([p.actual for p in parts]),
+        previous=np.concatenate([p.previous for p in parts]),
+    )

@@ -1,0 +1,75 @@
+"""Runs left RUNNING by a process that died without a word (kill -9, a crash, a power cut).
+
+Every run records where it runs: tags `lstmlab.host`, `lstmlab.pid` and `lstmlab.start` (the
+process's start time, so that a pid used again by another process is not taken for the run's).
+The first time a command opens a store, RUNNING runs of this host whose process is gone are
+closed as KILLED, so the run list never shows a dead run as running. Runs of other hosts are
+left alone: whether their process lives cannot be seen from here.
+Cost: one search of the store for RUNNING runs of this host per command (see the note of the
+branch that added it for the measured time).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+log = logging.getLogger(__name__)
+
+HOST, PID, START = "lstmlab.host", "lstmlab.pid", "lstmlab.start"
+
+
+def owner_tags() -> dict[str, str]:
+    """Where this process runs: the tags every run (and sweep parent run) carries."""
+    pid = os.getpid()
+    return {HOST: socket.gethostname(), PID: str(pid), START: process_start(pid) or ""}
+
+
+def process_start(pid: int) -> str | None:
+    """The process's start time (clock ticks after boot, from /proc); None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()  # the name before ")" may hold spaces
+        return fields[19]  # field 22 of proc(5): starttime
+    except (OSError, IndexError):
+        return None
+
+
+def is_gone(pid: int, start: str) -> bool:
+    """True when no process has this pid, or the one that has it started at another time."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process: alive
+        pass
+    now = process_start(pid)
+    return bool(start) and now is not None and now != start
+
+
+def close_orphans(client) -> list[str]:
+    """Close RUNNING runs of this host whose process is gone as KILLED; their ids."""
+    from mlflow.entities import ViewType
+
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+    if not experiments:
+        return []
+    host = socket.gethostname().replace("'", "")
+    runs = client.search_runs(
+        experiments, f"attributes.status = 'RUNNING' AND tags.`{HOST}` = '{host}'", max_results=1000)
+    closed = []
+    for run in runs:
+        tags = run.data.tags
+        try:
+            pid = int(tags.get(PID, ""))
+        except ValueError:
+            continue
+        if is_gone(pid, tags.get(START, "")):
+            client.set_tag(run.info.run_id, "lstmlab.closed", f"process {pid} on {host} had gone")
+            client.set_terminated(run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+    if closed:
+        log.warning("closed %d run(s) left RUNNING by processes of this host that had gone, as "
+                    "KILLED: %s", len(closed), ", ".join(closed))
+    return closed

@@ -1,0 +1,118 @@
+"""Ctrl-C, SIGTERM and kill -9 sent to real processes: nothing left RUNNING, nothing swallowed
+(issue 10, items 1 and 5)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+
+import mlflow
+from mlflow import MlflowClient
+
+from conftest import TINY
+from lstmlab.tracking.open import open_store
+from lstmlab.tracking.orphans import HOST, PID, START, close_orphans, process_start
+
+ENDLESS = [sys.executable, "-m", "lstmlab.cli", "train", *TINY, "model.units=[4]",
+           "trainer.epochs=100000", "trainer.verbose=2"]  # prints "Epoch n/100000" as it goes
+
+
+def all_runs(uri: str) -> list:
+    return mlflow.search_runs(search_all_experiments=True, output_format="list")
+
+
+def test_sigterm_closes_the_run_and_kill_9_is_closed_by_the_next_command(project_dir):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    termed, killed = (subprocess.Popen(ENDLESS, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True, env=env) for _ in range(2))
+    for worker in (termed, killed):  # both are training, their runs are RUNNING
+        for line in worker.stdout:
+            if line.startswith("Epoch 3/"):
+                break
+    termed.send_signal(signal.SIGTERM)
+    killed.send_signal(signal.SIGKILL)
+    _, term_err = termed.communicate(timeout=120)
+    killed.communicate(timeout=120)
+    assert termed.returncode == 143, term_err[-2000:]
+    assert term_err.strip().splitlines()[-1] == "lstmlab train: terminated"
+    assert "Traceback" not in term_err and killed.returncode == -signal.SIGKILL
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    mlflow.set_tracking_uri(uri)
+    by_pid = {run.data.tags[PID]: run for run in all_runs(uri)}
+    assert by_pid[str(termed.pid)].info.status == "KILLED"  # closed by the process itself
+    assert by_pid[str(killed.pid)].info.status == "RUNNING"  # died without a word
+    assert by_pid[str(killed.pid)].data.tags[HOST] == socket.gethostname()
+
+    open_store(uri)  # what the next lstmlab command on this store does first
+    by_pid = {run.data.tags[PID]: run for run in all_runs(uri)}
+    assert by_pid[str(killed.pid)].info.status == "KILLED"
+    assert by_pid[str(killed.pid)].data.tags["lstmlab.closed"].startswith(f"process {killed.pid} ")
+    assert by_pid[str(termed.pid)].info.status == "KILLED"
+
+
+def test_only_runs_of_gone_processes_of_this_host_are_closed(project_dir):
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    experiment = client.create_experiment("owners")
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+    gone_pid = finished.stdout.strip()  # a process that has ended
+    me, my_start, here = str(os.getpid()), process_start(os.getpid()), socket.gethostname()
+    owners = {
+        "alive": {HOST: here, PID: me, START: my_start},
+        "pid reused": {HOST: here, PID: me, START: str(int(my_start) - 1)},
+        "gone": {HOST: here, PID: gone_pid, START: "1"},
+        "other host": {HOST: here + "-elsewhere", PID: gone_pid, START: "1"},
+    }
+    ids = {name: client.create_run(experiment, tags=tags, run_name=name).info.run_id
+           for name, tags in owners.items()}
+    closed = close_orphans(client)
+    assert sorted(closed) == sorted([ids["pid reused"], ids["gone"]])
+    status = {name: client.get_run(run_id).info.status for name, run_id in ids.items()}
+    assert status == {"alive": "RUNNING", "pid reused": "KILLED", "gone": "KILLED",
+                      "other host": "RUNNING"}
+
+
+SWALLOWED = textwrap.dedent("""
+    import os, signal, sys, weakref
+    from lstmlab import interrupts
+    if sys.argv[1] == "lstmlab":
+        interrupts.install()
+
+    class Model:
+        pass
+
+    def collected(_):  # Ctrl-C arrives while a weakref callback runs (as Keras objects are freed)
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100000):  # the handler runs here: its KeyboardInterrupt is "ignored"
+            pass
+
+    model = Model()
+    watch = weakref.ref(model, collected)
+    del model
+    print("went on", flush=True)
+    try:
+        interrupts.check()  # a safe point: between trials, before a run, after an epoch
+    except KeyboardInterrupt as stop:
+        print("stopped", flush=True)
+        sys.exit(interrupts.exit_code(stop))
+    print("ran to the end", flush=True)
+""")
+
+
+def test_a_ctrl_c_swallowed_by_a_weakref_callback_still_stops_the_process():
+    """Python drops a KeyboardInterrupt raised in a weakref callback or finalizer ("Exception
+    ignored"): why Ctrl-C just after a trial's line let the sweep run to its end. The control run
+    shows the swallowing with Python's own handler; with lstmlab's the next check stops."""
+    plain = subprocess.run([sys.executable, "-c", SWALLOWED, "plain"], capture_output=True, text=True)
+    assert plain.stdout.split() == ["went", "on", "ran", "to", "the", "end"]
+    assert "Exception ignored" in plain.stderr and "KeyboardInterrupt" in plain.stderr
+
+    handled = subprocess.run([sys.executable, "-c", SWALLOWED, "lstmlab"], capture_output=True, text=True)
+    assert handled.stdout.split() == ["went", "on", "stopped"]
+    assert handled.returncode == 130
+    assert "Exception ignored" not in handled.stderr  # said once, by the command: "interrupted"
