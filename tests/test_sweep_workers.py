@@ -5,44 +5,26 @@ Skipped when no server answers, unless $CI is set (then it fails)."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-import uuid
 
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from conftest import TINY
+from conftest import TINY, postgres_databases
 
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
-SERVER = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 FINISHED_LINE = re.compile(r"^\[sweep workers\] trial (\d+) (COMPLETE|PRUNED|FAIL) ", re.MULTILINE)
 
 
 @pytest.fixture
 def postgres_url():
     """A throwaway database on the server, dropped afterwards."""
-    psycopg2 = pytest.importorskip("psycopg2")
-    try:
-        admin = psycopg2.connect(dbname="postgres", connect_timeout=5, **SERVER)
-    except psycopg2.OperationalError as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no PostgreSQL server on 127.0.0.1:5432 ({str(error).strip()})")
-    admin.autocommit = True
-    name = f"lstmlab_sweep_{uuid.uuid4().hex[:12]}"
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with postgres_databases("lstmlab_sweep") as (url,):
+        yield url
 
 
 def test_two_workers_share_one_study_and_run_exactly_n_trials(postgres_url):
