@@ -43,6 +43,8 @@ def figure(comparison: Comparison):
             ax.axvline(base_mean.iloc[0], color="grey", linestyle="--", linewidth=1, label="baseline")
         ax.set_xlabel(f"{name}\n(mean ± sd over seeds; dots: runs)")
     axes[2].axvline(0, color="tab:orange", linewidth=1, label="naive forecast")
+    axes[2].use_sticky_edges = False  # bars end at 0, where the naive line is: keep it off the frame
+    axes[2].margins(x=0.05)
     change = groups["rmse_change"] * 100
     errors = [(change - groups["rmse_change_low"] * 100).fillna(0), (groups["rmse_change_high"] * 100 - change).fillna(0)]
     axes[1].errorbar(change, y, xerr=errors, fmt="o", color="black", ecolor="grey", capsize=3)
@@ -50,7 +52,10 @@ def figure(comparison: Comparison):
     axes[1].set_xlabel("test RMSE change vs baseline, %\n(paired days; 95% block-bootstrap interval)")
     for ax in axes:
         ax.grid(axis="x", alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
+    # One legend for the three panels, below them: inside an axes it may cover a bar.
+    handles = {label: handle for ax in (axes[1], axes[2]) for handle, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=len(handles), fontsize=8,
+               frameon=False)
     axes[0].set_yticks(y, labels)
     axes[0].invert_yaxis()
     fig.suptitle(textwrap.fill(
