@@ -91,7 +91,7 @@ def test_ctrl_c_ends_the_run_and_says_so_in_one_line():
     import time
 
     process = subprocess.Popen(
-        [*LSTMLAB, "train", *TINY, "trainer.epochs=500"], stdout=subprocess.DEVNULL,
+        [*LSTMLAB, "train", *TINY, "data.rows=2000", "trainer.epochs=500"], stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -107,7 +107,7 @@ def test_ctrl_c_ends_the_run_and_says_so_in_one_line():
         _, stderr = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 130
+    assert process.returncode == 130, stderr[-3000:]
     assert stderr.strip().splitlines()[-1] == "lstmlab train: interrupted"
     assert "Traceback" not in stderr
     (run,) = runs()
