@@ -14,7 +14,7 @@ several rounds, and prints the medians and the ratio lstmlab / reference of:
 
 lstmlab writes to a throwaway MLflow store (sqlite in a temp folder), created before the first
 round so that no round pays for creating its schema, as a user's second run would not. On JAX,
-lstmlab keeps compiled programs in a cache (see src/lstmlab/backend.py): by default a warm-up
+lstmlab keeps compiled programs in a cache (see src/lstmlab/runtime.py): by default a warm-up
 run fills a throwaway one before the rounds (a user's second run); --jax-cache cold gives every
 run an empty one (a first run).
 
@@ -33,14 +33,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_common import lstmlab_command
+
 HERE = Path(__file__).resolve().parent
 REFERENCE = HERE / "reference_keras.py"
 EXTRAPOLATE_TO = 50  # the seed's epochs
-
-
-def lstmlab_command() -> list[str]:
-    script = Path(sys.executable).parent / "lstmlab"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lstmlab.cli"]
 
 
 def run_child(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> dict:

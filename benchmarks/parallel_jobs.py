@@ -13,19 +13,12 @@ folder. Prints wall times, their ratio in each round, the runs/trials each left,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sqlite3
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-
-def lstmlab_command() -> list[str]:
-    script = Path(sys.executable).parent / "lstmlab"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lstmlab.cli"]
+from bench_common import add_common_options, lstmlab_command, run_logged, write_json
 
 
 def job_args(args) -> list[str]:
@@ -41,17 +34,8 @@ def run_once(args, parallel: bool, folder: Path) -> dict:
     folder.mkdir(parents=True)
     launcher = (["hydra/launcher=parallel", f"hydra.launcher.n_jobs={args.jobs}"] if parallel
                 else ["hydra.sweeper.n_jobs=1"] if args.what == "sweep" else [])
-    command = [*lstmlab_command(), "train", "-m", *job_args(args), *launcher]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
-           "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_COMPILATION_CACHE_DIR": str(folder / "jax-cache")}
-    env.pop("KERAS_BACKEND", None)
     load = os.getloadavg()[0]
-    started = time.time()
-    with open(folder / "command.log", "w") as log:
-        status = subprocess.run(command, env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
-    wall = time.time() - started
-    if status.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{(folder / 'command.log').read_text()[-3000:]}")
+    wall = run_logged([*lstmlab_command(), "train", "-m", *job_args(args), *launcher], folder, "command.log")
     with sqlite3.connect(folder / "mlflow.db") as db:
         states = dict(db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
         # time inside fit per run: tells training slowed by sharing cores from overhead around it
@@ -69,11 +53,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20, help="sweep: n_trials")
     parser.add_argument("--space", default="variants")
     parser.add_argument("--seed", type=int, default=42, help="sweep: hydra.sweeper.seed")
-    parser.add_argument("--backend", default="jax", choices=("tensorflow", "jax"))
-    parser.add_argument("--data", default="sp500", choices=("sp500", "synthetic"))
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--override", nargs="*", default=[], help="more Hydra overrides for both")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    add_common_options(parser)
     args = parser.parse_args()
 
     rounds = []
@@ -92,9 +72,7 @@ def main() -> None:
             ratio = result["parallel"]["wall"] / result["sequential"]["wall"]
             print(f"  round {round_no + 1} ratio n_jobs={args.jobs} / sequential: {ratio:.2f}", flush=True)
             rounds.append({**result, "ratio": ratio})
-    if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                         "rounds": rounds}, indent=1))
+    write_json(args, rounds=rounds)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """What pruning buys a sweep: the same seeded Optuna study with a pruner and without one.
 
 Runs `lstmlab train -m hparams_search=SPACE` twice, as separate processes (in alternating order
-when --rounds > 1): once with `hydra.sweeper.pruner=median` (the sweeper's default: it judges
-from the 6th epoch once 5 trials have finished) and once with `hydra.sweeper.pruner=none`. Same
+when --rounds > 1): once with each `--pruner` (default `median`, the sweeper's default: it judges
+from the 4th epoch once 3 trials have finished) and once with `hydra.sweeper.pruner=none`. Same
 sampler, seed, trials, epochs and data. Prints for both: wall time of the process, epochs trained
 (summed over trials, from the per-epoch values reported to Optuna), trials complete and pruned,
 the best val_rmse, and when each sweep first came within 2 % of the unpruned sweep's best (time
@@ -18,21 +18,15 @@ compiled programs, as in any sweep).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench_common import add_common_options, lstmlab_command, run_logged, write_json
+
 TOLERANCE = 0.02  # "reaches the unpruned best": within 2 %
-
-
-def lstmlab_command() -> list[str]:
-    script = Path(sys.executable).parent / "lstmlab"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lstmlab.cli"]
 
 
 def run_sweep(args, pruner: str, folder: Path) -> dict:
@@ -49,17 +43,8 @@ def run_sweep(args, pruner: str, folder: Path) -> dict:
         f"hydra.sweeper.storage={storage}", f"data={args.data}", f"trainer.epochs={args.epochs}",
         f"trainer.backend={args.backend}", "trainer.verbose=0", *args.override,
     ]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
-           "TF_CPP_MIN_LOG_LEVEL": "2",
-           "JAX_COMPILATION_CACHE_DIR": str(folder / "jax-cache")}  # both sweeps start cold
-    env.pop("KERAS_BACKEND", None)
     started = time.time()
-    with open(folder / "sweep.log", "w") as log:
-        status = subprocess.run(command, env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
-    wall = time.time() - started
-    if status.returncode != 0:
-        tail = (folder / "sweep.log").read_text(errors="replace")[-3000:]
-        raise SystemExit(f"sweep with pruner={pruner} failed ({status.returncode}):\n{tail}")
+    wall = run_logged(command, folder, "sweep.log")
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trials = optuna.load_study(study_name=study_name, storage=storage).trials
@@ -94,11 +79,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42, help="hydra.sweeper.seed")
     parser.add_argument("--pruner", nargs="+", default=["median"],
                         help="the pruners set against none (hydra.sweeper.pruner values)")
-    parser.add_argument("--backend", default="jax", choices=("tensorflow", "jax"))
-    parser.add_argument("--data", default="sp500", choices=("sp500", "synthetic"))
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--override", nargs="*", default=[], help="more Hydra overrides for both")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    add_common_options(parser)
     args = parser.parse_args()
 
     names = [*args.pruner, "none"]
@@ -137,9 +118,7 @@ def main() -> None:
                 print(f"pruner={result['pruner'][:40]:40} within {TOLERANCE:.0%} of the unpruned best "
                       f"({target:.4f}): {when}")
         print()
-    if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                         "results": results}, indent=1))
+    write_json(args, results=results)
 
 
 if __name__ == "__main__":
