@@ -62,3 +62,15 @@ def test_a_mistyped_data_path_stops_the_sweep_before_any_trial():
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == "lstmlab train: error: data file not found: prices.cvs"
     assert not Path("mlruns/optuna.db").exists()  # no study, so no trial used up
+
+
+def test_too_many_walk_forward_folds_stop_the_sweep_before_any_trial():
+    command = [*SWEEP, "hydra.sweeper.study_name=folds", "hydra.sweeper.n_trials=4",
+               "evaluation=walk_forward", "evaluation.folds=1000"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "lstmlab train: error: evaluation.folds=1000 is too many: the evaluation period has 24 rows "
+        "(data.test_fraction=0.1), so at most 24 folds"]
+    assert not Path("mlruns/optuna.db").exists()  # no study, so no trial used up
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
