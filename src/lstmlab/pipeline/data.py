@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lstmlab.errors import LstmlabError
 from lstmlab.pipeline import transform
@@ -154,17 +154,9 @@ def windows(values: np.ndarray, lookback: int) -> np.ndarray:
 
 
 def prepare(cfg: DictConfig) -> Dataset:
-    """The data config in, model-ready windows of the holdout split out. Cached per process:
-    sweeps reuse it."""
-    key = OmegaConf.to_yaml(cfg, resolve=True)
-    if key not in _CACHE:
-        _CACHE.clear()  # one dataset at a time is enough and keeps memory flat
-        table = load(cfg)
-        _CACHE[key] = make_dataset(table, cfg, *split_rows(table.rows, cfg))
-    return _CACHE[key]
-
-
-_CACHE: dict[str, Dataset] = {}
+    """The data config in, model-ready windows of the holdout split out."""
+    table = load(cfg)
+    return make_dataset(table, cfg, *split_rows(table.rows, cfg))
 
 
 @dataclass(frozen=True)

@@ -66,15 +66,19 @@ def fold_rows(n_rows: int, data: DictConfig, evaluation: DictConfig) -> list[tup
 
 
 def splits(cfg: DictConfig) -> list[Dataset]:
-    """The datasets a run trains on: one for holdout, one per fold for walk-forward (cached)."""
-    if method(cfg) == "holdout":
-        return [prepare(cfg.data)]
-    key = OmegaConf.to_yaml(cfg.data, resolve=True) + OmegaConf.to_yaml(cfg.evaluation, resolve=True)
+    """The datasets a run trains on: one for holdout, one per fold for walk-forward.
+
+    Cached per process on the data and evaluation settings: a sweep's preflight, its trials in
+    the same process and a rerun read and cut the data once."""
+    key = OmegaConf.to_yaml(cfg.data, resolve=True) + OmegaConf.to_yaml(cfg.get("evaluation") or {}, resolve=True)
     if key not in _CACHE:
         _CACHE.clear()  # one evaluation at a time keeps memory flat
-        table = load(cfg.data)
-        rows = fold_rows(table.rows, cfg.data, cfg.evaluation)
-        _CACHE[key] = [make_dataset(table, cfg.data, *fold) for fold in rows]
+        if method(cfg) == "holdout":
+            _CACHE[key] = [prepare(cfg.data)]
+        else:
+            table = load(cfg.data)
+            rows = fold_rows(table.rows, cfg.data, cfg.evaluation)
+            _CACHE[key] = [make_dataset(table, cfg.data, *fold) for fold in rows]
     return _CACHE[key]
 
 

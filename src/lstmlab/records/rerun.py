@@ -70,11 +70,11 @@ def rerun(run_id: str, rel_tol: float = REL_TOLERANCE, announce=print) -> Rerun:
         cfg.tracking.uri = mlflow.get_tracking_uri()
         cfg.tracking.experiment = mlflow.get_experiment(original.info.experiment_id).name
 
-    from lstmlab.pipeline.data import prepare
+    from lstmlab.pipeline.evaluation import splits
     from lstmlab.pipeline.experiment import run_experiment
 
     old_sha = original.data.tags.get("data_sha256")
-    new_sha = prepare(cfg.data).sha256  # cached: run_experiment below reuses the prepared data
+    new_sha = splits(cfg)[0].sha256  # cached: run_experiment below reuses the prepared data
     if old_sha is not None and old_sha != new_sha:
         announce(data_changed_line(old_sha, new_sha))
     name = original.info.run_name

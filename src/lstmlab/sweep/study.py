@@ -20,11 +20,11 @@ def default_name(search: str | None, data_cfg: DictConfig) -> str:
 
 
 def data_fingerprint(data_cfg: DictConfig) -> str:
-    """The fingerprint every run on these data is tagged with (data_sha256). Data errors surface
-    here, before the study opens; the prepared data are cached for in-process trials."""
-    from lstmlab.pipeline.data import prepare
+    """The fingerprint every run on these data is tagged with (data_sha256): of the table read,
+    before any split or window (the job configs were checked and prepared by preflight)."""
+    from lstmlab.pipeline.data import load
 
-    return prepare(data_cfg).sha256
+    return load(data_cfg).sha256
 
 
 def check_data(study: Any, fingerprint: str, where: str) -> None:
