@@ -8,6 +8,7 @@ import pytest
 
 from conftest import make_config
 from lstmlab.errors import LstmlabError
+from lstmlab.pipeline.checks import check_config
 from lstmlab.pipeline.data import prepare, synthetic_prices
 
 
@@ -133,5 +134,7 @@ def test_missing_and_unreadable_files(tmp_path):
     ],
 )
 def test_bad_split_and_lookback_values(override, message):
+    cfg = make_config("data=synthetic", "data.rows=300", "data.lookback=10", override)
     with pytest.raises(LstmlabError, match=message):
-        prepare(data_cfg(override))
+        check_config(cfg)  # the values: before any data are read
+        prepare(cfg.data)  # what depends on the data's rows

@@ -35,9 +35,8 @@ def stop_requested() -> bool:
 
 
 def use_backend(name: str) -> str:
-    """Select the Keras backend for this process; an error if Keras already runs on another."""
-    if name not in BACKENDS:
-        raise LstmlabError(f"trainer.backend={name!r} is unknown; use {' or '.join(BACKENDS)}")
+    """Select the Keras backend for this process (`name`: one of BACKENDS, as pipeline.checks
+    checked it); an error if Keras already runs on another."""
     console.quiet_environment()  # before TensorFlow or MLflow are imported
     if "keras" in sys.modules:
         import keras

@@ -19,7 +19,7 @@ from lstmlab.runtime import BACKENDS
 SOURCES = ("sp500", "csv", "synthetic")
 NAN_POLICIES = ("error", "drop", "ffill")
 VERBOSE = ("auto", 0, 1, 2)
-DECIMALS = (".", ",")
+DECIMALS = (".", ",")  # pipeline.formats
 SECTIONS = ("data", "model", "optimizer", "loss", "trainer", "tracking")
 TARGET_TRANSFORMS = ("none", "log_return")  # pipeline.transform
 EVALUATIONS = ("holdout", "walk_forward")  # pipeline.evaluation
@@ -157,7 +157,7 @@ def check_config(cfg: DictConfig) -> None:
 
 
 def check_data(cfg: DictConfig) -> None:
-    """The data section alone: what `prepare` needs (forecast and rerun call it directly)."""
+    """The data section alone: what `data.load` needs and does not check again."""
     _check(cfg, "data", DATA)
     present = {key for key in DATA_OPTIONAL if key in cfg and not OmegaConf.is_missing(cfg, key)}
     _check(cfg, "data", {key: rule for key, rule in DATA_OPTIONAL.items() if key in present})

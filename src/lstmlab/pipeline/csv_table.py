@@ -44,7 +44,7 @@ def read_price_csv(cfg) -> pd.DataFrame:
 
     Rows stay in file order (the caller sorts); a date that appears twice is an error, since
     which of the two rows is right cannot be known."""
-    path = cfg.get("path")
+    path = cfg.path  # set: pipeline.checks
     sample, size = _open_checked(path, float(cfg.get("max_file_mb") or DEFAULT_MAX_FILE_MB))
     encoding, text = _encoding(sample, path)
     separator, header = _dialect(text, path, truncated=size > len(sample))
@@ -80,10 +80,8 @@ def _key(name: str, cfg) -> str:
     return "data.target" if name == cfg.target else "data.features"
 
 
-def _open_checked(path: str | None, max_mb: float) -> tuple[bytes, int]:
+def _open_checked(path: str, max_mb: float) -> tuple[bytes, int]:
     """The first SAMPLE_BYTES of a regular, readable, non-empty, plausibly sized text file."""
-    if not path:
-        raise LstmlabError("data.path is not set; give the CSV file: data=csv data.path=prices.csv")
     try:
         info = os.stat(path)
     except FileNotFoundError:

@@ -18,7 +18,6 @@ from omegaconf import DictConfig
 
 from lstmlab.errors import LstmlabError
 from lstmlab.pipeline import transform
-from lstmlab.pipeline.checks import check_data
 from lstmlab.pipeline.csv_table import match_column, read_price_csv
 
 if TYPE_CHECKING:  # scikit-learn takes a second to import: not before the data have been read
@@ -79,10 +78,8 @@ def load_table(cfg: DictConfig) -> pd.DataFrame:
         frame = arch.data.sp500.load()
     elif cfg.source == "csv":
         frame = read_price_csv(cfg)
-    elif cfg.source == "synthetic":
+    else:  # synthetic: pipeline.checks accepts no other source
         frame = synthetic_prices(rows=cfg.get("rows", 1200), seed=cfg.get("seed", 0))
-    else:
-        raise LstmlabError(f"data.source={cfg.source!r} is unknown; use sp500, csv or synthetic")
     return frame.sort_index(kind="stable")
 
 
@@ -176,10 +173,10 @@ class Table:
 
 
 def load(cfg: DictConfig) -> Table:
-    """Load and validate the data of `cfg`: enough rows for windows of `data.lookback`."""
+    """Load the data of `cfg` (values checked by pipeline.checks) and validate the table: enough
+    rows for windows of `data.lookback`."""
     lookback = cfg.lookback
-    check_data(cfg)
-    name = transform.check(cfg.get("target_transform", "none"))
+    name = cfg.get("target_transform", "none")  # none in configs logged before it existed
     where = cfg.path if cfg.source == "csv" else f"the {cfg.source} data"
     table, features, target = select_columns(load_table(cfg), cfg, where)
     if len(table) < lookback + transform.leading_rows(name) + 3:

@@ -19,16 +19,13 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
-from lstmlab.pipeline.checks import EVALUATIONS
 from lstmlab.pipeline.data import Dataset, Part, load, make_dataset, prepare
 
 
 def method(cfg: DictConfig) -> str:
-    """`holdout` or `walk_forward`; a config recorded before evaluations existed is holdout."""
-    name = OmegaConf.select(cfg, "evaluation.name", default="holdout")
-    if name not in EVALUATIONS:
-        raise LstmlabError(f"evaluation.name={name!r} is unknown; use evaluation=holdout or evaluation=walk_forward")
-    return name
+    """`holdout` or `walk_forward` (checked by pipeline.checks); a config recorded before
+    evaluations existed is holdout."""
+    return OmegaConf.select(cfg, "evaluation.name", default="holdout")
 
 
 def fold_rows(n_rows: int, data: DictConfig, evaluation: DictConfig) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -40,8 +37,7 @@ def fold_rows(n_rows: int, data: DictConfig, evaluation: DictConfig) -> list[tup
     sizes differing by at most one row; `max_train_size` becomes the `sliding` window below.
     """
     # Values were checked by pipeline.checks; what depends on the data's rows is checked here.
-    folds, window = evaluation.get("folds", 5), evaluation.get("window", "expanding")
-    test_size = evaluation.get("test_size")
+    folds, window, test_size = evaluation.folds, evaluation.window, evaluation.test_size
     if test_size is None:
         period, source = round(n_rows * data.test_fraction), f"data.test_fraction={data.test_fraction}"
     else:

@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 
 from lstmlab.errors import LstmlabError
+from lstmlab.pipeline.checks import DECIMALS
 
 # Beyond this magnitude squared errors summed over millions of rows overflow float64 (1e308):
 # the metrics would be inf and the run would fail after it started. Prices never come close.
 MAX_ABS_VALUE = 1e100
 
-DECIMALS = (".", ",")
 _CURRENCY = r"[$€£¥]"
 _GROUP_SPACE = r"[ '\u00a0\u202f]"  # thousands separators that never mean a decimal point
 

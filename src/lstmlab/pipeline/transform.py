@@ -13,15 +13,6 @@ import numpy as np
 import pandas as pd
 
 from lstmlab.errors import LstmlabError
-from lstmlab.pipeline.checks import TARGET_TRANSFORMS
-
-
-def check(name: object) -> str:
-    """The transform's name, or a one-line error naming the accepted ones."""
-    if name not in TARGET_TRANSFORMS:
-        raise LstmlabError(
-            f"data.target_transform={name!r} is unknown; use {' or '.join(TARGET_TRANSFORMS)}")
-    return str(name)
 
 
 def leading_rows(name: str) -> int:

@@ -58,7 +58,7 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
 
     table, features, target = select_columns(load_table(data_cfg), data_cfg, where)
     lookback = int(cfg.data.lookback)
-    name = transform.check(cfg.data.get("target_transform", "none"))  # none in older records
+    name = cfg.data.get("target_transform", "none")  # none in older records
     needed = lookback + transform.leading_rows(name)  # a return needs the day before its window
     if len(table) < needed:
         raise LstmlabError(f"{where} has {len(table)} usable rows; the model needs the last {needed} "

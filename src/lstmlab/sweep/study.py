@@ -21,9 +21,12 @@ def default_name(search: str | None, data_cfg: DictConfig) -> str:
 
 def data_fingerprint(data_cfg: DictConfig) -> str:
     """The fingerprint every run on these data is tagged with (data_sha256): of the table read,
-    before any split or window (the job configs were checked and prepared by preflight)."""
+    before any split or window. `data_cfg` comes from the sweep's fixed overrides alone, a
+    config preflight did not see: checked here."""
+    from lstmlab.pipeline.checks import check_data
     from lstmlab.pipeline.data import load
 
+    check_data(data_cfg)
     return load(data_cfg).sha256
 
 
