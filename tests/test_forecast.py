@@ -84,8 +84,8 @@ def test_user_errors_are_one_line(store, project_dir, capsys):
     cases = [
         (["0" * 32], "unknown run id"),
         ([bare.info.run_id], "has no logged model"),
-        ([store["run_id"], "--data", str(project_dir / "missing.csv")], "missing.csv: no such file"),
-        ([store["run_id"], "--data", str(project_dir)], "is a directory; give a CSV file"),
+        ([store["run_id"], "--data", str(project_dir / "missing.csv")], f"data file not found: {project_dir / 'missing.csv'}"),
+        ([store["run_id"], "--data", str(project_dir)], f"data.path={project_dir} is a directory; give a CSV file in it"),
         ([store["run_id"], "--data", str(short)], "has 5 usable rows; the model needs the last 8"),
     ]
     capsys.readouterr()

@@ -172,19 +172,24 @@ class Table:
         return len(self.frame)
 
 
-def load(cfg: DictConfig) -> Table:
-    """Load the data of `cfg` (values checked by pipeline.checks) and validate the table: enough
-    rows for windows of `data.lookback`."""
-    lookback = cfg.lookback
-    name = cfg.get("target_transform", "none")  # none in configs logged before it existed
+def read(cfg: DictConfig) -> Table:
+    """The target and feature columns of the data of `cfg` (values checked by pipeline.checks),
+    with their fingerprint: what training and `lstmlab forecast` both start from."""
     where = cfg.path if cfg.source == "csv" else f"the {cfg.source} data"
     table, features, target = select_columns(load_table(cfg), cfg, where)
-    if len(table) < lookback + transform.leading_rows(name) + 3:
-        raise LstmlabError(
-            f"{where} has {len(table)} usable rows: too few for windows of data.lookback={lookback} "
-            "with a train, val and test part"
-        )
+    name = cfg.get("target_transform", "none")  # none in configs logged before it existed
     return Table(table, features, target, where, name, fingerprint(table))
+
+
+def load(cfg: DictConfig) -> Table:
+    """`read`, with enough rows for windows of `data.lookback` and a train, val and test part."""
+    table = read(cfg)
+    if table.rows < cfg.lookback + transform.leading_rows(table.transform) + 3:
+        raise LstmlabError(
+            f"{table.where} has {table.rows} usable rows: too few for windows of "
+            f"data.lookback={cfg.lookback} with a train, val and test part"
+        )
+    return table
 
 
 def make_dataset(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -43,28 +42,22 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
     uri = records.model_uri(run)
     scalers = records.load_scalers(run)
     data_cfg = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
-    if data_path:
-        if not Path(data_path).is_file():
-            what = "is a directory; give a CSV file" if Path(data_path).is_dir() else "no such file"
-            raise LstmlabError(f"--data {data_path}: {what}")
+    if data_path:  # the file itself is checked as any data.path is
         data_cfg.source, data_cfg.path = "csv", data_path
-        where = data_path
     else:
         records.check_data_file(data_cfg, run_id, "give the data with --data PATH")
-        where = data_cfg.path if data_cfg.source == "csv" else f"the {data_cfg.source} data"
 
     from lstmlab.pipeline import transform
-    from lstmlab.pipeline.data import load_table, select_columns
+    from lstmlab.pipeline.data import read
 
-    table, features, target = select_columns(load_table(data_cfg), data_cfg, where)
-    lookback = int(cfg.data.lookback)
-    name = cfg.data.get("target_transform", "none")  # none in older records
+    table = read(data_cfg)
+    lookback, name, where = int(cfg.data.lookback), table.transform, table.where
     needed = lookback + transform.leading_rows(name)  # a return needs the day before its window
-    if len(table) < needed:
-        raise LstmlabError(f"{where} has {len(table)} usable rows; the model needs the last {needed} "
+    if table.rows < needed:
+        raise LstmlabError(f"{where} has {table.rows} usable rows; the model needs the last {needed} "
                            f"(data.lookback{' + 1 for log returns' if needed > lookback else ''})")
-    recent = table.iloc[-needed:]
-    inputs = transform.model_values(recent[features], name, where)[-lookback:]
+    recent = table.frame.iloc[-needed:]
+    inputs = transform.model_values(recent[table.features], name, where)[-lookback:]
     feature_scaler = scalers["features"]
     if hasattr(feature_scaler, "feature_names_in_"):  # fitted on a DataFrame: give it its own names
         inputs = pd.DataFrame(inputs, columns=list(feature_scaler.feature_names_in_))
@@ -86,18 +79,18 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
         ) from None
     scaled = model.predict(x, verbose=0)
     unscaled = scalers["target"].inverse_transform(np.asarray(scaled).reshape(-1, 1))
-    last_price = float(table[target].iloc[-1])
+    last_price = float(table.frame[table.target].iloc[-1])
     price = float(transform.to_price(unscaled, last_price, name)[0])  # as training rebuilt prices
     if not math.isfinite(price):
         raise LstmlabError(f"the model of run {run_id} forecast {price}: it did not train to finite weights")
-    last_date = pd.Timestamp(table.index[-1])
+    last_date = pd.Timestamp(table.frame.index[-1])
     synthetic = data_cfg.source == "synthetic"
     return Forecast(
         run_id=run_id,
         run_name=run.info.run_name,
         model_uri=uri,
         data=where,
-        target=target,
+        target=table.target,
         last_date=last_date,
         next_date=last_date + pd.offsets.BDay(1) if synthetic else next_trading_day(last_date),
         calendar="business days" if synthetic else "NYSE",
