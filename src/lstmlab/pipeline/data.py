@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -171,6 +172,18 @@ class Table:
     def rows(self) -> int:
         return len(self.frame)
 
+    @cached_property
+    def model_values(self) -> tuple[np.ndarray, np.ndarray]:
+        """Features and target in model space (pipeline.transform), computed once: every
+        walk-forward fold cuts its windows from them."""
+        return (transform.model_values(self.frame[self.features], self.transform, self.where),
+                transform.model_values(self.frame[[self.target]], self.transform, self.where))
+
+    @cached_property
+    def prices(self) -> np.ndarray:
+        """The target in price units, what every metric is computed in."""
+        return self.frame[self.target].to_numpy()
+
 
 def read(cfg: DictConfig) -> Table:
     """The target and feature columns of the data of `cfg` (values checked by pipeline.checks),
@@ -204,15 +217,13 @@ def make_dataset(
             f"of {table.rows}; use a shorter lookback or more data"
         )
     # Plain arrays, not frames: a forecast on a CSV with other column spellings must still work.
-    frame = table.frame
-    feature_values = transform.model_values(frame[table.features], name, table.where)
-    target_values = transform.model_values(frame[[table.target]], name, table.where)
+    feature_values, target_values = table.model_values
     fit_rows = train_rows[train_rows >= transform.leading_rows(name)]
     feature_scaler = instantiate(cfg.scaler).fit(feature_values[fit_rows])
     target_scaler = instantiate(cfg.scaler).fit(target_values[fit_rows])
     x_all = windows(feature_scaler.transform(feature_values), lookback)[:-1]
     y_all = target_scaler.transform(target_values).astype(np.float32)[lookback:]
-    prices = frame[table.target].to_numpy()
+    frame, prices = table.frame, table.prices
 
     def part(rows: np.ndarray) -> Part:
         rows = rows[rows >= first]  # earlier rows only ever serve as inputs

@@ -11,8 +11,6 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
-from lstmlab.pipeline.data import Part
-
 
 def rmse(actual: np.ndarray, predicted: np.ndarray) -> float:
     return float(root_mean_squared_error(actual, predicted))
@@ -23,9 +21,9 @@ def directional_accuracy(actual: np.ndarray, predicted: np.ndarray, previous: np
     return float(np.mean(np.sign(predicted - previous) == np.sign(actual - previous)))
 
 
-def test_metrics(part: Part, predicted: np.ndarray) -> dict[str, float]:
-    """Final metrics of DESIGN.md: the model's errors, the naive forecast's, and the skill."""
-    actual, naive = part.actual, part.previous
+def test_metrics(actual: np.ndarray, naive: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Final metrics of DESIGN.md: the model's errors, the naive forecast's (`naive`: the previous
+    day's prices), and the skill."""
     model_rmse, naive_rmse = rmse(actual, predicted), rmse(actual, naive)
     return {
         "test_rmse": model_rmse,
@@ -39,8 +37,9 @@ def test_metrics(part: Part, predicted: np.ndarray) -> dict[str, float]:
     }
 
 
-def predictions_table(part: Part, predicted: np.ndarray) -> pd.DataFrame:
+def predictions_table(dates: pd.DatetimeIndex, actual: np.ndarray, naive: np.ndarray,
+                      predicted: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(
-        {"actual": part.actual, "predicted": predicted, "naive": part.previous},
-        index=pd.DatetimeIndex(part.dates, name="date"),
+        {"actual": actual, "predicted": predicted, "naive": naive},
+        index=pd.DatetimeIndex(dates, name="date"),
     )

@@ -19,7 +19,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
-from lstmlab.pipeline.data import Dataset, Part, load, make_dataset, prepare
+from lstmlab.pipeline.data import Dataset, load, make_dataset, prepare
 
 
 def method(cfg: DictConfig) -> str:
@@ -115,29 +115,19 @@ def summarize(cfg: DictConfig, folds: list[FoldForecast]) -> tuple[dict[str, flo
     """
     from lstmlab.pipeline import evaluate  # scikit-learn: imported once there is something to score
 
-    tests = pooled([f.data.test for f in folds])
+    tests = [f.data.test for f in folds]  # consecutive days: pooled in time order
+    dates = tests[0].dates.append([p.dates for p in tests[1:]])
+    actual, naive = np.concatenate([p.actual for p in tests]), np.concatenate([p.previous for p in tests])
     predicted = np.concatenate([f.test_predicted for f in folds])
     val_rmse = [evaluate.rmse(f.data.val.actual, f.val_predicted) for f in folds]
     metrics = {
         "val_rmse": float(np.mean(val_rmse)),
-        **evaluate.test_metrics(tests, predicted),
+        **evaluate.test_metrics(actual, naive, predicted),
         "train_seconds": float(sum(f.seconds for f in folds)),
         "epochs_run": float(sum(f.epochs_run for f in folds)),
     }
-    table = evaluate.predictions_table(tests, predicted)
+    table = evaluate.predictions_table(dates, actual, naive, predicted)
     if method(cfg) == "walk_forward":
         table["fold"] = np.concatenate([np.full(len(f.test_predicted), k) for k, f in enumerate(folds, 1)])
     return metrics, table
 
-
-def pooled(parts: list[Part]) -> Part:
-    """The test parts of consecutive folds as one part (windows, targets, dates, prices)."""
-    if len(parts) == 1:
-        return parts[0]
-    return Part(
-        x=np.concatenate([p.x for p in parts]),
-        y=np.concatenate([p.y for p in parts]),
-        dates=parts[0].dates.append([p.dates for p in parts[1:]]),
-        actual=np.concatenate([p.actual for p in parts]),
-        previous=np.concatenate([p.previous for p in parts]),
-    )

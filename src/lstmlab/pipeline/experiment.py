@@ -49,7 +49,7 @@ def run_experiment(
     runtime.use_store(cfg.tracking)  # only now: a config or data error leaves no store behind
     walk_forward = evaluation.method(cfg) == "walk_forward"
     with track.start_run(cfg, splits[0], run_name=run_name, tags=tags, parent_run_id=parent_run_id) as run:
-        folds, models, histories = [], [], []
+        folds, histories = [], []
         for number, data in enumerate(splits, start=1):
             if walk_forward:
                 log.info("fold %d/%d: trains on %d days to %s, tests %s … %s", number, len(splits),
@@ -60,7 +60,6 @@ def run_experiment(
                                      offset=(number - 1) * cfg.trainer.epochs)
             model, fitted, fold = _train_fold(cfg, data, [curves, hooks])
             folds.append(fold)
-            models.append(model)
             histories.append(fitted.history)
             if walk_forward:
                 mlflow.log_metrics(fold.metrics(), step=number)
@@ -68,7 +67,7 @@ def run_experiment(
                 break
         metrics, predictions = evaluation.summarize(cfg, folds)
         # The last fold's model and scalers: trained on the latest rows, what `forecast` applies.
-        track.log_results(cfg, folds[-1].data, models[-1], histories, predictions, metrics)
+        track.log_results(cfg, folds[-1].data, model, histories, predictions, metrics)
     return {**metrics, "run_id": run.info.run_id}
 
 
