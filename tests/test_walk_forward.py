@@ -83,7 +83,7 @@ def test_folds_are_disjoint_in_time_order_and_cover_the_evaluation_period(window
     assert [len(t) for _, _, t in uneven] == [34, 33, 33]
 
 
-def test_fold_metrics_are_logged_at_steps_one_to_folds_and_curves_per_fold(walked):
+def test_fold_metrics_are_logged_at_steps_one_to_folds_and_curves_across_folds(walked):
     client = MlflowClient(walked["uri"])
     run = walked["run"]
     assert run.info.status == "FINISHED" and set(FINAL_METRICS) <= run.data.metrics.keys()
@@ -98,11 +98,15 @@ def test_fold_metrics_are_logged_at_steps_one_to_folds_and_curves_per_fold(walke
         rows = table[table["fold"] == k]
         assert m.value == pytest.approx(np.sqrt(np.mean((rows["predicted"] - rows["actual"]) ** 2)), rel=1e-6)
     assert run.data.metrics["val_rmse"] == pytest.approx(np.mean(fold_val), rel=1e-9)  # the objective
-    for k in (1, 2, 3):
-        for name in ("train_loss", "val_loss", "val_rmse"):
-            assert [m.step for m in client.get_metric_history(run.info.run_id, f"fold{k}/{name}")] == [0]
+    # DESIGN.md's per-epoch names, fold k's one epoch at step k - 1; the final metrics one step on
+    for name in ("train_loss", "val_loss"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [0, 1, 2]
+    val_rmse = client.get_metric_history(run.info.run_id, "val_rmse")
+    assert [m.step for m in val_rmse] == [0, 1, 2, 3]
+    assert val_rmse[-1].value == run.data.metrics["val_rmse"]  # the final one is the one shown
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_rmse")] == [3]
+    assert not [name for name in run.data.metrics if "/" in name]  # no per-fold curve names
     assert run.data.metrics["epochs_run"] == 3  # one epoch per fold, summed
-    assert "val_loss" not in run.data.metrics  # holdout's curve names stay holdout's
 
 
 def test_pooled_metrics_recomputed_from_predictions_csv(walked, prices):
@@ -209,10 +213,13 @@ def test_a_walk_forward_sweep_minimizes_the_mean_fold_val_rmse():
         folds = client.get_metric_history(run.info.run_id, "fold_val_rmse")
         assert [m.step for m in folds] == [1, 2]
         assert trial.value == pytest.approx(np.mean([m.value for m in folds]), rel=1e-9)
-        # one step per fold-epoch: fold 1 epochs 0-1, then fold 2 epochs 0-1 at steps 2-3
+        # one step per fold-epoch: fold 1 epochs 0-1, then fold 2 epochs 0-1 at steps 2-3, the
+        # steps of the run's val_rmse curve; the final val_rmse (the trial's value) at step 4
         assert sorted(trial.intermediate_values) == [0, 1, 2, 3]
-        second_fold = client.get_metric_history(run.info.run_id, "fold2/val_rmse")
-        assert [trial.intermediate_values[s] for s in (2, 3)] == pytest.approx([m.value for m in second_fold])
+        curve = client.get_metric_history(run.info.run_id, "val_rmse")
+        assert [m.step for m in curve] == [0, 1, 2, 3, 4]
+        assert [trial.intermediate_values[s] for s in (0, 1, 2, 3)] == pytest.approx([m.value for m in curve[:4]])
+        assert curve[4].value == pytest.approx(trial.value, rel=1e-9)
 
 
 def test_a_trial_pruned_in_a_later_fold_trains_no_further_fold():
@@ -228,3 +235,17 @@ def test_a_trial_pruned_in_a_later_fold_trains_no_further_fold():
     client = MlflowClient()
     assert [m.step for m in client.get_metric_history(result["run_id"], "fold_val_rmse")] == [1, 2]
     assert result["epochs_run"] == 3  # fold 1 in full, one epoch of fold 2, no fold 3
+
+
+def test_with_early_stopping_the_final_metrics_follow_the_last_epoch_logged():
+    """Folds stopped early leave gaps in the steps: the final val_rmse goes after the last fold's
+    last epoch (step 7), not at the summed epochs (6), where MLflow would show an epoch's."""
+    result = run_experiment(tiny_config(*FAST, *WALK, "trainer.epochs=3", "trainer.early_stopping.enabled=true",
+                                        "trainer.early_stopping.patience=1",
+                                        "trainer.early_stopping.min_delta=1e9"))
+    assert result["epochs_run"] == 6  # two epochs in each fold
+    client = MlflowClient()
+    curve = client.get_metric_history(result["run_id"], "val_rmse")
+    assert [m.step for m in curve] == [0, 1, 3, 4, 6, 7, 8]
+    assert client.get_run(result["run_id"]).data.metrics["val_rmse"] == curve[-1].value == result["val_rmse"]
+    assert [m.step for m in client.get_metric_history(result["run_id"], "test_rmse")] == [8]

@@ -81,11 +81,6 @@ def splits(cfg: DictConfig) -> list[Dataset]:
 _CACHE: dict[str, list[Dataset]] = {}
 
 
-def curve_prefix(cfg: DictConfig, fold: int) -> str:
-    """Per-epoch metric names: `val_rmse` for holdout, `fold<k>/val_rmse` for walk-forward."""
-    return "" if method(cfg) == "holdout" else f"fold{fold}/"
-
-
 @dataclass(frozen=True)
 class FoldForecast:
     """One fold's trained forecasts in price units."""

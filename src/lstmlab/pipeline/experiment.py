@@ -55,7 +55,8 @@ def run_experiment(
                 log.info("fold %d/%d: trains on %d days to %s, tests %s … %s", number, len(splits),
                          len(data.train.y) + len(data.val.y), data.val.dates[-1].date(),
                          data.test.dates[0].date(), data.test.dates[-1].date())
-            curves = track.EpochMetrics(run.info.run_id, evaluation.curve_prefix(cfg, number))
+            # One curve across the folds: fold k's epochs at steps (k - 1) × trainer.epochs + epoch.
+            curves = track.EpochMetrics(run.info.run_id, offset=(number - 1) * cfg.trainer.epochs)
             hooks = train.EpochHooks([*epoch_hooks, interrupts.epoch_hook],
                                      offset=(number - 1) * cfg.trainer.epochs)
             model, fitted, fold = _train_fold(cfg, data, [curves, hooks])
@@ -67,7 +68,7 @@ def run_experiment(
                 break
         metrics, predictions = evaluation.summarize(cfg, folds)
         # The last fold's model and scalers: trained on the latest rows, what `forecast` applies.
-        track.log_results(cfg, folds[-1].data, model, histories, predictions, metrics)
+        track.log_results(cfg, folds[-1].data, model, histories, predictions, metrics, curves.next_step)
     return {**metrics, "run_id": run.info.run_id}
 
 

@@ -112,18 +112,22 @@ EPOCH_METRICS = {"loss": "train_loss", "val_loss": "val_loss", "val_rmse": "val_
 
 
 class EpochMetrics(keras.callbacks.Callback):
-    """Logs train_loss, val_loss and val_rmse per epoch, one MLflow call each; `prefix` names a
-    walk-forward fold's curves (`fold2/val_rmse`)."""
+    """Logs train_loss, val_loss and val_rmse per epoch, one MLflow call each, at step = epoch +
+    `offset`: a walk-forward fold k passes (k - 1) × trainer.epochs, as train.EpochHooks does, so
+    a run's folds continue one curve at the steps the pruner sees. `next_step` is the step after
+    the last one logged: where the final metrics go."""
 
-    def __init__(self, run_id: str, prefix: str = "") -> None:
+    def __init__(self, run_id: str, offset: int = 0) -> None:
         super().__init__()
         self.run_id = run_id
-        self.prefix = prefix
+        self.offset = offset
+        self.next_step = offset
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        values = {self.prefix + name: float(logs[key]) for key, name in EPOCH_METRICS.items() if key in logs}
-        mlflow.log_metrics(values, step=epoch, run_id=self.run_id)
+        values = {name: float(logs[key]) for key, name in EPOCH_METRICS.items() if key in logs}
+        mlflow.log_metrics(values, step=self.offset + epoch, run_id=self.run_id)
+        self.next_step = self.offset + epoch + 1
 
 
 def log_results(
@@ -133,14 +137,16 @@ def log_results(
     histories: list[dict[str, list[float]]],
     predictions,
     metrics: dict[str, float],
+    step: int,
 ) -> None:
     """Final metrics and every artifact of DESIGN.md, written to a temp dir and logged at once.
 
-    `histories`: one per fold (one for holdout). Final metrics go one step past the last epoch:
-    MLflow shows a metric's highest step, and the final val_rmse (of the restored best weights,
-    with early stopping) must be the one shown.
+    `histories`: one per fold (one for holdout). Final metrics go at `step`, one past the last
+    epoch logged: MLflow shows a metric's highest step, and the final val_rmse (of the restored
+    best weights with early stopping, the mean of the folds' with walk-forward) must be the one
+    shown.
     """
-    mlflow.log_metrics(metrics, step=int(metrics["epochs_run"]))
+    mlflow.log_metrics(metrics, step=step)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / CONFIG_ARTIFACT).write_text(OmegaConf.to_yaml(run_config(cfg)))
