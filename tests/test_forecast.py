@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
@@ -147,7 +148,18 @@ def test_damaged_or_deleted_records_are_one_line_and_start_no_run(store, capsys)
         assert "its scaler.joblib is damaged" in one_error_line(capsys, "forecast", [run_id])
     with damaged(model_files(run_id), None):
         assert "cannot be loaded: its files are missing or damaged" in one_error_line(capsys, "forecast", [run_id])
+    with damaged(artifact(run_id, "scaler.joblib"), None):
+        assert f"run {run_id} (baseline, FINISHED) has no scaler.joblib: cannot scale new data" in one_error_line(
+            capsys, "forecast", [run_id])
+    with damaged(artifact(run_id, ""), None):  # the run's whole artifact folder
+        assert f"run {run_id} (baseline) has no artifacts left in " in one_error_line(capsys, "forecast", [run_id])
     assert len(mlflow.search_runs(search_all_experiments=True)) == before
+
+
+def test_the_downloaded_records_are_removed_afterwards(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the downloads would stay
+    forecast(store["run_id"])
+    assert list(tmp_path.glob("lstmlab-*")) == []
 
 
 @pytest.mark.parametrize("last, expected", [

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import string
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import joblib
@@ -55,7 +57,21 @@ def get_run(run_id: str) -> Run:
     raise LstmlabError(f"unknown run id {run_id!r} in {mlflow.get_tracking_uri()}")
 
 
-def _download(run: Run, name: str, what: str) -> Path:
+@contextmanager
+def _downloaded(run: Run, name: str, what: str) -> Iterator[Path]:
+    """The run's artifact `name`, downloaded into a folder that is removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="lstmlab-") as folder:
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=name, dst_path=folder)
+        except MlflowException:
+            _refuse_missing(run, name, what)
+            raise
+        yield Path(path)
+
+
+def _refuse_missing(run: Run, name: str, what: str) -> None:
+    """Say why `name` could not be downloaded when the run's artifact listing tells (listed only
+    then: a download that works needs no listing)."""
     names = {entry.path for entry in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     if not names and run.info.status == "FINISHED" and "data_sha256" in run.data.tags:  # trained by lstmlab
         raise LstmlabError(
@@ -67,32 +83,30 @@ def _download(run: Run, name: str, what: str) -> Path:
             f"run {run.info.run_id} ({run.info.run_name}, {run.info.status}) has no {name}: "
             f"cannot {what}; only runs that finished under lstmlab train have it"
         )
-    folder = tempfile.mkdtemp(prefix="lstmlab-")
-    return Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=name, dst_path=folder))
 
 
 def load_config(run: Run, what: str = "rebuild it") -> DictConfig:
     """The resolved config the run was trained with (its `config.yaml`), checked like a new one."""
     from lstmlab.pipeline.checks import check_config
 
-    path = _download(run, CONFIG_ARTIFACT, what)
-    try:
-        cfg = OmegaConf.load(path)
-        if not isinstance(cfg, DictConfig):
-            raise ValueError("it holds no key: value mapping")
-        check_config(cfg)
-    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError, ValueError, LstmlabError) as error:
-        raise LstmlabError(_damaged(run, CONFIG_ARTIFACT, error, what)) from None
+    with _downloaded(run, CONFIG_ARTIFACT, what) as path:
+        try:
+            cfg = OmegaConf.load(path)
+            if not isinstance(cfg, DictConfig):
+                raise ValueError("it holds no key: value mapping")
+            check_config(cfg)
+        except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError, ValueError, LstmlabError) as error:
+            raise LstmlabError(_damaged(run, CONFIG_ARTIFACT, error, what)) from None
     return cfg
 
 
 def load_scalers(run: Run) -> dict:
     """{"features": scaler, "target": scaler}, fitted on the run's training part."""
-    path = _download(run, SCALER_ARTIFACT, "scale new data like its training data")
-    try:
-        scalers = joblib.load(path)
-    except Exception as error:  # noqa: BLE001 - unpickling garbage raises anything
-        raise LstmlabError(_damaged(run, SCALER_ARTIFACT, error, "scale new data")) from None
+    with _downloaded(run, SCALER_ARTIFACT, "scale new data like its training data") as path:
+        try:
+            scalers = joblib.load(path)
+        except Exception as error:  # noqa: BLE001 - unpickling garbage raises anything
+            raise LstmlabError(_damaged(run, SCALER_ARTIFACT, error, "scale new data")) from None
     if not (isinstance(scalers, dict) and all(hasattr(scalers.get(k), "transform") for k in ("features", "target"))):
         raise LstmlabError(_damaged(run, SCALER_ARTIFACT, ValueError("not the features and target scalers"), "scale new data"))
     return scalers
