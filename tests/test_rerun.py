@@ -46,6 +46,8 @@ def test_a_rerun_reproduces_every_final_metric_from_the_logged_config(store, cap
     assert new.info.status == "FINISHED"
     assert new.info.experiment_id == before.info.experiment_id
     assert new.data.tags["data_sha256"] == before.data.tags["data_sha256"]
+    assert new.data.tags["keras_backend"] == before.data.tags["keras_backend"] == "tensorflow"
+    assert "Keras backend" not in out  # the rerun's backend is the original's: no warning
     assert new.data.params == before.data.params  # the record's config, not today's conf/
     for metric in FINAL_METRICS:
         if metric not in TIMING_METRICS:
