@@ -138,3 +138,10 @@ def test_bad_split_and_lookback_values(override, message):
     with pytest.raises(LstmlabError, match=message):
         check_config(cfg)  # the values: before any data are read
         prepare(cfg.data)  # what depends on the data's rows
+
+
+def test_synthetic_data_need_their_rows_and_seed():
+    for key in ("rows", "seed"):
+        with pytest.raises(LstmlabError) as caught:
+            check_config(make_config("data=synthetic", f"~data.{key}"))
+        assert str(caught.value) == f"data.{key} is missing from the config; set data.{key}=..."

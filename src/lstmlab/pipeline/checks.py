@@ -163,6 +163,8 @@ def check_data(cfg: DictConfig) -> None:
     _check(cfg, "data", {key: rule for key, rule in DATA_OPTIONAL.items() if key in present})
     if cfg.source == "csv" and ("path" not in present or not cfg.path):
         raise LstmlabError("data.path is not set; give the CSV file: data=csv data.path=prices.csv")
+    if cfg.source == "synthetic":  # their values come from conf/data/synthetic.yaml only
+        _check(cfg, "data", {key: DATA_OPTIONAL[key] for key in ("rows", "seed")})
     if cfg.val_fraction + cfg.test_fraction >= 1:
         raise LstmlabError(
             f"data.val_fraction + data.test_fraction = {cfg.val_fraction + cfg.test_fraction:g} "

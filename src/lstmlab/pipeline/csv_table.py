@@ -26,6 +26,8 @@ SEPARATORS = (",", ";", "\t", "|")
 SAMPLE_BYTES = 64 * 1024
 # Twenty years of daily OHLCV is about 1 MB; a file a thousand times that is not a price table
 # (and parsing it would take several times its size in memory). data.max_file_mb raises it.
+# conf/data/csv.yaml sets the same value; this one serves data configs without the key: a CSV
+# given with `lstmlab forecast --data` to a run trained on sp500 or synthetic data.
 DEFAULT_MAX_FILE_MB = 1024
 # Signatures of files people pass by mistake, with what to do instead.
 MAGIC = {

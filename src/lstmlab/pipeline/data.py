@@ -67,7 +67,7 @@ def data_source(cfg: DictConfig) -> str:
     if cfg.source == "csv" and cfg.get("path"):
         return str(Path(str(cfg.path)).resolve())
     if cfg.source == "synthetic":
-        return f"lstmlab.pipeline.data.synthetic_prices(rows={cfg.get('rows', 1200)}, seed={cfg.get('seed', 0)})"
+        return f"lstmlab.pipeline.data.synthetic_prices(rows={cfg.rows}, seed={cfg.seed})"
     return "arch.data.sp500.load()" if cfg.source == "sp500" else str(cfg.source)
 
 
@@ -80,7 +80,7 @@ def load_table(cfg: DictConfig) -> pd.DataFrame:
     elif cfg.source == "csv":
         frame = read_price_csv(cfg)
     else:  # synthetic: pipeline.checks accepts no other source
-        frame = synthetic_prices(rows=cfg.get("rows", 1200), seed=cfg.get("seed", 0))
+        frame = synthetic_prices(rows=cfg.rows, seed=cfg.seed)
     return frame.sort_index(kind="stable")
 
 
