@@ -1,6 +1,7 @@
 """Track: everything a run leaves in MLflow (names fixed by DESIGN.md).
 
-Imports Keras: only `run_experiment` imports this module, after `runtime.setup` chose the backend.
+Imports Keras: only `run_experiment` imports this module, after `runtime.use_backend` chose the
+backend and `runtime.import_keras` imported it.
 """
 
 from __future__ import annotations
