@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
 from lstmlab.comparison import paired, stats
@@ -68,7 +67,3 @@ def judge(groups: pd.DataFrame, runs: pd.DataFrame, base_key: tuple, metric: str
              "rmse_change", "rmse_change_low", "rmse_change_high", "verdict"]
     return pd.concat([groups, tests[order]], axis=1)
 
-
-def holm_family(groups: pd.DataFrame) -> int:
-    """How many groups Holm's correction counted (those with a finite Welch p)."""
-    return int(np.isfinite(groups.loc[~groups["baseline_group"], "p_value"]).sum())
