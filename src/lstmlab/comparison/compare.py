@@ -19,8 +19,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from lstmlab.comparison import stats
-from lstmlab.comparison.defaults import TRAIN_SEEDS
+from lstmlab.comparison.defaults import ALPHA, TRAIN_SEEDS
 from lstmlab.comparison.groups import group_keys, group_labels, group_table, run_table
 from lstmlab.comparison.predictions import CACHE_DIR, read_all
 from lstmlab.comparison.scope import (
@@ -68,7 +67,7 @@ def compare(
     sweep: str | None = None,
     metric: str = "val_rmse",
     filter_string: str | None = None,
-    alpha: float = stats.ALPHA,
+    alpha: float = ALPHA,
     data: str | None = None,
     include_all: bool = False,
     cache: Path = CACHE_DIR,

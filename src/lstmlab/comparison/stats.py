@@ -16,8 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from lstmlab.comparison.defaults import ALPHA  # noqa: F401 - stats.ALPHA, the verdict's default
-
 # Every other final metric is an error (or a time): lower is better.
 HIGHER_IS_BETTER = frozenset({"test_r2", "test_directional_accuracy", "test_skill"})
 MORE_SEEDS = "train with trainer.seed=1,2,3,..."
