@@ -23,7 +23,7 @@ from lstmlab.comparison.defaults import ALPHA, TRAIN_SEEDS
 from lstmlab.comparison.groups import group_keys, group_labels, group_table, run_table
 from lstmlab.comparison.predictions import CACHE_DIR, read_all
 from lstmlab.comparison.scope import (
-    DATA_TAG,
+    DATA_COLUMN,
     check_one_evaluation,
     data_names,
     evaluation_keys,
@@ -123,7 +123,7 @@ def compare(
     if include_all:
         in_scope = on
     else:
-        same_data = runs[DATA_TAG].eq(base[DATA_TAG]) if DATA_TAG in runs else pd.Series(True, index=runs.index)
+        same_data = runs[DATA_COLUMN].eq(base[DATA_COLUMN]) if DATA_COLUMN in runs else pd.Series(True, index=runs.index)
         in_scope = on & same_data.fillna(False) & runs["evaluation"].eq(base["evaluation"])
     in_selection = runs["run_id"].isin(selected)
     notes = left_out_notes(runs[in_selection], in_scope[in_selection], data_note=not data)

@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from lstmlab.records.names import PREDICTIONS_ARTIFACT
+
 # A progress bar per small artifact is noise on a command's output (as in records.store).
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-PREDICTIONS_ARTIFACT = "predictions.csv"
 CACHE_DIR = Path(tempfile.gettempdir()) / "lstmlab-predictions"
 # Downloads wait on the store (disk or network), not the CPU: a few threads overlap them.
 DOWNLOAD_THREADS = 8

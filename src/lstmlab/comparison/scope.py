@@ -11,8 +11,9 @@ from __future__ import annotations
 import pandas as pd
 
 from lstmlab.errors import LstmlabError
+from lstmlab.records.names import DATA_TAG
 
-DATA_TAG = "tags.data_sha256"
+DATA_COLUMN = f"tags.{DATA_TAG}"  # search_runs' column of the data fingerprint
 EVALUATION_PREFIX = "params.evaluation."
 # What a run recorded before a param existed: the default it ran with (DESIGN.md).
 PARAM_DEFAULTS = {"params.evaluation.name": "holdout", "params.data.target_transform": "none"}
@@ -42,7 +43,7 @@ def data_names(runs: pd.DataFrame) -> pd.Series:
     """A reader's name for each run's data: 'sp500', 'synthetic', or the CSV's file name, with the fingerprint."""
     source = runs["params.data.source"] if "params.data.source" in runs else pd.Series("data", index=runs.index)
     path = runs["params.data.path"] if "params.data.path" in runs else pd.Series(None, index=runs.index, dtype=object)
-    sha = runs[DATA_TAG] if DATA_TAG in runs else pd.Series(None, index=runs.index, dtype=object)
+    sha = runs[DATA_COLUMN] if DATA_COLUMN in runs else pd.Series(None, index=runs.index, dtype=object)
     names = []
     for src, file, fingerprint in zip(source.fillna("data"), path, sha):
         name = file.replace("\\", "/").rsplit("/", 1)[-1] if isinstance(file, str) and file not in ("None", "") else src
@@ -52,7 +53,7 @@ def data_names(runs: pd.DataFrame) -> pd.Series:
 
 def on_data(runs: pd.DataFrame, data: str) -> pd.Series:
     """Runs on `--data`: a prefix of the data_sha256 tag, or the data's name (source or CSV file name)."""
-    sha = runs[DATA_TAG].fillna("") if DATA_TAG in runs else pd.Series("", index=runs.index)
+    sha = runs[DATA_COLUMN].fillna("") if DATA_COLUMN in runs else pd.Series("", index=runs.index)
     by_sha = sha.str.startswith(data.lower()) if len(data) >= 4 else pd.Series(False, index=runs.index)
     names = data_names(runs).str.rsplit(" ", n=1).str[0]
     stems = names.str.rsplit(".", n=1).str[0]
@@ -70,8 +71,8 @@ def left_out_notes(runs: pd.DataFrame, kept: pd.Series, data_note: bool) -> list
     if out.empty:
         return []
     notes = []
-    base_data = set(runs.loc[kept, DATA_TAG].dropna()) if DATA_TAG in runs else set()
-    other_data = out[~out[DATA_TAG].isin(base_data)] if DATA_TAG in out else out.iloc[0:0]
+    base_data = set(runs.loc[kept, DATA_COLUMN].dropna()) if DATA_COLUMN in runs else set()
+    other_data = out[~out[DATA_COLUMN].isin(base_data)] if DATA_COLUMN in out else out.iloc[0:0]
     if len(other_data):
         counts = data_names(other_data).value_counts()
         listed = "; ".join(f"{name}: {n}" for name, n in counts.items())

@@ -9,7 +9,7 @@ import pandas as pd
 
 from lstmlab.comparison import paired, stats
 from lstmlab.comparison.predictions import squared_errors
-from lstmlab.comparison.scope import DATA_TAG
+from lstmlab.comparison.scope import DATA_COLUMN
 
 PAIRED_COLUMNS = ("paired_days", "dm_stat", "dm_p", "rmse_change", "rmse_change_low", "rmse_change_high")
 
@@ -17,7 +17,7 @@ PAIRED_COLUMNS = ("paired_days", "dm_stat", "dm_p", "rmse_change", "rmse_change_
 def paired_test(members: pd.DataFrame, base: pd.DataFrame, predictions: dict[str, pd.DataFrame | None]) -> dict:
     """DM and the effect for one group vs the baseline group over their common test days."""
     row: dict[str, object] = dict.fromkeys(PAIRED_COLUMNS, math.nan) | {"paired_days": 0, "paired_missing": None}
-    if DATA_TAG in members and set(members[DATA_TAG]) != set(base[DATA_TAG]):
+    if DATA_COLUMN in members and set(members[DATA_COLUMN]) != set(base[DATA_COLUMN]):
         row["paired_missing"] = "no verdict (other data: no common test days)"
         return row
     ids = [*members["run_id"], *base["run_id"]]

@@ -3,7 +3,9 @@ commands read them back. No imports, so any module may use them cheaply."""
 
 CONFIG_ARTIFACT = "config.yaml"
 SCALER_ARTIFACT = "scaler.joblib"
+PREDICTIONS_ARTIFACT = "predictions.csv"
 MODEL_NAME = "model"
+DATA_TAG = "data_sha256"  # the tag holding the fingerprint of the run's data
 # Final metric names fixed by DESIGN.md: run_experiment logs them, compare and rerun read them.
 FINAL_METRICS = (
     "val_rmse",
