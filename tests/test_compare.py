@@ -24,6 +24,7 @@ from lstmlab.cli import main as cli_main
 from lstmlab.comparison import paired
 from lstmlab.comparison.compare import compare
 from lstmlab.comparison.predictions import CACHE_DIR
+from lstmlab.errors import LstmlabError
 from lstmlab.records.names import FINAL_METRICS
 
 # val_rmse per seed 1, 2, 3, ... of each variant; the verdicts are known in advance.
@@ -443,6 +444,27 @@ def test_by_default_only_runs_on_the_baselines_data_and_evaluation_and_the_notes
 
     walk = compare(filter_string="params.evaluation.name = 'walk_forward'")
     assert set(walk.runs["run_id"]) == set(ids["walk_forward"]) and walk.evaluation == "walk_forward (folds=5)"
+
+
+def test_data_go_by_the_name_the_mlflow_ui_shows_and_a_csvs_file_name_finds_them_too():
+    from omegaconf import OmegaConf
+
+    from lstmlab.pipeline.data import data_name
+    from lstmlab.records.summary import summarize
+
+    store = Store()  # this test's own store
+    on_csv = {"tags": {"data_sha256": "c" * 64}, "params": {"data.source": "csv", "data.path": "/data/prices.csv"}}
+    ids = [store.log(v, s, final_metrics(1.0 + s / 10, s), errors=shocks(s), **on_csv)
+           for v in ("baseline", "tanh") for s in (1, 2)]
+    store.log("baseline", 1, final_metrics(1.0, 1), errors=shocks(1))  # on sp500, the latest baseline
+    logged_as = data_name(OmegaConf.create(on_csv["params"] | {"source": "csv", "path": "/data/prices.csv"}))
+    assert logged_as == summarize(ids[0]).data == "csv-prices"  # the dataset input's name, the summary's
+    assert "Left out 4 runs on other data (csv-prices cccccccc: 4)" in " ".join(compare().notes)
+    for data in ("csv-prices", "CSV-Prices", "prices.csv", "prices", "/elsewhere/prices.csv", "cccc"):
+        result = compare(data=data)
+        assert set(result.runs["run_id"]) == set(ids) and result.data == "csv-prices cccccccc", data
+    with pytest.raises(LstmlabError, match=r"--data 'volumes.csv' matches no run's data.*csv-prices cccccccc"):
+        compare(data="volumes.csv")
 
 
 def test_all_keeps_other_data_without_a_verdict_and_refuses_to_mix_evaluations(known_store, capsys):

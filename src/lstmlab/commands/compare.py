@@ -25,8 +25,8 @@ def parser() -> argparse.ArgumentParser:
                         help="baseline run, its id or a unique prefix (default: the latest run tagged baseline=true, "
                              "on --data when given)")
     parser.add_argument("--data", metavar="SHA_PREFIX|NAME",
-                        help="runs on this data: a data_sha256 prefix, or sp500, synthetic, a CSV's file name "
-                             "(default: the baseline's data)")
+                        help="runs on this data: a data_sha256 prefix, or its name in the MLflow UI (sp500, synthetic, "
+                             "csv-<file stem>; a CSV's file name works too) (default: the baseline's data)")
     parser.add_argument("--all", dest="include_all", action="store_true",
                         help="keep runs on other data and evaluations too (groups on other data get no verdict)")
     parser.add_argument("--sweep", metavar="RUN_ID|STUDY", help="only the trials of one sweep: its parent run id or study name")

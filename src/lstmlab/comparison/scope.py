@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from lstmlab.errors import LstmlabError
-from lstmlab.records.names import DATA_TAG
+from lstmlab.records.names import DATA_TAG, dataset_name
 
 DATA_COLUMN = f"tags.{DATA_TAG}"  # search_runs' column of the data fingerprint
 EVALUATION_PREFIX = "params.evaluation."
@@ -39,26 +39,36 @@ def evaluation_keys(runs: pd.DataFrame) -> pd.Series:
     return runs.apply(words, axis=1) if len(runs) else pd.Series(dtype=str)
 
 
+NO_FINGERPRINT = f"(no {DATA_TAG})"
+
+
 def data_names(runs: pd.DataFrame) -> pd.Series:
-    """A reader's name for each run's data: 'sp500', 'synthetic', or the CSV's file name, with the fingerprint."""
+    """Each run's data in words: its dataset name as the MLflow UI shows it (records.names.dataset_name:
+    sp500, synthetic, csv-<file stem>) and the start of its fingerprint, e.g. 'csv-prices 3f2a1b0c'."""
     source = runs["params.data.source"] if "params.data.source" in runs else pd.Series("data", index=runs.index)
     path = runs["params.data.path"] if "params.data.path" in runs else pd.Series(None, index=runs.index, dtype=object)
     sha = runs[DATA_COLUMN] if DATA_COLUMN in runs else pd.Series(None, index=runs.index, dtype=object)
-    names = []
-    for src, file, fingerprint in zip(source.fillna("data"), path, sha):
-        name = file.replace("\\", "/").rsplit("/", 1)[-1] if isinstance(file, str) and file not in ("None", "") else src
-        names.append(f"{name} {fingerprint[:8]}" if isinstance(fingerprint, str) else f"{name} (no data_sha256)")
+    names = [f"{dataset_name(src, file if isinstance(file, str) else None)} "
+             f"{fingerprint[:8] if isinstance(fingerprint, str) else NO_FINGERPRINT}"
+             for src, file, fingerprint in zip(source.fillna("data"), path, sha)]
     return pd.Series(names, index=runs.index, dtype=str)
 
 
+def bare_names(names: pd.Series) -> pd.Series:
+    """`data_names` without the fingerprint part: the dataset names alone."""
+    return names.str.removesuffix(f" {NO_FINGERPRINT}").where(names.str.endswith(NO_FINGERPRINT),
+                                                             names.str.rsplit(" ", n=1).str[0])
+
+
 def on_data(runs: pd.DataFrame, data: str) -> pd.Series:
-    """Runs on `--data`: a prefix of the data_sha256 tag, or the data's name (source or CSV file name)."""
+    """Runs on `--data`: a prefix of the data_sha256 tag, or the dataset's name as the MLflow UI shows
+    it (sp500, synthetic, csv-prices); failing that, a CSV's file name or path (prices.csv, prices)."""
     sha = runs[DATA_COLUMN].fillna("") if DATA_COLUMN in runs else pd.Series("", index=runs.index)
     by_sha = sha.str.startswith(data.lower()) if len(data) >= 4 else pd.Series(False, index=runs.index)
-    names = data_names(runs).str.rsplit(" ", n=1).str[0]
-    stems = names.str.rsplit(".", n=1).str[0]
-    by_name = names.str.lower().eq(data.lower()) | stems.str.lower().eq(data.lower())
-    match = by_sha | by_name
+    names = bare_names(data_names(runs)).str.lower()
+    match = by_sha | names.eq(data.lower())
+    if not match.any():
+        match = names.eq(dataset_name("csv", data).lower())
     if not match.any():
         known = ", ".join(sorted(set(data_names(runs)))) or "none"
         raise LstmlabError(f"--data {data!r} matches no run's data (name or data_sha256 prefix); data here: {known}")
