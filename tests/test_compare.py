@@ -467,21 +467,25 @@ def test_data_go_by_the_name_the_mlflow_ui_shows_and_a_csvs_file_name_finds_them
         compare(data="volumes.csv")
 
 
-def test_all_keeps_other_data_without_a_verdict_and_refuses_to_mix_evaluations(known_store, capsys):
+def test_all_keeps_other_data_without_a_verdict_but_only_the_baselines_evaluation(known_store, capsys):
     ids = known_store["ids"]
-    both = compare(include_all=True, filter_string="attributes.run_name != 'baseline-wf'")
+    both = compare(include_all=True)
     shown = set(both.runs["run_id"])
     assert set(ids["other_data"]) <= shown and not shown & set(ids["walk_forward"])
     groups = both.groups.set_index("group")
     assert groups.loc["baseline (data=synthetic)", "verdict"] == "no verdict (other data: no common test days)"
     assert groups.loc["baseline (data=sp500)", "baseline_group"]
-    assert both.data.startswith("mixed")
+    assert both.data.startswith("mixed") and both.evaluation == "holdout"
+    assert both.notes[0] == ("Left out 2 runs evaluated otherwise (walk_forward (folds=5): 2). Compare them with "
+                             "--filter \"params.evaluation.name = 'walk_forward'\" (the baseline is then taken among "
+                             "them) or --baseline RUN_ID on that evaluation.")
+    assert not any(note.startswith("Left out") and "other data" in note for note in both.notes)
+    assert cli_main(["compare", "--all"]) == 0 and "baseline (data=synthetic)" in capsys.readouterr().out
 
-    for args in (["--all"], ["--all", "--baseline", ids["walk_forward"][0]]):
-        assert cli_main(["compare", *args]) == 2
-        err = capsys.readouterr().err
-        assert "a compare across different evaluations (holdout vs walk_forward (folds=5))" in err
-        assert err.count("\n") == 1
+    walk = compare(include_all=True, baseline=ids["walk_forward"][0])  # its evaluation, every dataset
+    assert set(walk.runs["run_id"]) == set(ids["walk_forward"]) and walk.evaluation == "walk_forward (folds=5)"
+    holdout = int((both.runs["evaluation"] == "holdout").sum())
+    assert f"Left out {holdout} runs evaluated otherwise (holdout: {holdout})" in " ".join(walk.notes)
     assert cli_main(["compare", "--data", "synthetic", "--baseline", ids["baseline"][0]]) == 2
     assert "is on data sp500 dddddddd, not on --data 'synthetic'" in capsys.readouterr().err
     assert cli_main(["compare", "--data", "nowhere"]) == 2

@@ -28,7 +28,7 @@ def parser() -> argparse.ArgumentParser:
                         help="runs on this data: a data_sha256 prefix, or its name in the MLflow UI (sp500, synthetic, "
                              "csv-<file stem>; a CSV's file name works too) (default: the baseline's data)")
     parser.add_argument("--all", dest="include_all", action="store_true",
-                        help="keep runs on other data and evaluations too (groups on other data get no verdict)")
+                        help="keep runs on other data too (their groups get no verdict); the evaluation stays the baseline's")
     parser.add_argument("--sweep", metavar="RUN_ID|STUDY", help="only the trials of one sweep: its parent run id or study name")
     parser.add_argument("--metric", default="val_rmse", choices=FINAL_METRICS,
                         help="sort and test across seeds on this metric (default: val_rmse)")

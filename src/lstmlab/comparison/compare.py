@@ -4,8 +4,8 @@ Which runs: every FINISHED run of the experiment that has the compared metric, n
 `--sweep` (the children of one parent run) and/or `--filter` (an MLflow filter string); sweep
 parents, pruned trials and compare's own report runs are left out (comparison.selection). The
 baseline is the latest FINISHED run tagged `baseline=true` (on `--data` when given; within the
-selection when it holds one), or the run given with `--baseline`. Then only runs on the
-baseline's data and evaluation setup stay, unless `--all` (comparison.scope). Seed groups:
+selection when it holds one), or the run given with `--baseline`. Then only runs evaluated like
+the baseline stay, and only those on its data unless `--all` (comparison.scope). Seed groups:
 comparison.groups; their tests and verdicts: comparison.verdicts.
 
 Reads MLflow, pandas and each run's predictions.csv: no TensorFlow/Keras import.
@@ -24,7 +24,6 @@ from lstmlab.comparison.groups import group_keys, group_labels, group_table, run
 from lstmlab.comparison.predictions import CACHE_DIR, read_all
 from lstmlab.comparison.scope import (
     DATA_COLUMN,
-    check_one_evaluation,
     data_names,
     evaluation_keys,
     left_out_notes,
@@ -73,7 +72,7 @@ def compare(
     cache: Path = CACHE_DIR,
 ) -> Comparison:
     """Runs of `experiment` (narrowed by `sweep` / `filter_string` / `data`) against the baseline,
-    on the baseline's data and evaluation only unless `include_all`."""
+    on the baseline's evaluation, and on its data unless `include_all`."""
     if metric not in FINAL_METRICS:
         raise LstmlabError(f"--metric {metric!r} is not a final metric; use one of {', '.join(FINAL_METRICS)}")
     if not 0 < alpha < 1:
@@ -120,15 +119,14 @@ def compare(
         raise LstmlabError(f"--baseline {baseline} is on data {base['data_name']}, not on --data {data!r}")
     base_key = base["group_key"]
 
-    if include_all:
-        in_scope = on
-    else:
-        same_data = runs[DATA_COLUMN].eq(base[DATA_COLUMN]) if DATA_COLUMN in runs else pd.Series(True, index=runs.index)
-        in_scope = on & same_data.fillna(False) & runs["evaluation"].eq(base["evaluation"])
+    # No paired test spans two evaluations (other test days, or other models for them): never
+    # mixed. Other data only with --all, and then without a verdict (comparison.verdicts).
+    same_evaluation = runs["evaluation"].eq(base["evaluation"])
+    if not include_all and DATA_COLUMN in runs:
+        on = on & runs[DATA_COLUMN].eq(base[DATA_COLUMN]).fillna(False)
     in_selection = runs["run_id"].isin(selected)
-    notes = left_out_notes(runs[in_selection], in_scope[in_selection], data_note=not data)
-    shown = runs[(in_selection & in_scope) | (runs["group_key"] == base_key)].copy()
-    check_one_evaluation(shown)
+    notes = left_out_notes(runs[in_selection], on[in_selection], same_evaluation[in_selection], data_note=not data)
+    shown = runs[(in_selection & on & same_evaluation) | (runs["group_key"] == base_key)].copy()
     labels = group_labels(shown)
     shown["group"] = shown["group_key"].map(labels)
     predictions = read_all(shown["run_id"], cache)
@@ -153,7 +151,7 @@ def compare(
         baseline_run_id=str(base["run_id"]),
         runs=run_table(shown, base, metric),
         groups=group_table(shown, base_key, metric, alpha, predictions),
-        selection=" and ".join(words) or ("all runs" if include_all else "runs like the baseline's"),
+        selection=" and ".join(words) or ("runs evaluated like the baseline's" if include_all else "runs like the baseline's"),
         data=base["data_name"] if len(datasets) == 1 else f"mixed: {'; '.join(datasets)}",
         evaluation=str(base["evaluation"]),
         notes=notes,

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 
 from lstmlab.comparison import stats
-from lstmlab.comparison.scope import DATA_COLUMN, bare_names, data_names
+from lstmlab.comparison.scope import DATA_COLUMN, bare_names
 from lstmlab.comparison.selection import NOT_CONFIGURING
 from lstmlab.comparison.verdicts import judge
 from lstmlab.records.names import FINAL_METRICS
@@ -62,7 +62,7 @@ def _label_values(rows: pd.DataFrame) -> pd.DataFrame:
     ]
     text = rows[columns].astype("string").fillna("<unset>")
     if DATA_COLUMN in text:  # the data's name; with its fingerprint when two datasets share a name
-        names = data_names(rows)
+        names = rows["data_name"]
         short = bare_names(names)
         text[DATA_COLUMN] = short if short.nunique() == names.nunique() else names.str.replace(" ", ":", regex=False)
     text = text.loc[:, text.nunique() > 1]
