@@ -492,6 +492,19 @@ def test_all_keeps_other_data_without_a_verdict_but_only_the_baselines_evaluatio
     assert "--data 'nowhere' matches no run's data" in capsys.readouterr().err
 
 
+def test_groups_on_other_data_get_neither_test_and_leave_the_holm_correction_of_the_others_alone(known_store):
+    both = compare(include_all=True)
+    other = both.groups[both.groups["verdict"] == "no verdict (other data: no common test days)"]
+    assert sorted(other["group"]) == ["baseline (data=synthetic)", "tanh"]
+    assert other[["t_statistic", "p_value", "welch_p_holm", "dm_stat", "dm_p", "dm_p_holm"]].isna().all().all()
+    same = both.groups.drop(other.index)
+    same = same.assign(group=same["group"].str.replace(" (data=sp500)", "", regex=False)).set_index("group")
+    alone = compare().groups.set_index("group")
+    assert sorted(same.index) == sorted(alone.index)
+    for column in ("p_value", "welch_p_holm", "dm_p", "dm_p_holm", "verdict"):
+        assert same[column].equals(alone.loc[same.index, column]), column
+
+
 def test_the_compare_logs_a_report_run_that_later_compares_leave_out(known_store, project_dir, capsys):
     client = MlflowClient()
     experiment = client.get_experiment_by_name("lstmlab")

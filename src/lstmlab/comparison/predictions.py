@@ -80,7 +80,6 @@ def read_all(run_ids: Iterable[str], cache: Path = CACHE_DIR) -> dict[str, pd.Da
         return dict(zip(ids, pool.map(lambda run_id: read_predictions(run_id, cache), ids)))
 
 
-def squared_errors(tables: list[pd.DataFrame]) -> pd.DataFrame:
-    """One column per run, one row per test day all of them predicted: (actual − predicted)²."""
-    columns = [((t["actual"] - t["predicted"]) ** 2).groupby(level=0).last() for t in tables]
-    return pd.concat(columns, axis=1, join="inner").astype(np.float64)
+def squared_errors(table: pd.DataFrame) -> pd.Series:
+    """A run's (actual − predicted)² per test day, from its `read_predictions` table."""
+    return ((table["actual"] - table["predicted"]) ** 2).groupby(level=0).last().astype(np.float64)
