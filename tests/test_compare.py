@@ -23,7 +23,7 @@ from conftest import tiny_config
 from lstmlab.cli import main as cli_main
 from lstmlab.comparison import paired
 from lstmlab.comparison.compare import compare
-from lstmlab.comparison.predictions import CACHE_DIR
+from lstmlab.comparison.predictions import default_cache
 from lstmlab.errors import LstmlabError
 from lstmlab.records.names import FINAL_METRICS
 
@@ -532,16 +532,31 @@ def test_the_compare_logs_a_report_run_that_later_compares_leave_out(known_store
     assert again.baseline_run_id == known_store["ids"]["baseline"][-1]
 
 
-def test_predictions_are_downloaded_once_into_the_cache(known_store, tmp_path):
+def test_predictions_are_downloaded_once_into_the_users_cache(known_store, tmp_path, monkeypatch):
     ids = known_store["ids"]
-    compare(cache=tmp_path)
-    cached = {p.parent.name for p in tmp_path.glob("*/predictions.csv")}
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cache = tmp_path / "xdg" / "lstmlab" / "predictions"
+    compare()
+    cached = {p.parent.name for p in cache.glob("*/predictions.csv")}
     assert set(ids["baseline"]) | set(ids["better"]) <= cached
-    assert not set(ids["trials"]) & cached and not list(tmp_path.glob(".*"))  # trials have none; no partial left
-    before = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/predictions.csv")}
-    compare(cache=tmp_path)
-    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/predictions.csv")} == before
-    assert CACHE_DIR.name == "lstmlab-predictions"
+    assert not set(ids["trials"]) & cached and not list(cache.glob(".*"))  # trials have none; no partial left
+    assert {p.parent.name for p in cache.glob("*/none")} == set(ids["trials"])  # and that is remembered
+    before = {p: p.stat().st_mtime_ns for p in cache.glob("*/*")}
+    compare()
+    assert {p: p.stat().st_mtime_ns for p in cache.glob("*/*")} == before
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache() == tmp_path / "home" / ".cache" / "lstmlab" / "predictions"
+
+
+def test_a_cache_that_cannot_be_written_costs_the_copy_not_the_verdicts(known_store, tmp_path):
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("where the cache folder would go")
+    result = compare(cache=in_the_way / "predictions")
+    groups = result.groups.set_index("group")
+    assert {variant: groups.loc[variant, "verdict"] for variant in VERDICTS} == VERDICTS
+    assert groups.loc["better", "paired_days"] == len(DAYS)
+    assert in_the_way.read_text() == "where the cache folder would go"
 
 
 def overlaps(boxes: list) -> list[tuple[int, int]]:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from lstmlab.comparison.defaults import ALPHA, TRAIN_SEEDS
 from lstmlab.comparison.groups import group_keys, group_labels, group_table, run_table
-from lstmlab.comparison.predictions import CACHE_DIR, read_all
+from lstmlab.comparison.predictions import read_all
 from lstmlab.comparison.scope import (
     DATA_COLUMN,
     data_names,
@@ -69,10 +69,11 @@ def compare(
     alpha: float = ALPHA,
     data: str | None = None,
     include_all: bool = False,
-    cache: Path = CACHE_DIR,
+    cache: Path | None = None,
 ) -> Comparison:
     """Runs of `experiment` (narrowed by `sweep` / `filter_string` / `data`) against the baseline,
-    on the baseline's evaluation, and on its data unless `include_all`."""
+    on the baseline's evaluation, and on its data unless `include_all`. `cache`: where the runs'
+    predictions are kept (default: comparison.predictions.default_cache())."""
     if metric not in FINAL_METRICS:
         raise LstmlabError(f"--metric {metric!r} is not a final metric; use one of {', '.join(FINAL_METRICS)}")
     if not 0 < alpha < 1:
