@@ -24,6 +24,7 @@ from lstmlab.comparison.groups import group_keys, group_labels, group_table, run
 from lstmlab.comparison.predictions import read_all
 from lstmlab.comparison.scope import (
     DATA_COLUMN,
+    count,
     data_names,
     evaluation_keys,
     left_out_notes,
@@ -158,6 +159,3 @@ def compare(
         notes=notes,
     )
 
-
-def count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -6,7 +6,8 @@ import textwrap
 
 import pandas as pd
 
-from lstmlab.comparison.compare import Comparison, count
+from lstmlab.comparison.compare import Comparison
+from lstmlab.comparison.scope import count
 
 WIDTH = 120  # the terminal output's widest line
 MAX_GROUP = 30  # characters of a group label in the terminal tables (full labels in the CSVs)

@@ -86,9 +86,9 @@ def left_out_notes(runs: pd.DataFrame, data_kept: pd.Series, evaluation_kept: pd
         counts = other_data["data_name"].value_counts()
         listed = "; ".join(f"{name}: {n}" for name, n in counts.items())
         notes.append(
-            f"Left out {_runs(len(other_data))} on other data ({listed}). Compare them with --data NAME|SHA_PREFIX "
+            f"Left out {count(len(other_data), 'run')} on other data ({listed}). Compare them with --data NAME|SHA_PREFIX "
             "(their own baseline), or all together with --all (no paired test across data)."
-            if data_note else f"Left out {_runs(len(other_data))} on other data ({listed})."
+            if data_note else f"Left out {count(len(other_data), 'run')} on other data ({listed})."
         )
     otherwise = runs[data_kept & ~evaluation_kept]
     if len(otherwise):
@@ -96,12 +96,13 @@ def left_out_notes(runs: pd.DataFrame, data_kept: pd.Series, evaluation_kept: pd
         listed = "; ".join(f"{name}: {n}" for name, n in counts.items())
         first = counts.index[0].split(" ", 1)[0]
         notes.append(
-            f"Left out {_runs(len(otherwise))} evaluated otherwise ({listed}). Compare them with "
+            f"Left out {count(len(otherwise), 'run')} evaluated otherwise ({listed}). Compare them with "
             f"--filter \"params.evaluation.name = '{first}'\" (the baseline is then taken among them) "
             "or --baseline RUN_ID on that evaluation."
         )
     return notes
 
 
-def _runs(n: int) -> str:
-    return f"{n} run{'' if n == 1 else 's'}"
+def count(n: int, noun: str) -> str:
+    """'1 run', '2 runs': the counts of notes and reports."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
