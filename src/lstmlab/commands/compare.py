@@ -58,8 +58,8 @@ def main(args: list[str]) -> int:
         include_all=options.include_all,
     )
     print(render_text(comparison))
-    folder = write_report(comparison)
-    run_id = log_report_run(comparison, folder)
+    folder, markdown = write_report(comparison)
+    run_id = log_report_run(comparison, folder, markdown)
     print(f"\nReport: {folder}/ (runs.csv, groups.csv, report.md, chart.png)")
     print(f"In MLflow: run compare-{folder.name} ({run_id}) in experiment {comparison.experiment!r}")
     return 0

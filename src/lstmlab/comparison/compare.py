@@ -42,6 +42,7 @@ class Comparison:
     """Everything compare found: the runs, the seed groups, and how they were chosen."""
 
     experiment: str
+    experiment_id: str
     store: str
     metric: str
     alpha: float
@@ -147,6 +148,7 @@ def compare(
                      "baseline's get no paired test and no verdict.")
     return Comparison(
         experiment=experiment,
+        experiment_id=found.experiment_id,
         store=store,
         metric=metric,
         alpha=alpha,

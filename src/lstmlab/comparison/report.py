@@ -19,8 +19,9 @@ TAG_LIMIT = 8000  # MLflow refuses longer tag values (mlflow.utils.validation.MA
 MORE = "\n\n… the whole report is the run's report.md artifact."
 
 
-def write_report(comparison: Comparison, root: Path = REPORTS_DIR) -> Path:
-    """runs.csv, groups.csv, report.md and chart.png in a new `root/<timestamp>/` folder."""
+def write_report(comparison: Comparison, root: Path = REPORTS_DIR) -> tuple[Path, str]:
+    """runs.csv, groups.csv, report.md and chart.png in a new `root/<timestamp>/` folder; the
+    folder and the report's Markdown."""
     stamp = datetime.now().strftime(STAMP)
     folder, n = root / stamp, 1
     while folder.exists():  # two compares within one second
@@ -29,9 +30,10 @@ def write_report(comparison: Comparison, root: Path = REPORTS_DIR) -> Path:
     folder.mkdir(parents=True)
     comparison.runs.to_csv(folder / "runs.csv", index=False)
     comparison.groups.to_csv(folder / "groups.csv", index=False)
-    (folder / "report.md").write_text(render_markdown(comparison), encoding="utf-8")
+    markdown = render_markdown(comparison)
+    (folder / "report.md").write_text(markdown, encoding="utf-8")
     plot(comparison, folder / "chart.png")
-    return folder
+    return folder, markdown
 
 
 def description(markdown: str) -> str:
@@ -39,15 +41,15 @@ def description(markdown: str) -> str:
     return markdown if len(markdown) <= TAG_LIMIT else markdown[: TAG_LIMIT - len(MORE)] + MORE
 
 
-def log_report_run(comparison: Comparison, folder: Path) -> str:
-    """A run named `compare-<timestamp>` in the compared experiment holding the report's files.
+def log_report_run(comparison: Comparison, folder: Path, markdown: str) -> str:
+    """A run named `compare-<timestamp>` in the compared experiment holding the report's files
+    (`folder` and `markdown` from write_report).
 
     Its tags say what it compared, so the MLflow UI shows the verdict beside the runs; the
     `lstmlab.report` tag keeps it out of every later compare. It ends FINISHED, or FAILED if the
     upload fails: never RUNNING.
     """
     client = MlflowClient()
-    experiment = client.get_experiment_by_name(comparison.experiment)
     groups = comparison.groups
     verdicts = groups.loc[~groups["baseline_group"], ["group", "verdict"]]
     tags = {
@@ -61,9 +63,9 @@ def log_report_run(comparison: Comparison, folder: Path) -> str:
         "compare.better": ", ".join(verdicts.loc[verdicts["verdict"] == "better", "group"]) or "none",
         "compare.worse": ", ".join(verdicts.loc[verdicts["verdict"] == "worse", "group"]) or "none",
         "compare.naive": naive_line(comparison)[:5000],
-        "mlflow.note.content": description((folder / "report.md").read_text(encoding="utf-8")),
+        "mlflow.note.content": description(markdown),
     }
-    run = client.create_run(experiment.experiment_id, run_name=f"compare-{folder.name}", tags=tags)
+    run = client.create_run(comparison.experiment_id, run_name=f"compare-{folder.name}", tags=tags)
     status = "FAILED"
     try:
         client.log_artifacts(run.info.run_id, str(folder))
