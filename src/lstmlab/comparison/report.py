@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mlflow import MlflowClient
+from mlflow.utils.validation import MAX_TAG_VAL_LENGTH as TAG_LIMIT  # MLflow refuses longer tag values
 
 from lstmlab.comparison.chart import plot
 from lstmlab.comparison.compare import Comparison
@@ -15,7 +16,6 @@ from lstmlab.comparison.selection import REPORT_TAG
 from lstmlab.paths import REPORTS_DIR
 
 STAMP = "%Y-%m-%d_%H-%M-%S"
-TAG_LIMIT = 8000  # MLflow refuses longer tag values (mlflow.utils.validation.MAX_TAG_VAL_LENGTH)
 MORE = "\n\n… the whole report is the run's report.md artifact."
 
 
@@ -59,12 +59,13 @@ def log_report_run(comparison: Comparison, folder: Path, markdown: str) -> str:
         "compare.alpha": f"{comparison.alpha:g}",
         "compare.data": comparison.data,
         "compare.evaluation": comparison.evaluation,
-        "compare.selection": comparison.selection[:5000],
+        "compare.selection": comparison.selection,
         "compare.better": ", ".join(verdicts.loc[verdicts["verdict"] == "better", "group"]) or "none",
         "compare.worse": ", ".join(verdicts.loc[verdicts["verdict"] == "worse", "group"]) or "none",
-        "compare.naive": naive_line(comparison)[:5000],
+        "compare.naive": naive_line(comparison),
         "mlflow.note.content": description(markdown),
     }
+    tags = {name: value[:TAG_LIMIT] for name, value in tags.items()}  # a long list of groups, a long filter
     run = client.create_run(comparison.experiment_id, run_name=f"compare-{folder.name}", tags=tags)
     status = "FAILED"
     try:
