@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 from lstmlab.comparison.compare import Comparison
+from lstmlab.comparison.stats import verdict_head
 
 LABEL_WIDTH = 28  # characters per line of a group label (a longer word stays whole; the figure widens)
 TITLE_SIZE = 12  # points
@@ -25,7 +26,7 @@ def figure(comparison: Comparison):
 
     groups, runs, m = comparison.groups, comparison.runs, comparison.metric
     colors = {"baseline": "grey", "better": "tab:green", "worse": "tab:red"}
-    verdicts = groups["verdict"].str.split(" (", regex=False).str[0]
+    verdicts = groups["verdict"].map(verdict_head)
     labels = [textwrap.fill(f"{g} [{v}]", LABEL_WIDTH, break_long_words=False) for g, v in zip(groups["group"], verdicts)]
     lines = sum(label.count("\n") + 1 for label in labels)
     y = list(range(len(groups)))

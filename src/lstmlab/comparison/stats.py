@@ -54,6 +54,11 @@ def welch(group: Sequence[float], baseline: Sequence[float]) -> Test:
     return Test(statistic, p_value)
 
 
+def verdict_head(verdict: str) -> str:
+    """The verdict without its reason: 'no evidence (seeds and days disagree)' → 'no evidence'."""
+    return verdict.split(" (", 1)[0]
+
+
 def verdict(welch_statistic: float, welch_p_holm: float, dm_statistic: float, dm_p_holm: float,
             metric: str, alpha: float) -> str:
     """`better`/`worse` only when both Holm-adjusted p-values are below alpha and agree in sign.
