@@ -145,7 +145,7 @@ def compare(
     datasets = sorted(set(shown["data_name"]))
     if len(datasets) > 1:
         notes.append(f"Runs on {len(datasets)} datasets ({'; '.join(datasets)}): groups on other data than the "
-                     "baseline's get no paired test and no verdict.")
+                     "baseline's get neither test and no verdict.")
     return Comparison(
         experiment=experiment,
         experiment_id=found.experiment_id,
