@@ -96,7 +96,7 @@ SWALLOWED = textwrap.dedent("""
     del model
     print("went on", flush=True)
     try:
-        interrupts.check()  # a safe point: between trials, before a run, after an epoch
+        interrupts.check()  # a safe point: between trials, before a run, after a batch
     except KeyboardInterrupt as stop:
         print("stopped", flush=True)
         sys.exit(interrupts.exit_code(stop))
@@ -116,3 +116,25 @@ def test_a_ctrl_c_swallowed_by_a_weakref_callback_still_stops_the_process():
     assert handled.stdout.split() == ["went", "on", "stopped"]
     assert handled.returncode == 130
     assert "Exception ignored" not in handled.stderr  # said once, by the command: "interrupted"
+
+
+TWICE = textwrap.dedent("""
+    import os, signal, sys
+    from lstmlab import interrupts
+    interrupts.install()
+    os.kill(os.getpid(), signal.SIGTERM)  # the first: recorded, raised at the next check
+    print("went on", interrupts.requested(), flush=True)
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)  # the second: at once
+        print("not stopped", flush=True)
+    except KeyboardInterrupt as stop:
+        print("stopped", flush=True)
+        sys.exit(interrupts.exit_code(stop))
+""")
+
+
+def test_the_first_signal_waits_for_a_safe_point_and_the_second_stops_at_once():
+    result = subprocess.run([sys.executable, "-c", TWICE], capture_output=True, text=True)
+    assert result.stdout.split() == ["went", "on", "True", "stopped"]
+    assert result.returncode == 143
+    assert result.stderr.strip() == "lstmlab: stopping after this batch or step; send it again to stop now"

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     from lstmlab import interrupts
 
-    interrupts.install()  # Ctrl-C never lost, SIGTERM handled like it
+    interrupts.install()  # Ctrl-C acted on at safe points, never lost; SIGTERM handled like it
     show_traceback = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"
     if show_traceback:
         os.environ["LSTMLAB_DEBUG"] = "1"  # jobs (Hydra task functions) read it: raise, don't print
@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
 
         console.setup()
     try:
-        return commands[command](args) or 0
+        code = commands[command](args) or 0
+        interrupts.check()  # a Ctrl-C that came after the last safe point: the command still says so
+        return code
     except KeyboardInterrupt as stop:
         if show_traceback:
             raise

@@ -18,22 +18,6 @@ from lstmlab.errors import LstmlabError
 
 BACKENDS = ("tensorflow", "jax")
 
-# A stop asked for from outside the job: the parallel launcher turns a worker's Ctrl-C into one.
-# Training stops at the next batch boundary with KeyboardInterrupt, never halfway through a write
-# to the MLflow store or the Optuna storage (a SQLite write cut short leaves the file locked and
-# the other jobs unable to record their own ends).
-_stop_requested = False
-
-
-def request_stop(requested: bool = True) -> None:
-    global _stop_requested
-    _stop_requested = requested
-
-
-def stop_requested() -> bool:
-    return _stop_requested
-
-
 def use_backend(name: str) -> str:
     """Select the Keras backend for this process; an error if Keras already runs on another."""
     if name not in BACKENDS:

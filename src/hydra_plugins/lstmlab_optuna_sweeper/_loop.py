@@ -153,7 +153,7 @@ class StudyLoop:
         try:
             waiting_said = False
             while True:
-                interrupts.check()  # a Ctrl-C swallowed while the last trial's objects were collected
+                interrupts.check()  # a safe point: between trials
                 trials, tally = self._claim()
                 if trials:
                     waiting_said = False

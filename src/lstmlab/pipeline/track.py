@@ -6,7 +6,6 @@ Imports Keras: only `run_experiment` imports this module, after `runtime.setup` 
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -20,13 +19,10 @@ import mlflow.data
 import mlflow.keras
 from omegaconf import DictConfig, OmegaConf
 
-from lstmlab.errors import first_line
 from lstmlab.pipeline import plots
 from lstmlab.pipeline.data import Dataset, data_name, data_source
 from lstmlab.records.names import CONFIG_ARTIFACT, MODEL_NAME, SCALER_ARTIFACT
 from lstmlab.tracking.orphans import owner_tags
-
-log = logging.getLogger(__name__)
 
 
 def flatten(node: object, prefix: str = "") -> dict[str, str]:
@@ -82,12 +78,7 @@ def start_run(
             log_dataset(cfg, data)
             yield run
         except KeyboardInterrupt:
-            try:
-                mlflow.end_run("KILLED")
-            except Exception as error:  # noqa: BLE001 - the interrupt, not this, is what the user did
-                # A Ctrl-C that cut an MLflow write short can leave the store busy: the run stays
-                # RUNNING until the next lstmlab command closes it as an orphan (tracking.orphans).
-                log.warning("could not close run %s after the interrupt: %s", run.info.run_id, first_line(error))
+            mlflow.end_run("KILLED")
             raise
 
 
