@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from optuna.trial import TrialState
 
 from lstmlab.runtime import use_store
-from lstmlab.tracking.orphans import owner_tags
+from lstmlab.tracking.orphans import close_run, owner_tags
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ def end_parent(run_id: str, status: str) -> None:
 
 
 def close_orphaned_children(study: optuna.Study, parent_id: str) -> int:
-    """Mark FAILED the child runs left RUNNING by a dead worker (their trial is over in Optuna)."""
+    """Close the child runs left RUNNING by a dead worker (their trial is over in Optuna) as KILLED,
+    as tracking.orphans closes a dead process's run; their number."""
     client = MlflowClient()
     parent = client.get_run(parent_id)
     runs = client.search_runs(
@@ -74,6 +75,7 @@ def close_orphaned_children(study: optuna.Study, parent_id: str) -> int:
         if number is not None and number.isdigit() and states.get(int(number)) not in (
             TrialState.RUNNING, TrialState.WAITING, None
         ):
-            client.set_terminated(run.info.run_id, status="FAILED")
+            close_run(client, run.info.run_id, f"trial {number} ended {states[int(number)].name} in the "
+                      "study while its run was RUNNING: its worker had gone")
             closed += 1
     return closed
