@@ -67,10 +67,11 @@ def use_jax_compilation_cache() -> None:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # small ones add up
 
 
-def use_store(cfg: DictConfig) -> None:
+def use_store(cfg: DictConfig):
     """Point MLflow at `tracking.uri` and the experiment, checked writable (runs are written
-    next). Null means MLflow's default store, set explicitly: MLflow keeps the last URI set in a
-    process (a rerun, an earlier run), and a null must not inherit it."""
+    next); the experiment (an `mlflow.entities.Experiment`). Null means MLflow's default store,
+    set explicitly: MLflow keeps the last URI set in a process (a rerun, an earlier run), and a
+    null must not inherit it."""
     import mlflow
 
     from lstmlab.tracking.open import open_store
@@ -80,6 +81,7 @@ def use_store(cfg: DictConfig) -> None:
     check_store_writable(uri)  # runs are written next: a read-only store is one line, not a half run
     experiment = mlflow.set_experiment(cfg.experiment)
     check_artifacts_writable(experiment.artifact_location)
+    return experiment
 
 
 def check_store(cfg: DictConfig) -> None:

@@ -77,11 +77,11 @@ def run_study(sweeper: LstmlabOptunaSweeper, arguments: list[str]) -> list[list[
     lock = StudyLock(url, sweeper.study_name)
     with lock:
         storage = open_storage(url, sweeper.heartbeat_interval)
-        use_store(sweeper.config.tracking)  # a read-only store: before the study
+        experiment = use_store(sweeper.config.tracking)  # a read-only store: before the study
         study = open_study(storage, sweeper.study_name, sampler.make())
         identity.check_data(study, fingerprint, redact(url))
         _remember_setup(study, space)
-        parent_id = parent.parent_run(study, sweeper.config.tracking, redact(url))
+        parent_id = parent.parent_run(study, experiment, redact(url))
     loop = StudyLoop(sweeper, study, storage, lock, space, sampler, pruner, n_trials, url,
                      parent_id)
     return loop.run()

@@ -11,10 +11,9 @@ import logging
 import mlflow
 import optuna
 from mlflow import MlflowClient
-from omegaconf import DictConfig
+from mlflow.entities import Experiment
 from optuna.trial import TrialState
 
-from lstmlab.runtime import use_store
 from lstmlab.tracking.orphans import close_run, owner_tags
 
 log = logging.getLogger(__name__)
@@ -22,14 +21,14 @@ log = logging.getLogger(__name__)
 PARENT_ATTR = "mlflow_parent_run_id"
 
 
-def parent_run(study: optuna.Study, tracking: DictConfig, storage: str) -> str:
-    """The study's parent run, created on the first sweep; marked RUNNING while a sweep runs.
+def parent_run(study: optuna.Study, experiment: Experiment, storage: str) -> str:
+    """The study's parent run in `experiment` (runtime.use_store's), created on the first sweep;
+    marked RUNNING while a sweep runs.
 
     Call it under the study lock, so that workers starting together create one parent.
     """
-    use_store(tracking)
     client = MlflowClient()
-    experiment_id = mlflow.get_experiment_by_name(tracking.experiment).experiment_id
+    experiment_id = experiment.experiment_id
     run_id = study.user_attrs.get(PARENT_ATTR)
     if run_id is not None:
         try:
@@ -43,7 +42,7 @@ def parent_run(study: optuna.Study, tracking: DictConfig, storage: str) -> str:
                 client.set_tag(run_id, key, value)
             return run_id
         log.info(f"[sweep {study.study_name}] the study's MLflow parent run {run_id} is not in "
-              f"experiment {tracking.experiment!r} of this store; starting a new parent run")
+              f"experiment {experiment.name!r} of this store; starting a new parent run")
     run = client.create_run(
         experiment_id,
         run_name=study.study_name,

@@ -22,8 +22,6 @@ from lstmlab.errors import LstmlabError
 
 log = logging.getLogger(__name__)
 
-_ready: set[str] = set()  # stores (SQLite files, other URIs) this process has opened
-
 
 def sqlite_file(uri: str) -> Path | None:
     """The database file of a `sqlite:///` URI; None for any other store (or in-memory)."""
@@ -41,23 +39,19 @@ def sqlite_file(uri: str) -> Path | None:
 
 
 def ensure_schema(uri: str) -> None:
-    """Create (or check) the store's schema once per process; serialized across processes."""
+    """Create (or check) the store's schema (open_store calls it once per store and process);
+    serialized across processes."""
     from mlflow import MlflowClient
 
     path = sqlite_file(uri)
-    key = str(path) if path is not None else uri  # a relative path names another file elsewhere
-    if key in _ready:
-        return
     if path is None:
         MlflowClient(uri)  # other stores: MLflow's own setup (a server, a database it locks)
-        _ready.add(key)
         return
     with _file_lock(path):
         try:
             MlflowClient(uri)  # creates the tables of a new store, checks those of an old one
         except Exception as error:  # noqa: BLE001 - sorted below: unusable, half-made, or a bug
             _recover(path, uri, error)
-    _ready.add(key)
 
 
 @contextlib.contextmanager
