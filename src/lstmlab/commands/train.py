@@ -57,16 +57,15 @@ def _show(run_id: str, hydra_cfg: DictConfig, multirun: bool, trial: bool) -> No
     from lstmlab.commands import summary
     from lstmlab.records.summary import summarize
 
-    result = summarize(run_id)
     if not multirun:
-        print(summary.full(result), flush=True)
+        print(summary.full(summarize(run_id)), flush=True)
         return
     # a trial's folder is named after its trial number (conf/train.yaml, hydra.sweep.subdir)
     number = int(Path(hydra_cfg.runtime.output_dir).name) if trial else int(hydra_cfg.job.num)
     job = f"trial {number}" if trial else str(number)
     summary.record_job(hydra_cfg.runtime.output_dir, job, number, run_id, mlflow.get_tracking_uri())
-    if not trial:
-        print(summary.compact(result, job), flush=True)
+    if not trial:  # the sweeper prints a trial's line: no summary to read back
+        print(summary.compact(summarize(run_id), job), flush=True)
 
 
 def launch(args: list[str], config_path: str) -> int:
