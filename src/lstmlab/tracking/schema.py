@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from lstmlab.errors import LstmlabError
+from lstmlab.errors import LstmlabError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _recover(path: Path, uri: str, error: BaseException) -> None:
     """Re-create a half-made store that holds no run; otherwise one line saying what to do."""
     from mlflow import MlflowClient
 
-    reason = _first_line(error)
+    reason = first_line(error)
     if _unwritable(reason):
         raise LstmlabError(f"cannot write the MLflow store {path}: {reason}; check the permissions of "
                            "the file and its folder, or choose another tracking.uri") from None
@@ -129,8 +129,3 @@ def _drop_tables(path: Path, tables: set[str]) -> None:
             if not table.startswith("sqlite_"):
                 db.execute(f'DROP TABLE IF EXISTS "{table}"')
         db.commit()
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
