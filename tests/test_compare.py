@@ -23,7 +23,8 @@ from conftest import tiny_config
 from lstmlab.cli import main as cli_main
 from lstmlab.comparison import paired
 from lstmlab.comparison.compare import compare
-from lstmlab.comparison.predictions import CACHE_DIR
+from lstmlab.comparison.predictions import default_cache
+from lstmlab.errors import LstmlabError
 from lstmlab.records.names import FINAL_METRICS
 
 # val_rmse per seed 1, 2, 3, ... of each variant; the verdicts are known in advance.
@@ -445,25 +446,63 @@ def test_by_default_only_runs_on_the_baselines_data_and_evaluation_and_the_notes
     assert set(walk.runs["run_id"]) == set(ids["walk_forward"]) and walk.evaluation == "walk_forward (folds=5)"
 
 
-def test_all_keeps_other_data_without_a_verdict_and_refuses_to_mix_evaluations(known_store, capsys):
+def test_data_go_by_the_name_the_mlflow_ui_shows_and_a_csvs_file_name_finds_them_too():
+    from omegaconf import OmegaConf
+
+    from lstmlab.pipeline.data import data_name
+    from lstmlab.records.summary import summarize
+
+    store = Store()  # this test's own store
+    on_csv = {"tags": {"data_sha256": "c" * 64}, "params": {"data.source": "csv", "data.path": "/data/prices.csv"}}
+    ids = [store.log(v, s, final_metrics(1.0 + s / 10, s), errors=shocks(s), **on_csv)
+           for v in ("baseline", "tanh") for s in (1, 2)]
+    store.log("baseline", 1, final_metrics(1.0, 1), errors=shocks(1))  # on sp500, the latest baseline
+    logged_as = data_name(OmegaConf.create(on_csv["params"] | {"source": "csv", "path": "/data/prices.csv"}))
+    assert logged_as == summarize(ids[0]).data == "csv-prices"  # the dataset input's name, the summary's
+    assert "Left out 4 runs on other data (csv-prices cccccccc: 4)" in " ".join(compare().notes)
+    for data in ("csv-prices", "CSV-Prices", "prices.csv", "prices", "/elsewhere/prices.csv", "cccc"):
+        result = compare(data=data)
+        assert set(result.runs["run_id"]) == set(ids) and result.data == "csv-prices cccccccc", data
+    with pytest.raises(LstmlabError, match=r"--data 'volumes.csv' matches no run's data.*csv-prices cccccccc"):
+        compare(data="volumes.csv")
+
+
+def test_all_keeps_other_data_without_a_verdict_but_only_the_baselines_evaluation(known_store, capsys):
     ids = known_store["ids"]
-    both = compare(include_all=True, filter_string="attributes.run_name != 'baseline-wf'")
+    both = compare(include_all=True)
     shown = set(both.runs["run_id"])
     assert set(ids["other_data"]) <= shown and not shown & set(ids["walk_forward"])
     groups = both.groups.set_index("group")
     assert groups.loc["baseline (data=synthetic)", "verdict"] == "no verdict (other data: no common test days)"
     assert groups.loc["baseline (data=sp500)", "baseline_group"]
-    assert both.data.startswith("mixed")
+    assert both.data.startswith("mixed") and both.evaluation == "holdout"
+    assert both.notes[0] == ("Left out 2 runs evaluated otherwise (walk_forward (folds=5): 2). Compare them with "
+                             "--filter \"params.evaluation.name = 'walk_forward'\" (the baseline is then taken among "
+                             "them) or --baseline RUN_ID on that evaluation.")
+    assert not any(note.startswith("Left out") and "other data" in note for note in both.notes)
+    assert cli_main(["compare", "--all"]) == 0 and "baseline (data=synthetic)" in capsys.readouterr().out
 
-    for args in (["--all"], ["--all", "--baseline", ids["walk_forward"][0]]):
-        assert cli_main(["compare", *args]) == 2
-        err = capsys.readouterr().err
-        assert "a compare across different evaluations (holdout vs walk_forward (folds=5))" in err
-        assert err.count("\n") == 1
+    walk = compare(include_all=True, baseline=ids["walk_forward"][0])  # its evaluation, every dataset
+    assert set(walk.runs["run_id"]) == set(ids["walk_forward"]) and walk.evaluation == "walk_forward (folds=5)"
+    holdout = int((both.runs["evaluation"] == "holdout").sum())
+    assert f"Left out {holdout} runs evaluated otherwise (holdout: {holdout})" in " ".join(walk.notes)
     assert cli_main(["compare", "--data", "synthetic", "--baseline", ids["baseline"][0]]) == 2
     assert "is on data sp500 dddddddd, not on --data 'synthetic'" in capsys.readouterr().err
     assert cli_main(["compare", "--data", "nowhere"]) == 2
     assert "--data 'nowhere' matches no run's data" in capsys.readouterr().err
+
+
+def test_groups_on_other_data_get_neither_test_and_leave_the_holm_correction_of_the_others_alone(known_store):
+    both = compare(include_all=True)
+    other = both.groups[both.groups["verdict"] == "no verdict (other data: no common test days)"]
+    assert sorted(other["group"]) == ["baseline (data=synthetic)", "tanh"]
+    assert other[["t_statistic", "p_value", "welch_p_holm", "dm_stat", "dm_p", "dm_p_holm"]].isna().all().all()
+    same = both.groups.drop(other.index)
+    same = same.assign(group=same["group"].str.replace(" (data=sp500)", "", regex=False)).set_index("group")
+    alone = compare().groups.set_index("group")
+    assert sorted(same.index) == sorted(alone.index)
+    for column in ("p_value", "welch_p_holm", "dm_p", "dm_p_holm", "verdict"):
+        assert same[column].equals(alone.loc[same.index, column]), column
 
 
 def test_the_compare_logs_a_report_run_that_later_compares_leave_out(known_store, project_dir, capsys):
@@ -493,16 +532,31 @@ def test_the_compare_logs_a_report_run_that_later_compares_leave_out(known_store
     assert again.baseline_run_id == known_store["ids"]["baseline"][-1]
 
 
-def test_predictions_are_downloaded_once_into_the_cache(known_store, tmp_path):
+def test_predictions_are_downloaded_once_into_the_users_cache(known_store, tmp_path, monkeypatch):
     ids = known_store["ids"]
-    compare(cache=tmp_path)
-    cached = {p.parent.name for p in tmp_path.glob("*/predictions.csv")}
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cache = tmp_path / "xdg" / "lstmlab" / "predictions"
+    compare()
+    cached = {p.parent.name for p in cache.glob("*/predictions.csv")}
     assert set(ids["baseline"]) | set(ids["better"]) <= cached
-    assert not set(ids["trials"]) & cached and not list(tmp_path.glob(".*"))  # trials have none; no partial left
-    before = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/predictions.csv")}
-    compare(cache=tmp_path)
-    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/predictions.csv")} == before
-    assert CACHE_DIR.name == "lstmlab-predictions"
+    assert not set(ids["trials"]) & cached and not list(cache.glob(".*"))  # trials have none; no partial left
+    assert {p.parent.name for p in cache.glob("*/none")} == set(ids["trials"])  # and that is remembered
+    before = {p: p.stat().st_mtime_ns for p in cache.glob("*/*")}
+    compare()
+    assert {p: p.stat().st_mtime_ns for p in cache.glob("*/*")} == before
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache() == tmp_path / "home" / ".cache" / "lstmlab" / "predictions"
+
+
+def test_a_cache_that_cannot_be_written_costs_the_copy_not_the_verdicts(known_store, tmp_path):
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("where the cache folder would go")
+    result = compare(cache=in_the_way / "predictions")
+    groups = result.groups.set_index("group")
+    assert {variant: groups.loc[variant, "verdict"] for variant in VERDICTS} == VERDICTS
+    assert groups.loc["better", "paired_days"] == len(DAYS)
+    assert in_the_way.read_text() == "where the cache folder would go"
 
 
 def overlaps(boxes: list) -> list[tuple[int, int]]:

@@ -1,11 +1,18 @@
-"""Where lstmlab finds its configs and writes its reports (a leaf module: imports nothing of ours)."""
+"""Where lstmlab finds its configs, writes its reports and keeps its caches (a leaf module: imports
+nothing of ours)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 # Compare reports, relative to the working directory like Hydra's output folders (DESIGN.md).
 REPORTS_DIR = Path("experiments") / "reports"
+
+
+def cache_home() -> Path:
+    """lstmlab's folder in the user's cache: $XDG_CACHE_HOME/lstmlab, else ~/.cache/lstmlab."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lstmlab"
 
 
 def config_dir() -> str:

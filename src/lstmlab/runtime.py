@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from lstmlab import console
 from lstmlab.errors import LstmlabError
+from lstmlab.paths import cache_home
 
 BACKENDS = ("tensorflow", "jax")
 
@@ -62,8 +63,7 @@ def use_jax_compilation_cache() -> None:
     loads it instead. The programs are the same, so are the results.
     Off with JAX_ENABLE_COMPILATION_CACHE=false.
     """
-    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(cache_home, "lstmlab", "jax"))
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_home() / "jax"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # small ones add up
 
 

@@ -25,10 +25,10 @@ def parser() -> argparse.ArgumentParser:
                         help="baseline run, its id or a unique prefix (default: the latest run tagged baseline=true, "
                              "on --data when given)")
     parser.add_argument("--data", metavar="SHA_PREFIX|NAME",
-                        help="runs on this data: a data_sha256 prefix, or sp500, synthetic, a CSV's file name "
-                             "(default: the baseline's data)")
+                        help="runs on this data: a data_sha256 prefix, or its name in the MLflow UI (sp500, synthetic, "
+                             "csv-<file stem>; a CSV's file name works too) (default: the baseline's data)")
     parser.add_argument("--all", dest="include_all", action="store_true",
-                        help="keep runs on other data and evaluations too (groups on other data get no verdict)")
+                        help="keep runs on other data too (their groups get no verdict); the evaluation stays the baseline's")
     parser.add_argument("--sweep", metavar="RUN_ID|STUDY", help="only the trials of one sweep: its parent run id or study name")
     parser.add_argument("--metric", default="val_rmse", choices=FINAL_METRICS,
                         help="sort and test across seeds on this metric (default: val_rmse)")
@@ -58,8 +58,8 @@ def main(args: list[str]) -> int:
         include_all=options.include_all,
     )
     print(render_text(comparison))
-    folder = write_report(comparison)
-    run_id = log_report_run(comparison, folder)
+    folder, markdown = write_report(comparison)
+    run_id = log_report_run(comparison, folder, markdown)
     print(f"\nReport: {folder}/ (runs.csv, groups.csv, report.md, chart.png)")
     print(f"In MLflow: run compare-{folder.name} ({run_id}) in experiment {comparison.experiment!r}")
     return 0

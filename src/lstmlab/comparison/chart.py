@@ -11,27 +11,28 @@ import textwrap
 from pathlib import Path
 
 from lstmlab.comparison.compare import Comparison
+from lstmlab.comparison.stats import verdict_head
 
 LABEL_WIDTH = 28  # characters per line of a group label (a longer word stays whole; the figure widens)
 TITLE_SIZE = 12  # points
 
 
 def figure(comparison: Comparison):
-    """The drawn matplotlib figure (Agg); `plot` saves it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The drawn matplotlib figure, on an Agg canvas of its own (no pyplot: no global backend,
+    no figure manager to close); `plot` saves it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     groups, runs, m = comparison.groups, comparison.runs, comparison.metric
     colors = {"baseline": "grey", "better": "tab:green", "worse": "tab:red"}
-    verdicts = groups["verdict"].str.split(" (", regex=False).str[0]
+    verdicts = groups["verdict"].map(verdict_head)
     labels = [textwrap.fill(f"{g} [{v}]", LABEL_WIDTH, break_long_words=False) for g, v in zip(groups["group"], verdicts)]
     lines = sum(label.count("\n") + 1 for label in labels)
     y = list(range(len(groups)))
     longest = max(len(line) for label in labels for line in label.splitlines())
-    fig, axes = plt.subplots(1, 3, figsize=(12 + 0.07 * longest, 2.2 + 0.3 * lines + 0.15 * len(groups)),
-                             sharey=True, layout="constrained")
+    fig = Figure(figsize=(12 + 0.07 * longest, 2.2 + 0.3 * lines + 0.15 * len(groups)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3, sharey=True)
     bar_colors = [colors.get(v, "tab:blue") for v in verdicts]
     for ax, name in zip((axes[0], axes[2]), (m, "test_skill")):
         ax.barh(y, groups[f"{name}_mean"], xerr=groups[f"{name}_sd"].fillna(0), color=bar_colors, alpha=0.6, capsize=3)
@@ -67,8 +68,4 @@ def figure(comparison: Comparison):
 
 
 def plot(comparison: Comparison, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig = figure(comparison)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    figure(comparison).savefig(path, dpi=100)

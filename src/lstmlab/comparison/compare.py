@@ -4,8 +4,8 @@ Which runs: every FINISHED run of the experiment that has the compared metric, n
 `--sweep` (the children of one parent run) and/or `--filter` (an MLflow filter string); sweep
 parents, pruned trials and compare's own report runs are left out (comparison.selection). The
 baseline is the latest FINISHED run tagged `baseline=true` (on `--data` when given; within the
-selection when it holds one), or the run given with `--baseline`. Then only runs on the
-baseline's data and evaluation setup stay, unless `--all` (comparison.scope). Seed groups:
+selection when it holds one), or the run given with `--baseline`. Then only runs evaluated like
+the baseline stay, and only those on its data unless `--all` (comparison.scope). Seed groups:
 comparison.groups; their tests and verdicts: comparison.verdicts.
 
 Reads MLflow, pandas and each run's predictions.csv: no TensorFlow/Keras import.
@@ -19,13 +19,12 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from lstmlab.comparison import stats
-from lstmlab.comparison.defaults import TRAIN_SEEDS
+from lstmlab.comparison.defaults import ALPHA, TRAIN_SEEDS
 from lstmlab.comparison.groups import group_keys, group_labels, group_table, run_table
-from lstmlab.comparison.predictions import CACHE_DIR, read_all
+from lstmlab.comparison.predictions import read_all
 from lstmlab.comparison.scope import (
-    DATA_TAG,
-    check_one_evaluation,
+    DATA_COLUMN,
+    count,
     data_names,
     evaluation_keys,
     left_out_notes,
@@ -43,6 +42,7 @@ class Comparison:
     """Everything compare found: the runs, the seed groups, and how they were chosen."""
 
     experiment: str
+    experiment_id: str
     store: str
     metric: str
     alpha: float
@@ -68,13 +68,14 @@ def compare(
     sweep: str | None = None,
     metric: str = "val_rmse",
     filter_string: str | None = None,
-    alpha: float = stats.ALPHA,
+    alpha: float = ALPHA,
     data: str | None = None,
     include_all: bool = False,
-    cache: Path = CACHE_DIR,
+    cache: Path | None = None,
 ) -> Comparison:
     """Runs of `experiment` (narrowed by `sweep` / `filter_string` / `data`) against the baseline,
-    on the baseline's data and evaluation only unless `include_all`."""
+    on the baseline's evaluation, and on its data unless `include_all`. `cache`: where the runs'
+    predictions are kept (default: comparison.predictions.default_cache())."""
     if metric not in FINAL_METRICS:
         raise LstmlabError(f"--metric {metric!r} is not a final metric; use one of {', '.join(FINAL_METRICS)}")
     if not 0 < alpha < 1:
@@ -121,15 +122,14 @@ def compare(
         raise LstmlabError(f"--baseline {baseline} is on data {base['data_name']}, not on --data {data!r}")
     base_key = base["group_key"]
 
-    if include_all:
-        in_scope = on
-    else:
-        same_data = runs[DATA_TAG].eq(base[DATA_TAG]) if DATA_TAG in runs else pd.Series(True, index=runs.index)
-        in_scope = on & same_data.fillna(False) & runs["evaluation"].eq(base["evaluation"])
+    # No paired test spans two evaluations (other test days, or other models for them): never
+    # mixed. Other data only with --all, and then without a verdict (comparison.verdicts).
+    same_evaluation = runs["evaluation"].eq(base["evaluation"])
+    if not include_all and DATA_COLUMN in runs:
+        on = on & runs[DATA_COLUMN].eq(base[DATA_COLUMN]).fillna(False)
     in_selection = runs["run_id"].isin(selected)
-    notes = left_out_notes(runs[in_selection], in_scope[in_selection], data_note=not data)
-    shown = runs[(in_selection & in_scope) | (runs["group_key"] == base_key)].copy()
-    check_one_evaluation(shown)
+    notes = left_out_notes(runs[in_selection], on[in_selection], same_evaluation[in_selection], data_note=not data)
+    shown = runs[(in_selection & on & same_evaluation) | (runs["group_key"] == base_key)].copy()
     labels = group_labels(shown)
     shown["group"] = shown["group_key"].map(labels)
     predictions = read_all(shown["run_id"], cache)
@@ -145,21 +145,19 @@ def compare(
     datasets = sorted(set(shown["data_name"]))
     if len(datasets) > 1:
         notes.append(f"Runs on {len(datasets)} datasets ({'; '.join(datasets)}): groups on other data than the "
-                     "baseline's get no paired test and no verdict.")
+                     "baseline's get neither test and no verdict.")
     return Comparison(
         experiment=experiment,
+        experiment_id=found.experiment_id,
         store=store,
         metric=metric,
         alpha=alpha,
         baseline_run_id=str(base["run_id"]),
         runs=run_table(shown, base, metric),
         groups=group_table(shown, base_key, metric, alpha, predictions),
-        selection=" and ".join(words) or ("all runs" if include_all else "runs like the baseline's"),
+        selection=" and ".join(words) or ("runs evaluated like the baseline's" if include_all else "runs like the baseline's"),
         data=base["data_name"] if len(datasets) == 1 else f"mixed: {'; '.join(datasets)}",
         evaluation=str(base["evaluation"]),
         notes=notes,
     )
 
-
-def count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -8,8 +8,8 @@ import math
 import pandas as pd
 
 from lstmlab.comparison import stats
-from lstmlab.comparison.scope import data_names
-from lstmlab.comparison.selection import FINGERPRINT_TAG, NOT_CONFIGURING
+from lstmlab.comparison.scope import DATA_COLUMN, bare_names
+from lstmlab.comparison.selection import NOT_CONFIGURING
 from lstmlab.comparison.verdicts import judge
 from lstmlab.records.names import FINAL_METRICS
 
@@ -17,8 +17,8 @@ from lstmlab.records.names import FINAL_METRICS
 def group_keys(runs: pd.DataFrame) -> pd.Series:
     """Equal keys ⇔ equal configuration but for the seed, and the same data."""
     columns = sorted(c for c in runs.columns if c.startswith("params.") and c[len("params."):] not in NOT_CONFIGURING)
-    if FINGERPRINT_TAG in runs:
-        columns.append(FINGERPRINT_TAG)
+    if DATA_COLUMN in runs:
+        columns.append(DATA_COLUMN)
     return runs[columns].astype("string").fillna("<unset>").apply(tuple, axis=1)
 
 
@@ -58,15 +58,15 @@ def _label_values(rows: pd.DataFrame) -> pd.DataFrame:
     columns = [  # `_target_` only repeats the class a `name` param already tells
         c for c in sorted(rows.columns)
         if (c.startswith("params.") and c[len("params."):] not in NOT_CONFIGURING and not c.endswith("._target_"))
-        or c == FINGERPRINT_TAG
+        or c == DATA_COLUMN
     ]
     text = rows[columns].astype("string").fillna("<unset>")
-    if FINGERPRINT_TAG in text:  # the data's name; with its fingerprint when two datasets share a name
-        names = data_names(rows)
-        short = names.str.rsplit(" ", n=1).str[0]
-        text[FINGERPRINT_TAG] = short if short.nunique() == names.nunique() else names.str.replace(" ", ":", regex=False)
+    if DATA_COLUMN in text:  # the data's name; with its fingerprint when two datasets share a name
+        names = rows["data_name"]
+        short = bare_names(names)
+        text[DATA_COLUMN] = short if short.nunique() == names.nunique() else names.str.replace(" ", ":", regex=False)
     text = text.loc[:, text.nunique() > 1]
-    full = {c: "data" if c == FINGERPRINT_TAG else c[len("params."):] for c in text.columns}
+    full = {c: "data" if c == DATA_COLUMN else c[len("params."):] for c in text.columns}
     last = {c: name.rsplit(".", 1)[-1] for c, name in full.items()}
     clash = {n for n in last.values() if list(last.values()).count(n) > 1}
     text.columns = [last[c] if last[c] not in clash else full[c] for c in text.columns]

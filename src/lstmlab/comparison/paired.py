@@ -129,7 +129,3 @@ def effect_interval(
     low, high = np.quantile(np.sqrt(ratios) - 1, [(1 - level) / 2, (1 + level) / 2])
     return estimate, float(low), float(high)
 
-
-def loss_differential(errors: np.ndarray, base_errors: np.ndarray) -> np.ndarray:
-    """d_t from squared errors shaped (seeds, days): mean over seeds, group minus baseline."""
-    return np.mean(errors, axis=0) - np.mean(base_errors, axis=0)

@@ -1,8 +1,9 @@
 """Each run's test predictions (its `predictions.csv` artifact), downloaded once and cached by run id.
 
-A finished run's artifacts do not change, so a copy kept under the temp dir
-(`$TMPDIR/lstmlab-predictions/<run_id>/`) serves every later compare; a store on a remote
-server is then read once per run, not once per compare.
+A finished run's artifacts do not change, so a copy kept in the user's cache
+(`~/.cache/lstmlab/predictions/<run_id>/`, under `$XDG_CACHE_HOME` when set) serves every later
+compare; a store on a remote server is then read once per run, not once per compare. A cache
+that cannot be written costs the copy, not the predictions: they are read from a temporary folder.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import mlflow
@@ -20,52 +22,75 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-# A progress bar per small artifact is noise on a command's output (as in records.store).
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+from lstmlab.errors import LstmlabError, first_line
+from lstmlab.paths import cache_home
+from lstmlab.records.names import PREDICTIONS_ARTIFACT
 
-PREDICTIONS_ARTIFACT = "predictions.csv"
-CACHE_DIR = Path(tempfile.gettempdir()) / "lstmlab-predictions"
+ABSENT = "none"  # an empty file in a run's cache folder: the run has no predictions.csv
 # Downloads wait on the store (disk or network), not the CPU: a few threads overlap them.
 DOWNLOAD_THREADS = 8
 
 
-def predictions_path(run_id: str, cache: Path = CACHE_DIR) -> Path | None:
-    """The run's predictions.csv on local disk (downloaded on first use); None when it has none.
+def default_cache() -> Path:
+    return cache_home() / "predictions"
 
-    A run without one is remembered too (an empty `none` file): a finished run never gains it.
-    """
-    target, absent = cache / run_id / PREDICTIONS_ARTIFACT, cache / run_id / "none"
-    if target.exists():
-        return target
+
+def read_predictions(run_id: str, cache: Path) -> pd.DataFrame | None:
+    """Date-indexed `actual` and `predicted` (and `fold` with walk-forward); None when the run's
+    artifacts hold no predictions.csv (remembered: a finished run never gains one)."""
+    kept, absent = cache / run_id / PREDICTIONS_ARTIFACT, cache / run_id / ABSENT
+    if kept.exists():
+        return _table(kept)
     if absent.exists():
         return None
-    partial = cache / f".{run_id}-{os.getpid()}-{threading.get_ident()}"  # renamed when whole: no half file cached
+    with _scratch(cache, run_id) as folder:
+        path = _download(run_id, folder)
+        if path is None:
+            with suppress(OSError):
+                absent.parent.mkdir(parents=True, exist_ok=True)
+                absent.touch()
+            return None
+        with suppress(OSError):  # kept whole or not at all (a rename); unkept, it is read where it is
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, kept)
+            path = kept
+        return _table(path)
+
+
+@contextmanager
+def _scratch(cache: Path, run_id: str) -> Iterator[Path]:
+    """A download folder inside the cache (renamed from there: no half file is ever cached), or a
+    temporary one where the cache cannot be written (read-only, a file in its way)."""
+    folder = cache / f".{run_id}-{os.getpid()}-{threading.get_ident()}"
     try:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=PREDICTIONS_ARTIFACT, dst_path=str(partial))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
-        return target
-    except (MlflowException, OSError):
-        if _listed_without_predictions(run_id):  # not a passing failure of the store: remember
-            absent.parent.mkdir(parents=True, exist_ok=True)
-            absent.touch()
-        return None
+        folder.mkdir(parents=True)
+    except OSError:
+        with tempfile.TemporaryDirectory(prefix="lstmlab-predictions-") as temporary:
+            yield Path(temporary)
+        return
+    try:
+        yield folder
     finally:
-        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def _listed_without_predictions(run_id: str) -> bool:
+def _download(run_id: str, folder: Path) -> Path | None:
+    """The run's predictions.csv downloaded into `folder`; None only when its artifact listing
+    has none. Any other failure is the store's, said in one line."""
     try:
-        return PREDICTIONS_ARTIFACT not in {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
-    except (MlflowException, OSError):
-        return False
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=PREDICTIONS_ARTIFACT,
+                                                        dst_path=str(folder)))
+    except (MlflowException, OSError) as error:
+        try:
+            listed = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
+        except (MlflowException, OSError):
+            listed = {PREDICTIONS_ARTIFACT}  # unknown: not a run without predictions
+        if PREDICTIONS_ARTIFACT not in listed:
+            return None
+        raise LstmlabError(f"cannot read the {PREDICTIONS_ARTIFACT} of run {run_id}: {first_line(error)}") from None
 
 
-def read_predictions(run_id: str, cache: Path = CACHE_DIR) -> pd.DataFrame | None:
-    """Date-indexed `actual` and `predicted` (and `fold` with walk-forward); None without the artifact."""
-    path = predictions_path(run_id, cache)
-    if path is None:
-        return None
+def _table(path: Path) -> pd.DataFrame | None:
     table = pd.read_csv(path)
     if not {"date", "actual", "predicted"} <= set(table.columns):
         return None
@@ -73,13 +98,14 @@ def read_predictions(run_id: str, cache: Path = CACHE_DIR) -> pd.DataFrame | Non
     return table.set_index("date").sort_index()
 
 
-def read_all(run_ids: Iterable[str], cache: Path = CACHE_DIR) -> dict[str, pd.DataFrame | None]:
+def read_all(run_ids: Iterable[str], cache: Path | None = None) -> dict[str, pd.DataFrame | None]:
+    """`read_predictions` of each run, a few downloads at a time; `cache`: default_cache()."""
+    cache = cache or default_cache()
     ids = list(dict.fromkeys(run_ids))
     with ThreadPoolExecutor(DOWNLOAD_THREADS) as pool:
         return dict(zip(ids, pool.map(lambda run_id: read_predictions(run_id, cache), ids)))
 
 
-def squared_errors(tables: list[pd.DataFrame]) -> pd.DataFrame:
-    """One column per run, one row per test day all of them predicted: (actual − predicted)²."""
-    columns = [((t["actual"] - t["predicted"]) ** 2).groupby(level=0).last() for t in tables]
-    return pd.concat(columns, axis=1, join="inner").astype(np.float64)
+def squared_errors(table: pd.DataFrame) -> pd.Series:
+    """A run's (actual − predicted)² per test day, from its `read_predictions` table."""
+    return ((table["actual"] - table["predicted"]) ** 2).groupby(level=0).last().astype(np.float64)

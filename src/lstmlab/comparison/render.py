@@ -6,7 +6,9 @@ import textwrap
 
 import pandas as pd
 
-from lstmlab.comparison.compare import Comparison, count
+from lstmlab.comparison.compare import Comparison
+from lstmlab.comparison.scope import count
+from lstmlab.comparison.stats import verdict_head
 
 WIDTH = 120  # the terminal output's widest line
 MAX_GROUP = 30  # characters of a group label in the terminal tables (full labels in the CSVs)
@@ -89,24 +91,17 @@ def terminal_group_view(comparison: Comparison) -> tuple[pd.DataFrame, list[str]
     m, g = comparison.metric, comparison.groups
     short, footnotes = [], []
     for label, verdict in zip(g["group"], g["verdict"]):
-        head = verdict.split(" (", 1)[0]
+        head = verdict_head(verdict)
         if head != verdict:
             footnotes.append(f"  [{len(footnotes) + 1}] {label}: {verdict}")
             head = f"{head} [{len(footnotes)}]"
         short.append(head)
-    view = pd.DataFrame(
-        {
-            "group": short_labels(g["group"]),
-            "n": g["n"].astype(str),
-            f"{m} mean ± sd": [_mean_sd(a, b) for a, b in zip(g[f"{m}_mean"], g[f"{m}_sd"])],
-            "Δ%": g[f"{m}_rel_diff"].map(_percent),
-            "p Welch*": g["welch_p_holm"].map(_p),
-            "p DM*": g["dm_p_holm"].map(_p),
-            "test RMSE Δ [95% CI]": [_interval(*v) for v in zip(g["rmse_change"], g["rmse_change_low"], g["rmse_change_high"])],
-            "verdict": short,
-            "skill": g["test_skill_mean"].map(lambda v: "—" if pd.isna(v) else f"{v:+.3f}"),
-        }
-    )
+    columns = {"group": "group", "n": "n", f"{m} mean ± sd": f"{m} mean ± sd", "Δ%": "Δ%",
+               "p Welch (Holm)": "p Welch*", "p DM (Holm)": "p DM*", "test RMSE change [95% CI]": "test RMSE Δ [95% CI]",
+               "verdict": "verdict"}  # the Markdown's columns it keeps, under the terminal's names
+    view = group_view(comparison)[list(columns)].rename(columns=columns)
+    view["group"], view["verdict"] = short_labels(g["group"]), short
+    view["skill"] = g["test_skill_mean"].map(lambda v: "—" if pd.isna(v) else f"{v:+.3f}")
     return view, footnotes
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mlflow import MlflowClient
+from mlflow.utils.validation import MAX_TAG_VAL_LENGTH as TAG_LIMIT  # MLflow refuses longer tag values
 
 from lstmlab.comparison.chart import plot
 from lstmlab.comparison.compare import Comparison
@@ -15,12 +16,12 @@ from lstmlab.comparison.selection import REPORT_TAG
 from lstmlab.paths import REPORTS_DIR
 
 STAMP = "%Y-%m-%d_%H-%M-%S"
-TAG_LIMIT = 8000  # MLflow refuses longer tag values (mlflow.utils.validation.MAX_TAG_VAL_LENGTH)
 MORE = "\n\n… the whole report is the run's report.md artifact."
 
 
-def write_report(comparison: Comparison, root: Path = REPORTS_DIR) -> Path:
-    """runs.csv, groups.csv, report.md and chart.png in a new `root/<timestamp>/` folder."""
+def write_report(comparison: Comparison, root: Path = REPORTS_DIR) -> tuple[Path, str]:
+    """runs.csv, groups.csv, report.md and chart.png in a new `root/<timestamp>/` folder; the
+    folder and the report's Markdown."""
     stamp = datetime.now().strftime(STAMP)
     folder, n = root / stamp, 1
     while folder.exists():  # two compares within one second
@@ -29,9 +30,10 @@ def write_report(comparison: Comparison, root: Path = REPORTS_DIR) -> Path:
     folder.mkdir(parents=True)
     comparison.runs.to_csv(folder / "runs.csv", index=False)
     comparison.groups.to_csv(folder / "groups.csv", index=False)
-    (folder / "report.md").write_text(render_markdown(comparison), encoding="utf-8")
+    markdown = render_markdown(comparison)
+    (folder / "report.md").write_text(markdown, encoding="utf-8")
     plot(comparison, folder / "chart.png")
-    return folder
+    return folder, markdown
 
 
 def description(markdown: str) -> str:
@@ -39,15 +41,15 @@ def description(markdown: str) -> str:
     return markdown if len(markdown) <= TAG_LIMIT else markdown[: TAG_LIMIT - len(MORE)] + MORE
 
 
-def log_report_run(comparison: Comparison, folder: Path) -> str:
-    """A run named `compare-<timestamp>` in the compared experiment holding the report's files.
+def log_report_run(comparison: Comparison, folder: Path, markdown: str) -> str:
+    """A run named `compare-<timestamp>` in the compared experiment holding the report's files
+    (`folder` and `markdown` from write_report).
 
     Its tags say what it compared, so the MLflow UI shows the verdict beside the runs; the
     `lstmlab.report` tag keeps it out of every later compare. It ends FINISHED, or FAILED if the
     upload fails: never RUNNING.
     """
     client = MlflowClient()
-    experiment = client.get_experiment_by_name(comparison.experiment)
     groups = comparison.groups
     verdicts = groups.loc[~groups["baseline_group"], ["group", "verdict"]]
     tags = {
@@ -57,13 +59,14 @@ def log_report_run(comparison: Comparison, folder: Path) -> str:
         "compare.alpha": f"{comparison.alpha:g}",
         "compare.data": comparison.data,
         "compare.evaluation": comparison.evaluation,
-        "compare.selection": comparison.selection[:5000],
+        "compare.selection": comparison.selection,
         "compare.better": ", ".join(verdicts.loc[verdicts["verdict"] == "better", "group"]) or "none",
         "compare.worse": ", ".join(verdicts.loc[verdicts["verdict"] == "worse", "group"]) or "none",
-        "compare.naive": naive_line(comparison)[:5000],
-        "mlflow.note.content": description((folder / "report.md").read_text(encoding="utf-8")),
+        "compare.naive": naive_line(comparison),
+        "mlflow.note.content": description(markdown),
     }
-    run = client.create_run(experiment.experiment_id, run_name=f"compare-{folder.name}", tags=tags)
+    tags = {name: value[:TAG_LIMIT] for name, value in tags.items()}  # a long list of groups, a long filter
+    run = client.create_run(comparison.experiment_id, run_name=f"compare-{folder.name}", tags=tags)
     status = "FAILED"
     try:
         client.log_artifacts(run.info.run_id, str(folder))

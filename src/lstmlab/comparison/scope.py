@@ -2,8 +2,9 @@
 
 Runs on other data (another `data_sha256`) or evaluated otherwise (other `evaluation.*` params)
 forecast other days, or the same days another way: no paired test can compare them with the
-baseline. By default they are left out, and the notes say how many, on what, and how to bring
-them in (`--data`, `--filter`, `--baseline`, `--all`).
+baseline. Runs evaluated otherwise are always left out; runs on other data unless `--all` (their
+groups get no verdict). The notes say how many, on what, and how to compare them (`--data`,
+`--filter`, `--baseline`, `--all`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import pandas as pd
 
 from lstmlab.errors import LstmlabError
+from lstmlab.records.names import DATA_TAG, dataset_name
 
-DATA_TAG = "tags.data_sha256"
+DATA_COLUMN = f"tags.{DATA_TAG}"  # search_runs' column of the data fingerprint
 EVALUATION_PREFIX = "params.evaluation."
 # What a run recorded before a param existed: the default it ran with (DESIGN.md).
 PARAM_DEFAULTS = {"params.evaluation.name": "holdout", "params.data.target_transform": "none"}
@@ -38,71 +40,69 @@ def evaluation_keys(runs: pd.DataFrame) -> pd.Series:
     return runs.apply(words, axis=1) if len(runs) else pd.Series(dtype=str)
 
 
+NO_FINGERPRINT = f"(no {DATA_TAG})"
+
+
 def data_names(runs: pd.DataFrame) -> pd.Series:
-    """A reader's name for each run's data: 'sp500', 'synthetic', or the CSV's file name, with the fingerprint."""
+    """Each run's data in words: its dataset name as the MLflow UI shows it (records.names.dataset_name:
+    sp500, synthetic, csv-<file stem>) and the start of its fingerprint, e.g. 'csv-prices 3f2a1b0c'."""
     source = runs["params.data.source"] if "params.data.source" in runs else pd.Series("data", index=runs.index)
     path = runs["params.data.path"] if "params.data.path" in runs else pd.Series(None, index=runs.index, dtype=object)
-    sha = runs[DATA_TAG] if DATA_TAG in runs else pd.Series(None, index=runs.index, dtype=object)
-    names = []
-    for src, file, fingerprint in zip(source.fillna("data"), path, sha):
-        name = file.replace("\\", "/").rsplit("/", 1)[-1] if isinstance(file, str) and file not in ("None", "") else src
-        names.append(f"{name} {fingerprint[:8]}" if isinstance(fingerprint, str) else f"{name} (no data_sha256)")
+    sha = runs[DATA_COLUMN] if DATA_COLUMN in runs else pd.Series(None, index=runs.index, dtype=object)
+    names = [f"{dataset_name(src, file if isinstance(file, str) else None)} "
+             f"{fingerprint[:8] if isinstance(fingerprint, str) else NO_FINGERPRINT}"
+             for src, file, fingerprint in zip(source.fillna("data"), path, sha)]
     return pd.Series(names, index=runs.index, dtype=str)
 
 
+def bare_names(names: pd.Series) -> pd.Series:
+    """`data_names` without the fingerprint part: the dataset names alone."""
+    return names.str.removesuffix(f" {NO_FINGERPRINT}").where(names.str.endswith(NO_FINGERPRINT),
+                                                             names.str.rsplit(" ", n=1).str[0])
+
+
 def on_data(runs: pd.DataFrame, data: str) -> pd.Series:
-    """Runs on `--data`: a prefix of the data_sha256 tag, or the data's name (source or CSV file name)."""
-    sha = runs[DATA_TAG].fillna("") if DATA_TAG in runs else pd.Series("", index=runs.index)
+    """Runs on `--data`: a prefix of the data_sha256 tag, or the dataset's name as the MLflow UI
+    shows it (sp500, synthetic, csv-prices; `runs`' column data_name holds them, see data_names);
+    failing that, a CSV's file name or path (prices.csv, prices)."""
+    sha = runs[DATA_COLUMN].fillna("") if DATA_COLUMN in runs else pd.Series("", index=runs.index)
     by_sha = sha.str.startswith(data.lower()) if len(data) >= 4 else pd.Series(False, index=runs.index)
-    names = data_names(runs).str.rsplit(" ", n=1).str[0]
-    stems = names.str.rsplit(".", n=1).str[0]
-    by_name = names.str.lower().eq(data.lower()) | stems.str.lower().eq(data.lower())
-    match = by_sha | by_name
+    names = bare_names(runs["data_name"]).str.lower()
+    match = by_sha | names.eq(data.lower())
     if not match.any():
-        known = ", ".join(sorted(set(data_names(runs)))) or "none"
+        match = names.eq(dataset_name("csv", data).lower())
+    if not match.any():
+        known = ", ".join(sorted(set(runs["data_name"]))) or "none"
         raise LstmlabError(f"--data {data!r} matches no run's data (name or data_sha256 prefix); data here: {known}")
     return match
 
 
-def left_out_notes(runs: pd.DataFrame, kept: pd.Series, data_note: bool) -> list[str]:
-    """What the scope left out, counted by data and by evaluation, and how to include it."""
-    out = runs[~kept]
-    if out.empty:
-        return []
+def left_out_notes(runs: pd.DataFrame, data_kept: pd.Series, evaluation_kept: pd.Series, data_note: bool) -> list[str]:
+    """What the scope left out, counted by data (runs not `data_kept`) and by evaluation (the rest
+    not `evaluation_kept`), and how to include it."""
     notes = []
-    base_data = set(runs.loc[kept, DATA_TAG].dropna()) if DATA_TAG in runs else set()
-    other_data = out[~out[DATA_TAG].isin(base_data)] if DATA_TAG in out else out.iloc[0:0]
+    other_data = runs[~data_kept]
     if len(other_data):
-        counts = data_names(other_data).value_counts()
+        counts = other_data["data_name"].value_counts()
         listed = "; ".join(f"{name}: {n}" for name, n in counts.items())
         notes.append(
-            f"Left out {_runs(len(other_data))} on other data ({listed}). Compare them with --data NAME|SHA_PREFIX "
+            f"Left out {count(len(other_data), 'run')} on other data ({listed}). Compare them with --data NAME|SHA_PREFIX "
             "(their own baseline), or all together with --all (no paired test across data)."
-            if data_note else f"Left out {_runs(len(other_data))} on other data ({listed})."
+            if data_note else f"Left out {count(len(other_data), 'run')} on other data ({listed})."
         )
-    same_data = out.drop(other_data.index)
-    if len(same_data):
-        counts = evaluation_keys(same_data).value_counts()
+    otherwise = runs[data_kept & ~evaluation_kept]
+    if len(otherwise):
+        counts = otherwise["evaluation"].value_counts()
         listed = "; ".join(f"{name}: {n}" for name, n in counts.items())
         first = counts.index[0].split(" ", 1)[0]
         notes.append(
-            f"Left out {_runs(len(same_data))} evaluated otherwise ({listed}). Compare them with "
+            f"Left out {count(len(otherwise), 'run')} evaluated otherwise ({listed}). Compare them with "
             f"--filter \"params.evaluation.name = '{first}'\" (the baseline is then taken among them) "
             "or --baseline RUN_ID on that evaluation."
         )
     return notes
 
 
-def check_one_evaluation(runs: pd.DataFrame) -> None:
-    """A paired test needs one evaluation setup: refuse a compare that spans several, in one line."""
-    setups = sorted(set(evaluation_keys(runs)))
-    if len(setups) > 1:
-        raise LstmlabError(
-            f"a compare across different evaluations ({' vs '.join(setups)}): their test days and models differ, "
-            "so no paired test or seed group spans them; narrow with --filter \"params.evaluation.name = 'NAME'\" "
-            "or drop --all"
-        )
-
-
-def _runs(n: int) -> str:
-    return f"{n} run{'' if n == 1 else 's'}"
+def count(n: int, noun: str) -> str:
+    """'1 run', '2 runs': the counts of notes and reports."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

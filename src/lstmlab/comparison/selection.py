@@ -23,7 +23,6 @@ NOT_CONFIGURING = frozenset(
         "tracking.log_model",
     }
 )
-FINGERPRINT_TAG = "tags.data_sha256"
 # The run `lstmlab compare` logs its report in: never a run to compare.
 REPORT_TAG = "lstmlab.report"
 

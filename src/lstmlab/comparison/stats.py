@@ -16,8 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from lstmlab.comparison.defaults import ALPHA  # noqa: F401 - stats.ALPHA, the verdict's default
-
 # Every other final metric is an error (or a time): lower is better.
 HIGHER_IS_BETTER = frozenset({"test_r2", "test_directional_accuracy", "test_skill"})
 MORE_SEEDS = "train with trainer.seed=1,2,3,..."
@@ -54,6 +52,11 @@ def welch(group: Sequence[float], baseline: Sequence[float]) -> Test:
     if math.isnan(p_value):  # both groups without any spread and equal means
         return Test(statistic, p_value, "no verdict (no spread across seeds)")
     return Test(statistic, p_value)
+
+
+def verdict_head(verdict: str) -> str:
+    """The verdict without its reason: 'no evidence (seeds and days disagree)' → 'no evidence'."""
+    return verdict.split(" (", 1)[0]
 
 
 def verdict(welch_statistic: float, welch_p_holm: float, dm_statistic: float, dm_p_holm: float,

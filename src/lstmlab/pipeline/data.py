@@ -20,6 +20,7 @@ from lstmlab.errors import LstmlabError
 from lstmlab.pipeline import transform
 from lstmlab.pipeline.checks import check_data
 from lstmlab.pipeline.csv_table import match_column, read_price_csv
+from lstmlab.records.names import dataset_name
 
 if TYPE_CHECKING:  # scikit-learn takes a second to import: not before the data have been read
     from sklearn.base import TransformerMixin
@@ -56,10 +57,8 @@ class Dataset:
 
 
 def data_name(cfg: DictConfig) -> str:
-    """A short name for the data of `cfg`: sp500, synthetic, or csv-<file stem>."""
-    if cfg.source == "csv" and cfg.get("path"):
-        return f"csv-{Path(str(cfg.path)).stem}"
-    return str(cfg.source)
+    """A short name for the data of `cfg`: sp500, synthetic, or csv-<file stem> (records.names)."""
+    return dataset_name(str(cfg.source), str(cfg.path) if cfg.get("path") else None)
 
 
 def data_source(cfg: DictConfig) -> str:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.pipeline import plots
 from lstmlab.pipeline.data import Dataset, data_name, data_source
-from lstmlab.records.names import CONFIG_ARTIFACT, MODEL_NAME, SCALER_ARTIFACT
+from lstmlab.records.names import CONFIG_ARTIFACT, DATA_TAG, MODEL_NAME, PREDICTIONS_ARTIFACT, SCALER_ARTIFACT
 from lstmlab.tracking.orphans import owner_tags
 
 
@@ -53,7 +53,7 @@ def run_tags(cfg: DictConfig, data: Dataset) -> dict[str, str]:
     return {
         "variant": variant,
         "baseline": str(variant == "baseline").lower(),
-        "data_sha256": data.sha256,
+        DATA_TAG: data.sha256,
         "keras_backend": keras.backend.backend(),
     }
 
@@ -137,7 +137,7 @@ def log_results(
         (folder / CONFIG_ARTIFACT).write_text(OmegaConf.to_yaml(run_config(cfg)))
         joblib.dump({"features": data.feature_scaler, "target": data.target_scaler},
                     folder / SCALER_ARTIFACT)
-        predictions.to_csv(folder / "predictions.csv")
+        predictions.to_csv(folder / PREDICTIONS_ARTIFACT)
         title = f"{cfg.tracking.variant}: test RMSE {metrics['test_rmse']:.2f} vs naive {metrics['naive_test_rmse']:.2f}"
         if "fold" in predictions:
             title += f" (walk-forward, {predictions['fold'].nunique()} folds pooled)"

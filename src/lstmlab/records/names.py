@@ -3,7 +3,9 @@ commands read them back. No imports, so any module may use them cheaply."""
 
 CONFIG_ARTIFACT = "config.yaml"
 SCALER_ARTIFACT = "scaler.joblib"
+PREDICTIONS_ARTIFACT = "predictions.csv"
 MODEL_NAME = "model"
+DATA_TAG = "data_sha256"  # the tag holding the fingerprint of the run's data
 # Final metric names fixed by DESIGN.md: run_experiment logs them, compare and rerun read them.
 FINAL_METRICS = (
     "val_rmse",
@@ -18,7 +20,18 @@ FINAL_METRICS = (
     "train_seconds",
     "epochs_run",
 )
+
+
+def dataset_name(source: str, path: str | None = None) -> str:
+    """The name of a run's data, as its MLflow dataset input (the UI's Dataset column) shows it:
+    sp500, synthetic, or csv-<file stem> for a CSV (`path`, either separator; None or "None": unset)."""
+    if source == "csv" and path and path not in ("None", "null"):
+        file = path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+        dot = file.rfind(".")  # the stem as pathlib has it: a leading or trailing dot is no suffix
+        return f"csv-{file[:dot] if 0 < dot < len(file) - 1 else file}"
+    return source
+
+
 # `lstmlab rerun --check`: identical is expected; the margin only forgives float formatting, not a
-# different result. Here (no imports) so that `rerun --help` can name them cheaply.
+# different result. Here (no imports) so that `rerun --help` can name it cheaply.
 REL_TOLERANCE = 1e-6
-EXIT_DIFFERENT = 1

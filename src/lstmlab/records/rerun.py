@@ -16,7 +16,7 @@ import mlflow
 from omegaconf import open_dict
 
 from lstmlab.records import store as records
-from lstmlab.records.names import FINAL_METRICS, REL_TOLERANCE
+from lstmlab.records.names import DATA_TAG, FINAL_METRICS, REL_TOLERANCE
 
 # Wall-clock time differs on every run: reported, never checked.
 TIMING_METRICS = frozenset({"train_seconds"})
@@ -73,7 +73,7 @@ def rerun(run_id: str, rel_tol: float = REL_TOLERANCE, announce=print) -> Rerun:
     from lstmlab.pipeline.data import prepare
     from lstmlab.pipeline.experiment import run_experiment
 
-    old_sha = original.data.tags.get("data_sha256")
+    old_sha = original.data.tags.get(DATA_TAG)
     new_sha = prepare(cfg.data).sha256  # cached: run_experiment below reuses the prepared data
     if old_sha is not None and old_sha != new_sha:
         announce(data_changed_line(old_sha, new_sha))

@@ -19,18 +19,19 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lstmlab.errors import LstmlabError
-from lstmlab.records.names import CONFIG_ARTIFACT, MODEL_NAME, SCALER_ARTIFACT
+from lstmlab.records.names import CONFIG_ARTIFACT, DATA_TAG, MODEL_NAME, SCALER_ARTIFACT
 from lstmlab.tracking.open import open_store
-
-# A progress bar per small artifact is noise on a command's output.
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def use_current_store() -> str:
     """The store a fresh `lstmlab` process uses: $MLFLOW_TRACKING_URI, else MLflow's default.
 
-    Set explicitly because MLflow keeps the last `set_tracking_uri` for the whole process.
+    Set explicitly because MLflow keeps the last `set_tracking_uri` for the whole process. The
+    commands that read runs back (compare, rerun, forecast) open it here, so here MLflow's
+    progress bar per downloaded artifact, noise on a command's output, is turned off (unless the
+    user set MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR).
     """
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return open_store(os.environ.get("MLFLOW_TRACKING_URI"))
 
 
@@ -57,7 +58,7 @@ def get_run(run_id: str) -> Run:
 
 def _download(run: Run, name: str, what: str) -> Path:
     names = {entry.path for entry in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
-    if not names and run.info.status == "FINISHED" and "data_sha256" in run.data.tags:  # trained by lstmlab
+    if not names and run.info.status == "FINISHED" and DATA_TAG in run.data.tags:  # trained by lstmlab
         raise LstmlabError(
             f"run {run.info.run_id} ({run.info.run_name}) has no artifacts left in {run.info.artifact_uri} "
             f"(deleted or moved?): cannot {what}"

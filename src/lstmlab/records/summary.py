@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import mlflow
 
+from lstmlab.records.names import dataset_name
+
 UI_DEFAULT = "http://127.0.0.1:5000"  # where `lstmlab ui` serves unless given --host/--port
 
 
@@ -20,7 +22,7 @@ class RunSummary:
     experiment_id: str
     experiment: str
     variant: str
-    data: str  # e.g. "synthetic", "sp500", "csv prices.csv"
+    data: str  # e.g. "synthetic", "sp500", "csv-prices" (records.names.dataset_name)
     status: str
     pruned: bool
     val_rmse: float | None
@@ -52,8 +54,6 @@ def summarize(run_id: str) -> RunSummary:
     client = mlflow.MlflowClient()
     run = client.get_run(run_id)
     metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
-    source = params.get("data.source", "?")
-    data = f"csv {params.get('data.path')}" if source == "csv" else source
     epochs = metrics.get("epochs_run")
     uri = mlflow.get_tracking_uri()
     return RunSummary(
@@ -62,7 +62,7 @@ def summarize(run_id: str) -> RunSummary:
         experiment_id=run.info.experiment_id,
         experiment=client.get_experiment(run.info.experiment_id).name,
         variant=tags.get("variant", run.info.run_name),
-        data=data,
+        data=dataset_name(params.get("data.source", "?"), params.get("data.path")),
         status=run.info.status,
         pruned=tags.get("state") == "pruned",
         val_rmse=metrics.get("val_rmse"),
