@@ -18,7 +18,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _received: int | None = None
@@ -90,18 +91,14 @@ def repeat(number: int) -> None:
     _thread.interrupt_main(number)
 
 
-class listening:
-    """`with listening(callback):` calls `callback(signal number)` on the first signal."""
-
-    def __init__(self, callback: Callable[[int], None]) -> None:
-        self.callback = callback
-
-    def __enter__(self) -> listening:
-        _listeners.append(self.callback)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        _listeners.remove(self.callback)
+@contextmanager
+def listening(callback: Callable[[int], None]) -> Iterator[None]:
+    """Within: `callback(signal number)` is called on the first signal (after it is recorded)."""
+    _listeners.append(callback)
+    try:
+        yield
+    finally:
+        _listeners.remove(callback)
 
 
 def exit_code(interrupt: KeyboardInterrupt) -> int:

@@ -18,7 +18,8 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ class ParallelLauncher(JoblibLauncher):
             log.info(f"\t#{initial_job_idx + idx} : {' '.join(filter_overrides(overrides))}")
         singleton_state = Singleton.get_state()
         launched_at = time.time()
-        with GracefulInterrupt(self.interrupt_grace_s):
+        with graceful_interrupt(self.interrupt_grace_s):
             return Parallel(**options)(
                 delayed(execute_job)(os.getpid(), launched_at, initial_job_idx + idx, overrides,
                                      self.hydra_context, self.config, self.task_function, singleton_state)
@@ -87,38 +88,35 @@ def execute_job(launcher_pid: int, launched_at: float, idx: int, overrides: Sequ
         return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=interrupt)
 
 
-class GracefulInterrupt:
+@contextmanager
+def graceful_interrupt(grace: float) -> Iterator[None]:
     """In the launching process while jobs run: the first Ctrl-C or SIGTERM (recorded by
     lstmlab.interrupts) is passed on to the workers and their jobs are awaited; the signal a
-    second time, or `grace` seconds, interrupt at once (joblib then kills the workers).
+    second time, or `grace` seconds later, interrupts at once (joblib then kills the workers).
     Afterwards the launch raises the interrupt."""
+    timers: list[threading.Timer] = []
 
-    def __init__(self, grace: float) -> None:
-        self.grace = grace
-        self.timer: threading.Timer | None = None
-        self.listening = interrupts.listening(self._pass_on)
-
-    def __enter__(self) -> GracefulInterrupt:
-        self.listening.__enter__()
-        return self
-
-    def _pass_on(self, number: int) -> None:
+    def pass_on(number: int) -> None:
         # A Ctrl-C in a terminal reached the workers already; `kill -INT` or SIGTERM did not.
         for worker in multiprocessing.active_children():
             try:
                 os.kill(worker.pid, number)
             except OSError:
                 pass
-        self.timer = threading.Timer(self.grace, interrupts.repeat, args=(number,))
-        self.timer.daemon = True
-        self.timer.start()
+        timer = threading.Timer(grace, interrupts.repeat, args=(number,))
+        timer.daemon = True
+        timer.start()
+        timers.append(timer)
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        self.listening.__exit__(exc_type, exc, tb)
-        if self.timer is not None:
-            self.timer.cancel()
-        if not isinstance(exc, KeyboardInterrupt):
+    with interrupts.listening(pass_on):
+        try:
+            yield
+        except Exception:
             # A worker that was idle when Ctrl-C came may have died of it (joblib reports a
             # terminated worker): to the user this is the same interruption.
             interrupts.check()
-        return False
+            raise
+        finally:
+            for timer in timers:
+                timer.cancel()
+    interrupts.check()
