@@ -74,7 +74,7 @@ def _interrupt(number: int) -> KeyboardInterrupt:
 
 
 def requested() -> bool:
-    """Whether a stop was asked for (and not raised yet by `check`)."""
+    """Whether a stop was asked for (a signal came since `install`)."""
     return _received is not None
 
 
