@@ -47,7 +47,7 @@ def main() -> None:
                 start = time.perf_counter()
                 close_orphans(client)
                 orphan.append(time.perf_counter() - start)
-                opening._checked.clear()  # as a new command would find it
+                opening._opened.clear()  # as a new command would find it
                 start = time.perf_counter()
                 opening.open_store(uri)
                 whole.append(time.perf_counter() - start)

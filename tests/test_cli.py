@@ -91,7 +91,7 @@ def test_ctrl_c_ends_the_run_and_says_so_in_one_line():
     import time
 
     process = subprocess.Popen(
-        [*LSTMLAB, "train", *TINY, "data.rows=2000", "trainer.epochs=500"], stdout=subprocess.DEVNULL,
+        [*LSTMLAB, "train", *TINY, "trainer.epochs=500"], stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -111,4 +111,4 @@ def test_ctrl_c_ends_the_run_and_says_so_in_one_line():
     assert stderr.strip().splitlines()[-1] == "lstmlab train: interrupted"
     assert "Traceback" not in stderr
     (run,) = runs()
-    assert run.info.status in ("FAILED", "KILLED")
+    assert run.info.status == "KILLED"

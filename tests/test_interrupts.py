@@ -11,11 +11,13 @@ import sys
 import textwrap
 
 import mlflow
+import optuna
 from mlflow import MlflowClient
+from optuna.trial import TrialState
 
 from conftest import TINY
 from lstmlab.tracking.open import open_store
-from lstmlab.tracking.orphans import HOST, PID, START, close_orphans, process_start
+from lstmlab.tracking.orphans import CLOSED, HOST, PID, START, close_orphans, process_start
 
 ENDLESS = [sys.executable, "-m", "lstmlab.cli", "train", *TINY, "model.units=[4]",
            "trainer.epochs=100000", "trainer.verbose=2"]  # prints "Epoch n/100000" as it goes
@@ -51,7 +53,7 @@ def test_sigterm_closes_the_run_and_kill_9_is_closed_by_the_next_command(project
     open_store(uri)  # what the next lstmlab command on this store does first
     by_pid = {run.data.tags[PID]: run for run in all_runs(uri)}
     assert by_pid[str(killed.pid)].info.status == "KILLED"
-    assert by_pid[str(killed.pid)].data.tags["lstmlab.closed"].startswith(f"process {killed.pid} ")
+    assert by_pid[str(killed.pid)].data.tags[CLOSED].startswith(f"process {killed.pid} ")
     assert by_pid[str(termed.pid)].info.status == "KILLED"
 
 
@@ -77,6 +79,26 @@ def test_only_runs_of_gone_processes_of_this_host_are_closed(project_dir):
                       "other host": "RUNNING"}
 
 
+
+def test_a_sweep_closes_the_child_runs_of_its_dead_workers_as_killed_and_says_why(project_dir):
+    from lstmlab.sweep.parent import close_orphaned_children
+
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    experiment = client.create_experiment("sweep")
+    study = optuna.create_study()
+    over = study.ask()
+    study.tell(over, state=TrialState.FAIL)  # failed by the sweep after its worker's heartbeats stopped
+    running = study.ask()  # its worker still trains
+    parent = client.create_run(experiment, run_name="study").info.run_id
+    children = {t.number: client.create_run(experiment, tags={"mlflow.parentRunId": parent,
+                                                              "optuna_trial": str(t.number)}).info.run_id
+                for t in (over, running)}
+    assert close_orphaned_children(study, parent) == 1
+    closed = client.get_run(children[0])
+    assert closed.info.status == "KILLED"
+    assert closed.data.tags[CLOSED] == "trial 0 ended FAIL in the study while its run was RUNNING: its worker had gone"
+    assert client.get_run(children[1]).info.status == "RUNNING"
+
 SWALLOWED = textwrap.dedent("""
     import os, signal, sys, weakref
     from lstmlab import interrupts
@@ -96,7 +118,7 @@ SWALLOWED = textwrap.dedent("""
     del model
     print("went on", flush=True)
     try:
-        interrupts.check()  # a safe point: between trials, before a run, after an epoch
+        interrupts.check()  # a safe point: between trials, before a run, after a batch
     except KeyboardInterrupt as stop:
         print("stopped", flush=True)
         sys.exit(interrupts.exit_code(stop))
@@ -116,3 +138,25 @@ def test_a_ctrl_c_swallowed_by_a_weakref_callback_still_stops_the_process():
     assert handled.stdout.split() == ["went", "on", "stopped"]
     assert handled.returncode == 130
     assert "Exception ignored" not in handled.stderr  # said once, by the command: "interrupted"
+
+
+TWICE = textwrap.dedent("""
+    import os, signal, sys
+    from lstmlab import interrupts
+    interrupts.install()
+    os.kill(os.getpid(), signal.SIGTERM)  # the first: recorded, raised at the next check
+    print("went on", interrupts.requested(), flush=True)
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)  # the second: at once
+        print("not stopped", flush=True)
+    except KeyboardInterrupt as stop:
+        print("stopped", flush=True)
+        sys.exit(interrupts.exit_code(stop))
+""")
+
+
+def test_the_first_signal_waits_for_a_safe_point_and_the_second_stops_at_once():
+    result = subprocess.run([sys.executable, "-c", TWICE], capture_output=True, text=True)
+    assert result.stdout.split() == ["went", "on", "True", "stopped"]
+    assert result.returncode == 143
+    assert result.stderr.strip() == "lstmlab: stopping after this batch or step; send it again to stop now"

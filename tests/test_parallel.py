@@ -15,6 +15,7 @@ from contextlib import closing
 from pathlib import Path
 
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
@@ -104,33 +105,68 @@ def _states_in_group(pgid: int) -> list[str]:
     return states
 
 
-def test_ctrl_c_stops_every_parallel_job_and_leaves_no_run_running(project_dir):
-    # Three long jobs, two at a time; Ctrl-C as a terminal sends it: to the whole process group.
+def _wait_until_training(job: subprocess.Popen, db: Path, runs: int) -> None:
+    deadline = time.time() + 180
+    while time.time() < deadline and job.poll() is None:
+        if _runs_training(db) == runs:
+            return
+        time.sleep(0.5)
+    os.killpg(job.pid, signal.SIGKILL)
+    raise AssertionError(f"{runs} job(s) never trained together: {job.communicate()[1][-3000:]}")
+
+
+@pytest.mark.parametrize("number, send, code, said", [
+    (signal.SIGINT, os.killpg, 130, "interrupted"),  # Ctrl-C as a terminal sends it: to the whole group
+    (signal.SIGTERM, os.kill, 143, "terminated"),  # `kill`: to the command only, which passes it on
+], ids=["ctrl-c", "sigterm"])
+def test_a_stop_ends_every_parallel_job_as_killed_and_leaves_no_run_running(project_dir, number, send,
+                                                                            code, said):
+    # Three long jobs, two at a time.
     command = [*LSTMLAB, "train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *JOBS,
                "trainer.epochs=100000", "variant=baseline,tanh,sgd"]
     job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            start_new_session=True)
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline and job.poll() is None:
-            if _runs_training(project_dir / "mlflow.db") == 2:
-                break
-            time.sleep(0.5)
-        else:
-            job.kill()
-            raise AssertionError(f"two jobs never trained side by side: {job.communicate()[1][-3000:]}")
-        os.killpg(job.pid, signal.SIGINT)
+        _wait_until_training(job, project_dir / "mlflow.db", 2)
+        send(job.pid, number)
         _, err = job.communicate(timeout=60)
     finally:
         if job.poll() is None:
             os.killpg(job.pid, signal.SIGKILL)
-    assert job.returncode == 130, err[-3000:]
-    assert err.strip().splitlines()[-1] == "lstmlab train: interrupted"
+    assert job.returncode == code, err[-3000:]
+    assert err.strip().splitlines()[-1] == f"lstmlab train: {said}" and "Traceback" not in err
     runs = all_runs()
     assert len(runs) == 2  # the third job never started
-    assert {r.info.status for r in runs} <= {"FAILED", "KILLED"}
+    assert {r.info.status for r in runs} == {"KILLED"}
     time.sleep(1)
     assert set(_states_in_group(job.pid)) <= {"Z"}  # every worker is gone (at most unreaped)
+
+
+def test_ctrl_c_in_a_sweep_one_job_at_a_time_queues_the_trial_again_and_stops(project_dir):
+    # n_jobs=1: joblib runs the job in the command's own process, not in a worker.
+    study = "one-at-a-time"
+    command = [*LSTMLAB, "train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=1", *JOBS,
+               "trainer.epochs=100000", "hydra/sweeper=lstmlab_optuna", f"hydra.sweeper.study_name={study}",
+               "hydra.sweeper.n_trials=3", "model.dropout=interval(0,0.5)"]
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    try:
+        _wait_until_training(job, project_dir / "mlflow.db", 1)
+        os.killpg(job.pid, signal.SIGINT)
+        out, err = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode == 130, err[-3000:]
+    assert err.strip().splitlines()[-1] == "lstmlab train: interrupted" and "Traceback" not in err
+    assert f"[sweep {study}] killed: 0/3 trials" in out and not PROGRESS.findall(out)
+    trials = optuna.load_study(study_name=study, storage="sqlite:///mlruns/optuna.db").get_trials()
+    assert [(t.number, t.state) for t in trials] == [(0, TrialState.FAIL), (1, TrialState.WAITING)]
+    assert "error" not in trials[0].user_attrs  # given back, not failed by the job
+    assert trials[1].params == trials[0].params  # the same trial, queued again
+    runs = all_runs()
+    assert sorted((r.data.tags.get("optuna_trial", "parent"), r.info.status) for r in runs) == [
+        ("0", "KILLED"), ("parent", "KILLED")]  # the parent and the one trial started: no next trial
 
 
 def test_a_sweep_through_submitit_local_runs_its_trials_as_submitit_jobs(project_dir):

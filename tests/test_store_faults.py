@@ -10,7 +10,9 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import mlflow
@@ -20,6 +22,7 @@ import sqlalchemy
 from conftest import TINY, tiny_config
 from lstmlab.errors import LstmlabError
 from lstmlab.tracking.open import open_store
+from lstmlab.tracking.reach import check_server
 
 TRAIN = [sys.executable, "-m", "lstmlab.cli", "train", *TINY, "trainer.epochs=1", "model.units=[8]"]
 
@@ -130,6 +133,29 @@ def test_a_dead_tracking_server_is_one_line_for_every_command(project_dir):
         assert "Traceback" not in err
     assert not Path("mlruns/optuna.db").exists()  # the sweep asked for it before opening a study
 
+
+
+def test_a_tracking_server_that_answered_is_not_asked_again_in_the_process():
+    """A run checks the server before its data (nothing written) and again when it opens the store."""
+    asked = []
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Health) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        uri = f"http://127.0.0.1:{server.server_port}"
+        check_server(uri)
+        check_server(uri)
+        server.shutdown()
+    assert asked == ["/health"]
 
 @contextlib.contextmanager
 def read_only(*paths: Path) -> Iterator[None]:

@@ -7,8 +7,11 @@ in one place; `--debug` or HYDRA_FULL_ERROR=1 shows the traceback instead.
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import sys
+
+from lstmlab.errors import EXIT_USER_ERROR, LstmlabError, error_line, first_line
 
 USAGE = """usage: lstmlab COMMAND [ARGS]
 
@@ -27,7 +30,8 @@ Add -v (or --verbose) to any command to see the frameworks' log lines (TensorFlo
 --debug for those and a full traceback.
 """
 
-EXIT_USER_ERROR = 2
+# Each is a module of lstmlab.commands with `main(args) -> exit status`, imported when used.
+COMMANDS = ("train", "compare", "rerun", "forecast", "ui")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,13 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, args = argv[0], argv[1:]
-    commands = {"train": _train, "compare": _compare, "rerun": _rerun, "forecast": _forecast, "ui": _ui}
-    if command not in commands:
+    if command not in COMMANDS:
         print(f"lstmlab: error: unknown command {command!r}; see `lstmlab --help`", file=sys.stderr)
         return EXIT_USER_ERROR
     from lstmlab import interrupts
 
-    interrupts.install()  # Ctrl-C never lost, SIGTERM handled like it
+    interrupts.install()  # Ctrl-C acted on at safe points, never lost; SIGTERM handled like it
     show_traceback = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"
     if show_traceback:
         os.environ["LSTMLAB_DEBUG"] = "1"  # jobs (Hydra task functions) read it: raise, don't print
@@ -56,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
 
         console.setup()
     try:
-        return commands[command](args) or 0
+        code = importlib.import_module(f"lstmlab.commands.{command}").main(args) or 0
+        interrupts.check()  # a Ctrl-C that came after the last safe point: the command still says so
+        return code
     except KeyboardInterrupt as stop:
         if show_traceback:
             raise
@@ -68,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         message = user_error_message(error)
         if message is None or show_traceback:
             raise
-        print(f"lstmlab {command}: error: {message}", file=sys.stderr)
+        print(error_line(command, message), file=sys.stderr)
         return EXIT_USER_ERROR
 
 
@@ -76,8 +81,6 @@ def user_error_message(error: BaseException) -> str | None:
     """One line for an error the user caused; None for a bug (which keeps its traceback)."""
     from hydra.errors import HydraException, MissingConfigException
     from omegaconf.errors import OmegaConfBaseException
-
-    from lstmlab.errors import LstmlabError, first_line
 
     seen: BaseException | None = error
     while seen is not None:  # Hydra wraps job errors; the cause says what went wrong
@@ -89,37 +92,6 @@ def user_error_message(error: BaseException) -> str | None:
             return " ".join(str(seen).split())
         seen = seen.__cause__ or seen.__context__
     return None
-
-
-def _train(args: list[str]) -> int:
-    from lstmlab.commands.train import launch
-    from lstmlab.paths import config_dir
-
-    return launch(args, config_dir())
-
-
-def _compare(args: list[str]) -> int:
-    from lstmlab.commands.compare import main as compare_main
-
-    return compare_main(args)
-
-
-def _rerun(args: list[str]) -> int:
-    from lstmlab.commands.rerun import main as rerun_main
-
-    return rerun_main(args)
-
-
-def _forecast(args: list[str]) -> int:
-    from lstmlab.commands.forecast import main as forecast_main
-
-    return forecast_main(args)
-
-
-def _ui(args: list[str]) -> int:
-    from lstmlab.commands.ui import main as ui_main
-
-    return ui_main(args)
 
 
 def run() -> None:

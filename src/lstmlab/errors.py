@@ -3,9 +3,16 @@ error from a library (Hydra, Optuna, Keras, pandas) to the line a user reads."""
 
 from __future__ import annotations
 
+EXIT_USER_ERROR = 2  # the exit status of a user error
+
 
 class LstmlabError(Exception):
     """A bad config value, bad data, an unknown run: printed as one line by the command line."""
+
+
+def error_line(command: str, message: str) -> str:
+    """How a user error is printed on stderr: `lstmlab train: error: ...`."""
+    return f"lstmlab {command}: error: {message}"
 
 
 def first_line(error: BaseException, with_type: bool = False) -> str:

@@ -1,11 +1,15 @@
-"""Ctrl-C and SIGTERM: a stop request that is never lost, and the exit code that says which.
+"""Ctrl-C and SIGTERM: the one way lstmlab stops, and the exit code that says which.
 
-Python turns SIGINT into KeyboardInterrupt wherever the main thread is. Raised inside a weakref
-callback or a finalizer (Keras and TensorFlow objects collected between two runs), Python prints
-"Exception ignored" and carries on: a sweep then ran to its end. So the signal is also
-remembered, and `check()` at safe points (between trials, before a run, after every epoch) raises
-it again. SIGTERM (a scheduler, `kill`) is handled like Ctrl-C: runs close as KILLED, sweep
-trials are failed and queued again; the process exits 128 + the signal's number.
+The first signal is only recorded (one line on stderr says so); `check()` raises it at the next
+safe point: after every training batch (train.StopOnRequest), before a run and between a run's
+folds, between sweep trials, after a command. So a stop never cuts an MLflow or Optuna write
+short, and is never lost in a weakref callback or finalizer (where Python would swallow a
+KeyboardInterrupt raised by the handler). The second signal raises at once, wherever the process
+is. SIGTERM (a scheduler, `kill`) is handled like Ctrl-C: runs close as KILLED, sweep trials are
+failed and queued again; the process exits 128 + the signal's number.
+
+The parallel launcher's worker processes record every signal and never raise on the second:
+their parent says so and kills them then (see hydra_plugins.lstmlab_launcher).
 """
 
 from __future__ import annotations
@@ -13,10 +17,15 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _received: int | None = None
-_default_unraisablehook = sys.unraisablehook
+_received_at = 0.0
+_in_worker = False
+_listeners: list[Callable[[int], None]] = []
 
 
 class Terminated(KeyboardInterrupt):
@@ -25,48 +34,73 @@ class Terminated(KeyboardInterrupt):
 
 def install() -> None:
     """Handle SIGINT and SIGTERM in this process (from the main thread; elsewhere a no-op)."""
-    global _received
+    _install(in_worker=False, since=None)
+
+
+def install_in_worker(since: float) -> None:
+    """The same in a parallel launcher's worker: a second signal does not raise (the parent kills
+    the worker then), nothing is printed (the parent says it), and a signal received before
+    `since` (the start of this launch; a reused worker) is forgotten."""
+    _install(in_worker=True, since=since)
+
+
+def _install(in_worker: bool, since: float | None) -> None:
+    global _received, _in_worker
     if threading.current_thread() is not threading.main_thread():
         return
-    _received = None
+    if since is None or _received_at < since:
+        _received = None
+    _in_worker = in_worker
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, _handle)
-    if sys.unraisablehook is not _quiet_about_interrupts:
-        global _default_unraisablehook
-        _default_unraisablehook = sys.unraisablehook
-        sys.unraisablehook = _quiet_about_interrupts
-
-
-def _quiet_about_interrupts(unraisable: Any) -> None:
-    """No "Exception ignored … KeyboardInterrupt" on the console: `check()` raises it again."""
-    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-        return
-    _default_unraisablehook(unraisable)
 
 
 def _handle(number: int, frame: Any) -> None:
-    global _received
-    _received = number
-    raise _interrupt(number)
+    global _received, _received_at
+    if _received is not None and not _in_worker:
+        raise _interrupt(number)
+    first = _received is None
+    _received, _received_at = number, time.time()
+    if first and not _in_worker:
+        again = "press Ctrl-C again" if number == signal.SIGINT else "send it again"
+        print(f"lstmlab: stopping after this batch or step; {again} to stop now", file=sys.stderr,
+              flush=True)
+        for listener in list(_listeners):
+            listener(number)
 
 
 def _interrupt(number: int) -> KeyboardInterrupt:
     return Terminated() if number == signal.SIGTERM else KeyboardInterrupt()
 
 
+def requested() -> bool:
+    """Whether a stop was asked for (a signal came since `install`)."""
+    return _received is not None
+
+
 def check() -> None:
-    """Raise the interrupt again if a signal came and its exception was swallowed on the way."""
+    """At a safe point: raise the interrupt if a signal came."""
     if _received is not None:
         raise _interrupt(_received)
+
+
+def repeat(number: int) -> None:
+    """The signal `number` again, as if it came a second time: stops at once."""
+    import _thread
+
+    _thread.interrupt_main(number)
+
+
+@contextmanager
+def listening(callback: Callable[[int], None]) -> Iterator[None]:
+    """Within: `callback(signal number)` is called on the first signal (after it is recorded)."""
+    _listeners.append(callback)
+    try:
+        yield
+    finally:
+        _listeners.remove(callback)
 
 
 def exit_code(interrupt: KeyboardInterrupt) -> int:
     """The shell's code: 130 for Ctrl-C, 143 for SIGTERM."""
     return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
-
-
-def epoch_hook(epoch: int, logs: dict) -> bool:
-    """An epoch hook for `run_experiment`: raises a swallowed interrupt after each epoch (not
-    after each batch: a batch hook makes Keras hand every batch's logs to Python)."""
-    check()
-    return False

@@ -19,22 +19,6 @@ from lstmlab.paths import cache_home
 
 BACKENDS = ("tensorflow", "jax")
 
-# A stop asked for from outside the job: the parallel launcher turns a worker's Ctrl-C into one.
-# Training stops at the next batch boundary with KeyboardInterrupt, never halfway through a write
-# to the MLflow store or the Optuna storage (a SQLite write cut short leaves the file locked and
-# the other jobs unable to record their own ends).
-_stop_requested = False
-
-
-def request_stop(requested: bool = True) -> None:
-    global _stop_requested
-    _stop_requested = requested
-
-
-def stop_requested() -> bool:
-    return _stop_requested
-
-
 def use_backend(name: str) -> str:
     """Select the Keras backend for this process (`name`: one of BACKENDS, as pipeline.checks
     checked it); an error if Keras already runs on another."""
@@ -82,10 +66,11 @@ def use_jax_compilation_cache() -> None:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # small ones add up
 
 
-def use_store(cfg: DictConfig) -> None:
+def use_store(cfg: DictConfig):
     """Point MLflow at `tracking.uri` and the experiment, checked writable (runs are written
-    next). Null means MLflow's default store, set explicitly: MLflow keeps the last URI set in a
-    process (a rerun, an earlier run), and a null must not inherit it."""
+    next); the experiment (an `mlflow.entities.Experiment`). Null means MLflow's default store,
+    set explicitly: MLflow keeps the last URI set in a process (a rerun, an earlier run), and a
+    null must not inherit it."""
     import mlflow
 
     from lstmlab.tracking.open import open_store
@@ -95,6 +80,7 @@ def use_store(cfg: DictConfig) -> None:
     check_store_writable(uri)  # runs are written next: a read-only store is one line, not a half run
     experiment = mlflow.set_experiment(cfg.experiment)
     check_artifacts_writable(experiment.artifact_location)
+    return experiment
 
 
 def check_store(cfg: DictConfig) -> None:

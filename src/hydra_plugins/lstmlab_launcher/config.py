@@ -18,8 +18,8 @@ class ParallelLauncherConf(JobLibLauncherConf):
     # Jobs at once; -1 = one per CPU core this process may use (joblib's count: affinity and
     # container limits included), -2 = all but one, N = N.
     n_jobs: int = -1
-    # After Ctrl-C, seconds the running jobs get to record their runs as failed before they
-    # are killed (a second Ctrl-C kills them at once).
+    # After Ctrl-C or SIGTERM, seconds the running jobs get to record their runs as KILLED
+    # before they are killed (the signal a second time kills them at once).
     interrupt_grace_s: int = 30
 
 

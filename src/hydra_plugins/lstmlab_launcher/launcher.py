@@ -1,36 +1,36 @@
-"""ParallelLauncher: Hydra's joblib launcher (loky processes) with a clean stop on Ctrl-C.
+"""ParallelLauncher: Hydra's joblib launcher (loky processes) with a clean stop on Ctrl-C and SIGTERM.
 
 Each job runs in a worker process of its own, so each has its own Keras backend, and workers are
 reused across the batches of a sweep (imports, data and compiled programs stay warm).
 
 Why not the joblib launcher as it is: on Ctrl-C joblib kills its workers at once (SIGKILL),
 while they are still training, so their MLflow runs stay RUNNING for ever. Here the first
-Ctrl-C is passed to the running jobs, which end their runs as failed (and a sweep's trials are
-queued again by the sweeper) and return; jobs not started yet do not start; then the command
-stops with "interrupted". A second Ctrl-C, or `interrupt_grace_s` without an answer, kills them.
+Ctrl-C or SIGTERM is passed to the running jobs, which stop after their current batch (see
+lstmlab.interrupts), end their runs as KILLED (a sweep's trials are queued again by the sweeper)
+and return; jobs not started yet do not start; then the command stops with "interrupted" or
+"terminated". The signal a second time, or `interrupt_grace_s` without an answer, kills them.
 """
 
 from __future__ import annotations
 
-import _thread
 import logging
+import multiprocessing
 import os
-import signal
-import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
+from hydra_plugins.hydra_joblib_launcher import _core
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
-from lstmlab.runtime import request_stop
+from lstmlab import interrupts
 
 from .config import ParallelLauncherConf  # noqa: F401 - registers hydra/launcher=parallel
 
@@ -43,7 +43,7 @@ class ParallelLauncher(JoblibLauncher):
         self.interrupt_grace_s = interrupt_grace_s
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from joblib import Parallel, delayed
+        from joblib import Parallel, delayed, effective_n_jobs
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
@@ -51,133 +51,72 @@ class ParallelLauncher(JoblibLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         options = {**self.joblib, "backend": "loky"}  # processes: threads would share one Keras
-        for key in ("pre_dispatch", "batch_size", "max_nbytes"):  # "8" from a YAML string → 8
-            if isinstance(options.get(key), str) and options[key].isdigit():
-                options[key] = int(options[key])
+        _core.process_joblib_cfg(options)
         log.info(f"Launching {len(job_overrides)} jobs, {effective_n_jobs(options['n_jobs'])} at once, "
                  f"sweep output dir : {sweep_dir}")
         for idx, overrides in enumerate(job_overrides):
             log.info(f"\t#{initial_job_idx + idx} : {' '.join(filter_overrides(overrides))}")
         singleton_state = Singleton.get_state()
         launched_at = time.time()
-        with GracefulInterrupt(self.interrupt_grace_s):
+        with graceful_interrupt(self.interrupt_grace_s):
             return Parallel(**options)(
-                delayed(execute_job)(initial_job_idx + idx, launched_at, overrides, self.hydra_context, self.config,
-                                     self.task_function, singleton_state)
+                delayed(execute_job)(os.getpid(), launched_at, initial_job_idx + idx, overrides,
+                                     self.hydra_context, self.config, self.task_function, singleton_state)
                 for idx, overrides in enumerate(job_overrides)
             )
 
 
-def effective_n_jobs(n_jobs: int | None) -> int:
-    """How many jobs run at once for joblib's `n_jobs` (-1: every core this process may use)."""
-    from joblib import effective_n_jobs as count
+def execute_job(launcher_pid: int, launched_at: float, idx: int, overrides: Sequence[str],
+                hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
+                singleton_state: dict[Any, Any]) -> JobReturn:
+    """One job, as Hydra's joblib launcher runs it, under lstmlab's stop handling.
 
-    return count(n_jobs)
-
-
-# In a worker process (loky reuses them across launches): when Ctrl-C last came, and whether a
-# job runs now.
-_interrupted_at = 0.0
-_in_job = False
-
-
-def _on_sigint(signum: int, frame: Any) -> None:
-    """Ctrl-C in a worker: a running job is asked to stop (training stops at its next batch, see
-    lstmlab.runtime.request_stop: raising here could cut a database write short); jobs of this
-    launch not started yet do not start."""
-    global _interrupted_at
-    _interrupted_at = time.time()
-    if _in_job:
-        request_stop()
-
-
-def execute_job(idx: int, launched_at: float, overrides: Sequence[str], hydra_context: HydraContext,
-                config: DictConfig, task_function: TaskFunction, singleton_state: dict[Any, Any]) -> JobReturn:
-    """One job in a worker process, as Hydra's joblib launcher runs it; an interrupted job
-    returns (status FAILED, KeyboardInterrupt) instead of raising, so joblib does not kill the
-    others while they still clean up. A job of a launch interrupted already does not start."""
-    global _in_job
-    signal.signal(signal.SIGINT, _on_sigint)
-    request_stop(False)  # a stop asked of an earlier launch's job in this reused worker
-    if _interrupted_at >= launched_at:
-        return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=KeyboardInterrupt())
-    setup_globals()
-    Singleton.set_state(singleton_state)
-    sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
-    with open_dict(sweep_config):
-        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
-        sweep_config.hydra.job.num = idx
-    HydraConfig.instance().set_config(sweep_config)
-    _in_job = True
+    In a worker process, an interrupted job returns (status FAILED, KeyboardInterrupt) instead of
+    raising, so joblib does not kill the others while they still clean up, and a job of a launch
+    interrupted already does not start. Joblib runs a job in the launching process itself when
+    it runs one at a time (n_jobs=1): that process's own handlers stay, and an interrupt goes up.
+    """
+    in_worker = os.getpid() != launcher_pid
+    if in_worker:
+        interrupts.install_in_worker(since=launched_at)
     try:
-        if _interrupted_at >= launched_at:  # Ctrl-C came while the job was being set up
-            request_stop()
-        return run_job(hydra_context=hydra_context, config=sweep_config, task_function=task_function,
-                       job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+        interrupts.check()  # a job of a launch interrupted already does not start
+        return _core.execute_job(idx, overrides, hydra_context, config, task_function, singleton_state)
     except KeyboardInterrupt as interrupt:
+        if not in_worker:
+            raise
         return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=interrupt)
-    finally:
-        _in_job = False
 
 
-class GracefulInterrupt:
-    """In the launching process while jobs run: the first Ctrl-C is passed on to the workers and
-    their jobs are awaited; a second one, or `grace` seconds, interrupt at once (joblib then
-    kills the workers). Afterwards the launch raises KeyboardInterrupt."""
+@contextmanager
+def graceful_interrupt(grace: float) -> Iterator[None]:
+    """In the launching process while jobs run: the first Ctrl-C or SIGTERM (recorded by
+    lstmlab.interrupts) is passed on to the workers and their jobs are awaited; the signal a
+    second time, or `grace` seconds later, interrupts at once (joblib then kills the workers).
+    Afterwards the launch raises the interrupt."""
+    timers: list[threading.Timer] = []
 
-    def __init__(self, grace: float) -> None:
-        self.grace = grace
-        self.interrupted = False
-        self.timer: threading.Timer | None = None
-        self.previous: Any = None
-
-    def __enter__(self) -> GracefulInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.interrupted:
-            raise KeyboardInterrupt
-        self.interrupted = True
-        print(f"interrupted: stopping the running jobs (up to {self.grace:g} s; Ctrl-C again to kill "
-              "them now)", file=sys.stderr, flush=True)
-        for pid in _child_pids():  # a Ctrl-C in a terminal reached them already; `kill -INT` did not
+    def pass_on(number: int) -> None:
+        # A Ctrl-C in a terminal reached the workers already; `kill -INT` or SIGTERM did not.
+        for worker in multiprocessing.active_children():
             try:
-                os.kill(pid, signal.SIGINT)
+                os.kill(worker.pid, number)
             except OSError:
                 pass
-        self.timer = threading.Timer(self.grace, _thread.interrupt_main)
-        self.timer.daemon = True
-        self.timer.start()
+        timer = threading.Timer(grace, interrupts.repeat, args=(number,))
+        timer.daemon = True
+        timer.start()
+        timers.append(timer)
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        if self.timer is not None:
-            self.timer.cancel()
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        if self.interrupted and not isinstance(exc, KeyboardInterrupt):
+    with interrupts.listening(pass_on):
+        try:
+            yield
+        except Exception:
             # A worker that was idle when Ctrl-C came may have died of it (joblib reports a
             # terminated worker): to the user this is the same interruption.
-            raise KeyboardInterrupt
-        return False
-
-
-def _child_pids() -> list[int]:
-    """This process's children (the loky workers), from /proc where there is one (Linux)."""
-    me, children = os.getpid(), []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == me:
-            children.append(int(entry))
-    return children
+            interrupts.check()
+            raise
+        finally:
+            for timer in timers:
+                timer.cancel()
+    interrupts.check()

@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 from lstmlab import interrupts
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.runtime import check_store, use_store
+from lstmlab.sweep import parent
 from lstmlab.sweep import study as identity
 from lstmlab.sweep.compat import failed_job, job_error, retry_history, trial_id
 from lstmlab.sweep.preflight import check_jobs
@@ -76,11 +77,11 @@ def run_study(sweeper: LstmlabOptunaSweeper, arguments: list[str]) -> list[list[
     lock = StudyLock(url, sweeper.study_name)
     with lock:
         storage = open_storage(url, sweeper.heartbeat_interval)
-        use_store(sweeper.config.tracking)  # a read-only store: before the study
+        experiment = use_store(sweeper.config.tracking)  # a read-only store: before the study
         study = open_study(storage, sweeper.study_name, sampler.make())
         identity.check_data(study, fingerprint, redact(url))
         _remember_setup(study, space)
-        parent_id = _tracking.parent_run(study, sweeper.config.tracking, redact(url))
+        parent_id = parent.parent_run(study, experiment, redact(url))
     loop = StudyLoop(sweeper, study, storage, lock, space, sampler, pruner, n_trials, url,
                      parent_id)
     return loop.run()
@@ -153,7 +154,7 @@ class StudyLoop:
         try:
             waiting_said = False
             while True:
-                interrupts.check()  # a Ctrl-C swallowed while the last trial's objects were collected
+                interrupts.check()  # a safe point: between trials
                 trials, tally = self._claim()
                 if trials:
                     waiting_said = False
@@ -291,7 +292,7 @@ class StudyLoop:
     def _finish(self, status: str) -> None:
         """Close orphaned child runs, write the parent's summary, end the parent run."""
         try:
-            _tracking.close_orphaned_children(self.study, self.parent_id)
+            parent.close_orphaned_children(self.study, self.parent_id)
             note = _tracking.write_summary(self.study, self.parent_id, self.space, {
                 "storage": redact(self.url),
                 "n_trials": self.n_trials,
@@ -302,7 +303,7 @@ class StudyLoop:
             if note:
                 log.info(f"[sweep {self.name}] note: {note}")
         finally:
-            _tracking.end_parent(self.parent_id, status)
+            parent.end_parent(self.parent_id, status)
             self.lock.close()
         tally = Tally.of(self.study.get_trials(deepcopy=False))
         best = (f"best trial {tally.best.number} val_rmse={tally.best.value:.4f}"

@@ -24,7 +24,7 @@ import optuna
 import sqlalchemy
 from sqlalchemy.engine import URL, make_url
 
-from lstmlab.errors import LstmlabError
+from lstmlab.errors import LstmlabError, first_line
 from lstmlab.sweep.compat import HeartbeatStorage
 
 # A trial whose worker has not recorded a heartbeat for this many intervals is failed.
@@ -134,9 +134,7 @@ class StudyLock:
 
 
 def unreachable(url: str, error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    reason = lines[0] if lines else type(error).__name__
-    return (f"cannot open the Optuna storage {redact(url)}: {reason}; check hydra.sweeper.storage "
+    return (f"cannot open the Optuna storage {redact(url)}: {first_line(error)}; check hydra.sweeper.storage "
             "(is the database server running, and does the database exist?)")
 
 

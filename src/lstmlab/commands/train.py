@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from lstmlab.errors import LstmlabError
+from lstmlab.errors import EXIT_USER_ERROR, LstmlabError, error_line
 
 # Overriding any of these makes a run something other than the variant it started from.
 MODEL_DEFINING = ("model", "optimizer", "loss")
@@ -44,8 +44,9 @@ def task(cfg: DictConfig) -> float:
     except LstmlabError as error:
         if multirun or os.environ.get("LSTMLAB_DEBUG") == "1":
             raise  # the sweeper decides (Hydra's names the job, ours records a failed trial), or --debug
-        print(f"lstmlab train: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        # Here, not in the command line: Hydra would add "Error executing job ..." on the way up.
+        print(error_line("train", str(error)), file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None
     _show(result["run_id"], hydra_cfg, multirun, trial=cfg.get("trial") is not None)
     return result["val_rmse"]
 
@@ -57,24 +58,25 @@ def _show(run_id: str, hydra_cfg: DictConfig, multirun: bool, trial: bool) -> No
     from lstmlab.commands import summary
     from lstmlab.records.summary import summarize
 
-    result = summarize(run_id)
     if not multirun:
-        print(summary.full(result), flush=True)
+        print(summary.full(summarize(run_id)), flush=True)
         return
     # a trial's folder is named after its trial number (conf/train.yaml, hydra.sweep.subdir)
     number = int(Path(hydra_cfg.runtime.output_dir).name) if trial else int(hydra_cfg.job.num)
     job = f"trial {number}" if trial else str(number)
     summary.record_job(hydra_cfg.runtime.output_dir, job, number, run_id, mlflow.get_tracking_uri())
-    if not trial:
-        print(summary.compact(result, job), flush=True)
+    if not trial:  # the sweeper prints a trial's line: no summary to read back
+        print(summary.compact(summarize(run_id), job), flush=True)
 
 
-def launch(args: list[str], config_path: str) -> int:
+def main(args: list[str]) -> int:
     """Run Hydra with `args` as its command line (the grammar users know: -m, --cfg, --help)."""
+    from lstmlab.paths import config_dir
+
     user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach the command line, which prints one line
     sys.argv = ["lstmlab train", *args]
-    app = hydra.main(version_base="1.3", config_path=config_path, config_name="train")(task)
+    app = hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")(task)
     try:
         app()
     finally:

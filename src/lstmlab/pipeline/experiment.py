@@ -57,8 +57,7 @@ def run_experiment(
                          data.test.dates[0].date(), data.test.dates[-1].date())
             # One curve across the folds: fold k's epochs at steps (k - 1) × trainer.epochs + epoch.
             curves = track.EpochMetrics(run.info.run_id, offset=(number - 1) * cfg.trainer.epochs)
-            hooks = train.EpochHooks([*epoch_hooks, interrupts.epoch_hook],
-                                     offset=(number - 1) * cfg.trainer.epochs)
+            hooks = train.EpochHooks(epoch_hooks, offset=(number - 1) * cfg.trainer.epochs)
             model, fitted, fold = _train_fold(cfg, data, [curves, hooks])
             folds.append(fold)
             histories.append(fitted.history)
@@ -81,12 +80,13 @@ def _train_fold(cfg: DictConfig, data, callbacks: list) -> tuple:
     from lstmlab.pipeline.model import build_model
 
     keras.backend.clear_session()  # fresh layer names and graph state for every model in a process
-    interrupts.check()  # a Ctrl-C that came while the last model's objects were collected
+    interrupts.check()  # a safe point: before a model is built
     train.seed_everything(cfg.trainer.seed)
     optimizer, loss = train.optimizer_and_loss(cfg.optimizer, cfg.loss)
     model = build_model(cfg.model, cfg.data.lookback, len(data.features))
     model.compile(optimizer=optimizer, loss=loss)
     fitted = train.fit(model, data, cfg.trainer, callbacks=callbacks)
+    interrupts.check()  # one in the last batch: not evaluated, not uploaded
     fold = FoldForecast(
         data=data,
         val_predicted=data.to_price(train.predict(model, data.val.x), data.val.previous),

@@ -7,7 +7,6 @@ backend and `runtime.import_keras` imported it.
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -21,13 +20,10 @@ import mlflow.data
 import mlflow.keras
 from omegaconf import DictConfig, OmegaConf
 
-from lstmlab.errors import first_line
 from lstmlab.pipeline import plots
 from lstmlab.pipeline.data import Dataset, data_name, data_source
 from lstmlab.records.names import CONFIG_ARTIFACT, DATA_TAG, MODEL_NAME, PREDICTIONS_ARTIFACT, SCALER_ARTIFACT
 from lstmlab.tracking.orphans import owner_tags
-
-log = logging.getLogger(__name__)
 
 
 def flatten(node: object, prefix: str = "") -> dict[str, str]:
@@ -83,12 +79,7 @@ def start_run(
             log_dataset(cfg, data)
             yield run
         except KeyboardInterrupt:
-            try:
-                mlflow.end_run("KILLED")
-            except Exception as error:  # noqa: BLE001 - the interrupt, not this, is what the user did
-                # A Ctrl-C that cut an MLflow write short can leave the store busy: the run stays
-                # RUNNING until the next lstmlab command closes it as an orphan (tracking.orphans).
-                log.warning("could not close run %s after the interrupt: %s", run.info.run_id, first_line(error))
+            mlflow.end_run("KILLED")
             raise
 
 

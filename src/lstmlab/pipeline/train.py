@@ -14,10 +14,10 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from lstmlab import interrupts
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.pipeline import evaluate
 from lstmlab.pipeline.data import Dataset
-from lstmlab.runtime import stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +138,10 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
 
 class StopOnRequest(keras.callbacks.Callback):
-    """Raises KeyboardInterrupt at the next batch once a stop was asked for (runtime.request_stop)."""
+    """Raises a Ctrl-C or SIGTERM after the batch it came in (lstmlab.interrupts)."""
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if stop_requested():
-            raise KeyboardInterrupt
+        interrupts.check()
 
 
 @dataclass(frozen=True)

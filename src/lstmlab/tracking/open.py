@@ -15,11 +15,11 @@ import mlflow
 
 from lstmlab.tracking.orphans import close_orphans
 from lstmlab.tracking.reach import check_server
-from lstmlab.tracking.schema import ensure_schema
+from lstmlab.tracking.schema import ensure_schema, sqlite_file
 
 log = logging.getLogger(__name__)
 
-_checked: set[str] = set()  # stores whose orphans this process has closed
+_opened: set[str] = set()  # stores this process has made ready
 
 
 def open_store(uri: str | None) -> str:
@@ -30,13 +30,14 @@ def open_store(uri: str | None) -> str:
     """
     mlflow.set_tracking_uri(uri or None)
     current = mlflow.get_tracking_uri()
-    if current not in _checked:
-        check_server(current)
+    key = str(sqlite_file(current) or current)  # a relative SQLite path names another file elsewhere
+    if key in _opened:
+        return current
+    check_server(current)
     ensure_schema(current)
-    if current not in _checked:
-        _checked.add(current)
-        try:
-            close_orphans(mlflow.MlflowClient(current))
-        except Exception as error:  # noqa: BLE001 - a courtesy: the command goes on and says what fails
-            log.debug("orphaned runs not checked: %s", error)
+    try:
+        close_orphans(mlflow.MlflowClient(current))
+    except Exception as error:  # noqa: BLE001 - a courtesy: the command goes on and says what fails
+        log.debug("orphaned runs not checked: %s", error)
+    _opened.add(key)
     return current

@@ -18,6 +18,7 @@ import socket
 log = logging.getLogger(__name__)
 
 HOST, PID, START = "lstmlab.host", "lstmlab.pid", "lstmlab.start"
+CLOSED = "lstmlab.closed"  # why a run was closed by another process than its own
 
 
 def owner_tags() -> dict[str, str]:
@@ -66,10 +67,15 @@ def close_orphans(client) -> list[str]:
         except ValueError:
             continue
         if is_gone(pid, tags.get(START, "")):
-            client.set_tag(run.info.run_id, "lstmlab.closed", f"process {pid} on {host} had gone")
-            client.set_terminated(run.info.run_id, "KILLED")
+            close_run(client, run.info.run_id, f"process {pid} on {host} had gone")
             closed.append(run.info.run_id)
     if closed:
         log.warning("closed %d run(s) left RUNNING by processes of this host that had gone, as "
                     "KILLED: %s", len(closed), ", ".join(closed))
     return closed
+
+
+def close_run(client, run_id: str, why: str) -> None:
+    """End a run its own process cannot end any more: KILLED, with tag `lstmlab.closed` saying why."""
+    client.set_tag(run_id, CLOSED, why)
+    client.set_terminated(run_id, "KILLED")

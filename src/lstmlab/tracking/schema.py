@@ -18,11 +18,9 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from lstmlab.errors import LstmlabError
+from lstmlab.errors import LstmlabError, first_line
 
 log = logging.getLogger(__name__)
-
-_ready: set[str] = set()  # stores (SQLite files, other URIs) this process has opened
 
 
 def sqlite_file(uri: str) -> Path | None:
@@ -41,23 +39,19 @@ def sqlite_file(uri: str) -> Path | None:
 
 
 def ensure_schema(uri: str) -> None:
-    """Create (or check) the store's schema once per process; serialized across processes."""
+    """Create (or check) the store's schema (open_store calls it once per store and process);
+    serialized across processes."""
     from mlflow import MlflowClient
 
     path = sqlite_file(uri)
-    key = str(path) if path is not None else uri  # a relative path names another file elsewhere
-    if key in _ready:
-        return
     if path is None:
         MlflowClient(uri)  # other stores: MLflow's own setup (a server, a database it locks)
-        _ready.add(key)
         return
     with _file_lock(path):
         try:
             MlflowClient(uri)  # creates the tables of a new store, checks those of an old one
         except Exception as error:  # noqa: BLE001 - sorted below: unusable, half-made, or a bug
             _recover(path, uri, error)
-    _ready.add(key)
 
 
 @contextlib.contextmanager
@@ -86,7 +80,7 @@ def _recover(path: Path, uri: str, error: BaseException) -> None:
     """Re-create a half-made store that holds no run; otherwise one line saying what to do."""
     from mlflow import MlflowClient
 
-    reason = _first_line(error)
+    reason = first_line(error)
     if _unwritable(reason):
         raise LstmlabError(f"cannot write the MLflow store {path}: {reason}; check the permissions of "
                            "the file and its folder, or choose another tracking.uri") from None
@@ -135,8 +129,3 @@ def _drop_tables(path: Path, tables: set[str]) -> None:
             if not table.startswith("sqlite_"):
                 db.execute(f'DROP TABLE IF EXISTS "{table}"')
         db.commit()
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
