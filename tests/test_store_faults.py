@@ -50,6 +50,51 @@ def test_three_runs_started_together_on_a_fresh_store(project_dir):
     assert statuses(uri) == ["FINISHED"] * 4
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_runs_that_log_the_same_new_dataset_at_once_all_record_it(project_dir, backend):
+    """MLflow's store looks a dataset up, then inserts it: eight runs logging one dataset that their
+    experiment lacks all insert it (without the retry most of them fail on the table's key, as a
+    sweep worker on a shared server did). All eight record it, and the experiment holds it once."""
+    import pandas as pd
+
+    from conftest import postgres_databases
+    from lstmlab.pipeline.track import log_input
+
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            uri = f"sqlite:///{project_dir / 'race.db'}"
+        else:
+            (database,) = stack.enter_context(postgres_databases("lstmlab_race"))
+            uri = database.replace("postgresql://", "postgresql+psycopg2://")
+        mlflow.set_tracking_uri(uri)
+        experiment_id = mlflow.create_experiment("race")
+        dataset = mlflow.data.from_pandas(pd.DataFrame({"close": [1.0, 2.0]}), name="prices", digest="0123abcd")
+        together = threading.Barrier(8)
+        failures: list[BaseException] = []
+
+        def one_run() -> None:
+            with mlflow.start_run(experiment_id=experiment_id):  # MLflow's active run is per thread
+                together.wait()
+                try:
+                    log_input(dataset, context="training")
+                except BaseException as error:  # noqa: BLE001 - collected for the assert below
+                    failures.append(error)
+
+        threads = [threading.Thread(target=one_run) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+        runs = mlflow.search_runs([experiment_id], output_format="list")
+        assert len(runs) == 8
+        assert [[d.dataset.digest for d in run.inputs.dataset_inputs] for run in runs] == [["0123abcd"]] * 8
+        engine = sqlalchemy.create_engine(uri)
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM datasets").scalar() == 1
+        engine.dispose()
+
+
 def interrupted_migration(path: Path, migrated_to: str = "a8c4a736bde6") -> None:
     """The state concurrent first runs left a store in before the lock (read from such a store):
     MLflow's migrations applied up to a8c4a736bde6, and the copy `_alembic_tmp_latest_metrics`

@@ -18,6 +18,7 @@ import keras
 import mlflow
 import mlflow.data
 import mlflow.keras
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.pipeline import plots
@@ -97,7 +98,27 @@ def log_dataset(cfg: DictConfig, data: Dataset) -> None:
             data.table.reset_index(), source=data_source(cfg.data), targets=data.target,
             name=data_name(cfg.data), digest=data.sha256[:DIGEST_CHARS],
         )
-    mlflow.log_input(dataset, context="training")
+    log_input(dataset, context="training")
+
+
+# How SQLite, PostgreSQL and MySQL say that a row with this key exists (MLflow passes the text on).
+DUPLICATE_KEY = ("UNIQUE constraint failed", "duplicate key value violates unique constraint", "Duplicate entry")
+
+
+def log_input(dataset: mlflow.data.Dataset, context: str, tries: int = 3) -> None:
+    """`mlflow.log_input`, tried again when another run created the same dataset a moment before.
+
+    MLflow's SQL store looks the dataset up, then inserts it, so runs that start together on an
+    experiment that lacks it (two `lstmlab train`, sweep workers on one server) all insert it and
+    all but one fail on the table's key. The failed call's transaction is rolled back whole and
+    the next lookup finds the row, so trying again is safe; MLflow does not retry it itself."""
+    for attempt in range(1, tries + 1):
+        try:
+            mlflow.log_input(dataset, context=context)
+            return
+        except MlflowException as error:
+            if attempt == tries or not any(text in str(error) for text in DUPLICATE_KEY):
+                raise
 
 
 EPOCH_METRICS = {"loss": "train_loss", "val_loss": "val_loss", "val_rmse": "val_rmse"}
