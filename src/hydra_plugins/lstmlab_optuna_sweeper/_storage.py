@@ -12,9 +12,9 @@ judged by its start time instead: silent for the same grace period, it is stale 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
-import os
 import warnings
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +25,7 @@ import sqlalchemy
 from sqlalchemy.engine import URL, make_url
 
 from lstmlab.errors import LstmlabError, first_line
+from lstmlab.sqlite_files import exclusive, read_only_part
 from lstmlab.sweep.compat import HeartbeatStorage
 
 # A trial whose worker has not recorded a heartbeat for this many intervals is failed.
@@ -77,29 +78,23 @@ class StudyLock:
         self._name = "lstmlab:" + digest.hex()[:40]
         self._url = url
         self._connection: Any = None
-        self._file: Any = None
         self._engine: Any = None
+        self._file_lock = contextlib.ExitStack()
         if self._backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            self._path: Path | None = Path(parsed.database + ".lock")
+            self._database: Path | None = Path(parsed.database)
         else:
-            self._path = None
+            self._database = None
 
     def __enter__(self) -> StudyLock:
         if self._backend == "postgresql":
             self._connect().execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
         elif self._backend in ("mysql", "mariadb"):
             self._connect().execute(sqlalchemy.text("SELECT GET_LOCK(:n, -1)"), {"n": self._name})
-        elif self._path is not None:
+        elif self._database is not None:
             try:
-                import fcntl
-            except ImportError:  # not POSIX: one worker per SQLite file is safe
-                return self
-            try:
-                self._path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(self._path, "a+")  # noqa: SIM115 - held until __exit__
+                self._file_lock.enter_context(exclusive(self._database))
             except OSError as error:
                 raise LstmlabError(unwritable(self._url, error)) from None
-            fcntl.flock(self._file, fcntl.LOCK_EX)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -113,9 +108,7 @@ class StudyLock:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
-            if self._file is not None:
-                self._file.close()  # closing releases the flock
-                self._file = None
+            self._file_lock.close()
 
     def _connect(self) -> Any:
         try:
@@ -149,9 +142,8 @@ def _check_writable(url: str, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise LstmlabError(unwritable(url, error)) from None
-    for target in (path, path.parent):
-        if target.exists() and not os.access(target, os.W_OK):
-            raise LstmlabError(unwritable(url, PermissionError(13, "read-only")))
+    if read_only_part(path) is not None:
+        raise LstmlabError(unwritable(url, PermissionError(13, "read-only")))
 
 
 def open_storage(url: str, heartbeat_interval: int) -> optuna.storages.RDBStorage:

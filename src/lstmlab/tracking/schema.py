@@ -4,7 +4,7 @@ MLflow creates (and migrates) the tables of a new `sqlite:///…` store when a p
 touches it, with no lock: several `lstmlab train` started together on a fresh store run
 Alembic's migrations at once and leave it half-migrated for good ("table
 _alembic_tmp_latest_metrics already exists"). Here that first touch is made under a file lock
-beside the SQLite file (`<file>.lock`; fcntl, as the sweeper's study lock), so the others wait
+beside the SQLite file (`lstmlab.sqlite_files.exclusive`, as the sweeper's study lock), so the others wait
 and find the tables made. A store left half-created by an interrupted setup (a crash, an older
 lstmlab) is created again when it holds no run; one that holds runs is never touched: the error
 says what to do.
@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lstmlab.errors import LstmlabError, first_line
+from lstmlab.sqlite_files import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -56,23 +57,15 @@ def ensure_schema(uri: str) -> None:
 
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock (one process at a time on a new store)
-        yield
-        return
-    lock_path = path.with_name(path.name + ".lock")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock_path, "a")  # noqa: SIM115 - held until the store is ready
-    except OSError as error:
-        if path.is_file():  # a store in a folder we cannot write: reading may still work
-            yield
-            return
-        raise LstmlabError(f"cannot create the MLflow store {path}: {error.strerror or error}; "
-                           "choose a writable place with tracking.uri or MLFLOW_TRACKING_URI") from None
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+    """`sqlite_files.exclusive` on the store, or no lock where its folder cannot take the lock
+    file but the store exists (reading may still work); otherwise one line."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(exclusive(path))
+        except OSError as error:
+            if not path.is_file():
+                raise LstmlabError(f"cannot create the MLflow store {path}: {error.strerror or error}; "
+                                   "choose a writable place with tracking.uri or MLFLOW_TRACKING_URI") from None
         yield
 
 

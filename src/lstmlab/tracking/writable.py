@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from lstmlab.errors import LstmlabError
+from lstmlab.sqlite_files import read_only_part
 from lstmlab.tracking.schema import sqlite_file
 
 FIX = "check the permissions, or point tracking.uri (or MLFLOW_TRACKING_URI) at a writable store"
@@ -21,9 +22,10 @@ def check_store_writable(uri: str) -> None:
     path = sqlite_file(uri)
     if path is None:
         return
-    for target, what in ((path, "the file"), (path.parent, "its folder")):
-        if target.exists() and not os.access(target, os.W_OK):
-            raise LstmlabError(f"the MLflow store {path} is read-only ({what} cannot be written): {FIX}")
+    read_only = read_only_part(path)
+    if read_only is not None:
+        what = "the file" if read_only == path else "its folder"
+        raise LstmlabError(f"the MLflow store {path} is read-only ({what} cannot be written): {FIX}")
 
 
 def check_artifacts_writable(location: str | None) -> None:
