@@ -40,8 +40,19 @@ def run_once(args, parallel: bool, folder: Path) -> dict:
         states = dict(db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
         # time inside fit per run: tells training slowed by sharing cores from overhead around it
         fit = db.execute("SELECT AVG(value) FROM latest_metrics WHERE key = 'train_seconds'").fetchone()[0]
-    return {"parallel": parallel, "wall": wall, "load_before": load, "load_after": os.getloadavg()[0],
-            "runs": states, "fit_seconds_per_run": fit}
+    result = {"parallel": parallel, "wall": wall, "load_before": load, "load_after": os.getloadavg()[0],
+              "runs": states, "fit_seconds_per_run": fit}
+    if args.what == "sweep":  # asked in batches, trials differ from the sequential ones: so may the best
+        result["best_val_rmse"] = best_value(folder / "optuna.db")
+    return result
+
+
+def best_value(storage: Path) -> float | None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    (summary,) = optuna.get_all_study_summaries(f"sqlite:///{storage}")
+    return summary.best_trial.value if summary.best_trial else None
 
 
 def main() -> None:
@@ -68,7 +79,8 @@ def main() -> None:
                 print(f"  round {round_no + 1} {'n_jobs=' + str(args.jobs) if parallel else 'sequential':11} "
                       f"wall {one['wall']:7.1f} s  runs {one['runs']}  "
                       f"fit/run {one['fit_seconds_per_run'] or 0:.2f} s  load {one['load_before']:.2f} → "
-                      f"{one['load_after']:.2f}", flush=True)
+                      f"{one['load_after']:.2f}" + (f"  best val_rmse {one['best_val_rmse']:.4g}"
+                                                      if one.get("best_val_rmse") is not None else ""), flush=True)
             ratio = result["parallel"]["wall"] / result["sequential"]["wall"]
             print(f"  round {round_no + 1} ratio n_jobs={args.jobs} / sequential: {ratio:.2f}", flush=True)
             rounds.append({**result, "ratio": ratio})
