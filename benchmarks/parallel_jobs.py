@@ -76,11 +76,11 @@ def main() -> None:
             for parallel in order:
                 one = run_once(args, parallel, Path(tmp) / f"{round_no}-{int(parallel)}")
                 result["parallel" if parallel else "sequential"] = one
+                best = one.get("best_val_rmse")
                 print(f"  round {round_no + 1} {'n_jobs=' + str(args.jobs) if parallel else 'sequential':11} "
                       f"wall {one['wall']:7.1f} s  runs {one['runs']}  "
                       f"fit/run {one['fit_seconds_per_run'] or 0:.2f} s  load {one['load_before']:.2f} → "
-                      f"{one['load_after']:.2f}" + (f"  best val_rmse {one['best_val_rmse']:.4g}"
-                                                      if one.get("best_val_rmse") is not None else ""), flush=True)
+                      f"{one['load_after']:.2f}" + ("" if best is None else f"  best val_rmse {best:.4g}"), flush=True)
             ratio = result["parallel"]["wall"] / result["sequential"]["wall"]
             print(f"  round {round_no + 1} ratio n_jobs={args.jobs} / sequential: {ratio:.2f}", flush=True)
             rounds.append({**result, "ratio": ratio})
