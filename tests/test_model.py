@@ -13,7 +13,7 @@ from lstmlab.errors import LstmlabError
 from lstmlab.paths import config_dir
 from lstmlab.pipeline.checks import check_activation, check_config
 from lstmlab.pipeline.model import build_model
-from lstmlab.pipeline.track import run_params
+from lstmlab.pipeline.params import run_params
 
 VARIANTS = sorted(p.stem for p in Path(config_dir(), "variant").glob("*.yaml"))
 

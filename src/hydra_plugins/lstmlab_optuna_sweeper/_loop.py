@@ -28,6 +28,7 @@ from lstmlab.runtime import check_store, use_store
 from lstmlab.sweep import parent
 from lstmlab.sweep import study as identity
 from lstmlab.sweep.compat import failed_job, job_error, retry_history, trial_id
+from lstmlab.sweep.launchers import parallelism
 from lstmlab.sweep.preflight import check_jobs
 from lstmlab.sweep.pruners import make_pruner, pruner_spec
 
@@ -104,12 +105,7 @@ def batch_size(n_jobs: Any, launcher: Any) -> int:
     """`hydra.sweeper.n_jobs` as a number: `auto` follows a parallel launcher's `n_jobs`
     (joblib's convention: -1 = every usable core), else 1."""
     if n_jobs == "auto":
-        launcher_jobs = launcher.get("n_jobs") if launcher is not None else None
-        if launcher_jobs is None:
-            return 1
-        import joblib
-
-        return max(1, joblib.effective_n_jobs(launcher_jobs))
+        return parallelism(launcher) if launcher is not None and launcher.get("n_jobs") is not None else 1
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
         raise LstmlabError(f"hydra.sweeper.n_jobs={n_jobs} must be a whole number of at least 1, "
                            "or auto")

@@ -50,26 +50,27 @@ def full(summary: RunSummary) -> str:
     ])
 
 
-def compact(summary: RunSummary, job: str) -> str:
+def compact(summary: RunSummary, job: str, reused: bool = False) -> str:
     """One line per multirun job."""
     beat = {True: "beat naive", False: "lost to naive", None: "no verdict"}[summary.beat_naive]
-    return (f"job {job}: {summary.run_name} {summary.run_id[:8]}  test RMSE {_number(summary.test_rmse)} "
+    mark = " (reused)" if reused else ""
+    return (f"job {job}: {summary.run_name} {summary.run_id[:8]}{mark}  test RMSE {_number(summary.test_rmse)} "
             f"vs naive {_number(summary.naive_test_rmse)} (skill {_number(summary.test_skill, '+.3f')}, "
             f"{beat})  val RMSE {_number(summary.val_rmse)}  epochs {summary.epochs_run}  "
             f"{_number(summary.train_seconds, '.1f')} s")
 
 
-def table(rows: list[tuple[str, RunSummary]]) -> str:
-    """A multirun's jobs, one row each, then where to look."""
-    width = max([3, *(len(job) for job, _ in rows)])
+def table(rows: list[tuple[str, RunSummary, bool]]) -> str:
+    """A multirun's jobs, one row each (reused: a run an earlier command trained), then where to look."""
+    width = max([3, *(len(job) for job, _, _ in rows)])
     header = (f"{'job':>{width}}  {'run':<16} {'run id':<8}  {'val_rmse':>10} {'test_rmse':>10} "
-              f"{'naive':>10} {'skill':>8}  beat naive")
+              f"{'naive':>10} {'skill':>8}  beat naive  reused")
     lines = [header]
-    for job, s in rows:
+    for job, s, reused in rows:
         beat = {True: "yes", False: "no", None: "—"}[s.beat_naive]
         lines.append(f"{job:>{width}}  {s.run_name[:16]:<16} {s.run_id[:8]:<8}  {_number(s.val_rmse):>10} "
                      f"{_number(s.test_rmse):>10} {_number(s.naive_test_rmse):>10} "
-                     f"{_number(s.test_skill, '+.3f'):>8}  {beat}")
+                     f"{_number(s.test_skill, '+.3f'):>8}  {beat:<10}  {'yes' if reused else ''}".rstrip())
     if rows:
         first = rows[0][1]
         where = first.server or "lstmlab ui, then"
@@ -77,9 +78,10 @@ def table(rows: list[tuple[str, RunSummary]]) -> str:
     return "\n".join(lines)
 
 
-def record_job(output_dir: str, job: str, number: int, run_id: str, tracking_uri: str) -> None:
-    """Leave the job's run id where the multirun's table will look for it."""
-    record = {"job": job, "number": number, "run_id": run_id, "tracking_uri": tracking_uri}
+def record_job(output_dir: str, job: str, number: int, run_id: str, tracking_uri: str,
+               reused: bool = False) -> None:
+    """Leave the job's run id where the multirun's table (and its progress line) will look for it."""
+    record = {"job": job, "number": number, "run_id": run_id, "tracking_uri": tracking_uri, "reused": reused}
     (Path(output_dir) / JOB_FILE).write_text(json.dumps(record))
 
 
@@ -98,6 +100,8 @@ class MultirunTable(Callback):
         rows = []
         for record in sorted(records, key=lambda r: r["number"]):
             mlflow.set_tracking_uri(record["tracking_uri"])
-            rows.append((str(record["job"]), summarize(record["run_id"])))
-        print(f"\nMultirun: {len(rows)} runs recorded (in {config.hydra.sweep.dir})", flush=True)
+            rows.append((str(record["job"]), summarize(record["run_id"]), bool(record.get("reused"))))
+        reused = sum(1 for *_, was_reused in rows if was_reused)
+        of_which = f", {reused} reused" if reused else ""
+        print(f"\nMultirun: {len(rows)} runs recorded{of_which} (in {config.hydra.sweep.dir})", flush=True)
         print(table(rows), flush=True)

@@ -47,11 +47,12 @@ def task(cfg: DictConfig) -> float:
         # Here, not in the command line: Hydra would add "Error executing job ..." on the way up.
         print(error_line("train", str(error)), file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None
-    _show(result["run_id"], hydra_cfg, multirun, trial=cfg.get("trial") is not None)
+    _show(result["run_id"], hydra_cfg, multirun, trial=cfg.get("trial") is not None,
+          reused=bool(result.get("reused")))
     return result["val_rmse"]
 
 
-def _show(run_id: str, hydra_cfg: DictConfig, multirun: bool, trial: bool) -> None:
+def _show(run_id: str, hydra_cfg: DictConfig, multirun: bool, trial: bool, reused: bool) -> None:
     """The run's summary (a single run), or its line and job record (a multirun's job)."""
     import mlflow
 
@@ -64,9 +65,9 @@ def _show(run_id: str, hydra_cfg: DictConfig, multirun: bool, trial: bool) -> No
     # a trial's folder is named after its trial number (conf/train.yaml, hydra.sweep.subdir)
     number = int(Path(hydra_cfg.runtime.output_dir).name) if trial else int(hydra_cfg.job.num)
     job = f"trial {number}" if trial else str(number)
-    summary.record_job(hydra_cfg.runtime.output_dir, job, number, run_id, mlflow.get_tracking_uri())
+    summary.record_job(hydra_cfg.runtime.output_dir, job, number, run_id, mlflow.get_tracking_uri(), reused)
     if not trial:  # the sweeper prints a trial's line: no summary to read back
-        print(summary.compact(summarize(run_id), job), flush=True)
+        print(summary.compact(summarize(run_id), job, reused), flush=True)
 
 
 def main(args: list[str]) -> int:

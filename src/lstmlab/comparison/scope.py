@@ -12,12 +12,12 @@ from __future__ import annotations
 import pandas as pd
 
 from lstmlab.errors import LstmlabError
+from lstmlab.records import names
 from lstmlab.records.names import DATA_TAG, dataset_name
 
 DATA_COLUMN = f"tags.{DATA_TAG}"  # search_runs' column of the data fingerprint
 EVALUATION_PREFIX = "params.evaluation."
-# What a run recorded before a param existed: the default it ran with (DESIGN.md).
-PARAM_DEFAULTS = {"params.evaluation.name": "holdout", "params.data.target_transform": "none"}
+PARAM_DEFAULTS = {f"params.{key}": value for key, value in names.PARAM_DEFAULTS.items()}
 
 
 def with_defaults(runs: pd.DataFrame) -> pd.DataFrame:

@@ -11,20 +11,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from lstmlab.errors import LstmlabError
-
-# Params that say how a run was recorded or displayed, not what was trained.
-NOT_CONFIGURING = frozenset(
-    {
-        "trainer.seed",
-        "trainer.verbose",
-        "tracking.uri",
-        "tracking.experiment",
-        "tracking.run_name",
-        "tracking.log_model",
-    }
-)
-# The run `lstmlab compare` logs its report in: never a run to compare.
-REPORT_TAG = "lstmlab.report"
+from lstmlab.records.names import REPORT_TAG
 
 
 def search_finished(experiment_id: str, filter_string: str | None) -> pd.DataFrame:

@@ -108,6 +108,7 @@ TRAINER = {
 MODEL = {"units": units, "activation": text(), "bidirectional": boolean, "dropout": number(0, 1)}
 TRACKING = {"experiment": text(), "variant": text(), "run_name": text(optional=True),
             "log_model": boolean, "uri": text(optional=True)}
+TRACKING_OPTIONAL = {"skip_finished": boolean}  # absent from configs logged before it existed
 DATA = {
     "source": one_of(*SOURCES),
     "target": text(),
@@ -145,6 +146,7 @@ def check_config(cfg: DictConfig) -> None:
     _check(cfg.trainer, "trainer", TRAINER)
     _check(cfg.model, "model", MODEL)
     _check(cfg.tracking, "tracking", TRACKING)
+    _check(cfg.tracking, "tracking", {key: rule for key, rule in TRACKING_OPTIONAL.items() if key in cfg.tracking})
     for section in ("optimizer", "loss"):  # their keys are the Keras class's arguments: numbers
         node = cfg[section]
         if not isinstance(node.get("_target_"), str):

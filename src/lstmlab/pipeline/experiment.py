@@ -26,7 +26,9 @@ def run_experiment(
     tags: dict[str, str] | None = None,
     parent_run_id: str | None = None,
 ) -> dict[str, float]:
-    """Train, evaluate and record one run; returns its final metrics (and `run_id`).
+    """Train, evaluate and record one run; returns its final metrics (and `run_id`); with
+    `tracking.skip_finished`, those of a FINISHED run of the same configuration and data when
+    there is one (and `reused`: True).
 
     Everything a user can get wrong is checked before the MLflow run starts, so a bad config
     leaves no run behind; a failure after the start ends the run as FAILED. With
@@ -39,6 +41,14 @@ def run_experiment(
     runtime.use_backend(cfg.trainer.backend)  # before the pipeline modules below import Keras
     splits = evaluation.splits(cfg)  # data errors are found before the seconds a framework import costs
     runtime.check_store(cfg.tracking)  # so is a tracking server that does not answer (nothing written)
+    if cfg.tracking.get("skip_finished"):  # before Keras loads: a reused job costs a query
+        from lstmlab.pipeline.reuse import finished_run
+
+        found = finished_run(cfg, splits[0].sha256)
+        if found is not None:
+            log.info("reused run %s (%s): this configuration has a FINISHED run on these data; not "
+                     "trained again (tracking.skip_finished=true)", found.run_id, found.run_name)
+            return {**found.metrics, "run_id": found.run_id, "reused": True}
     runtime.import_keras()  # TensorFlow's start-up lines hidden; before the modules below
     import mlflow
 

@@ -6,7 +6,6 @@ backend and `runtime.import_keras` imported it.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -23,31 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.pipeline import plots
 from lstmlab.pipeline.data import Dataset, data_name, data_source
+from lstmlab.pipeline.params import run_config, run_params
 from lstmlab.records.names import CONFIG_ARTIFACT, DATA_TAG, MODEL_NAME, PREDICTIONS_ARTIFACT, SCALER_ARTIFACT
 from lstmlab.tracking.orphans import owner_tags
-
-
-def flatten(node: object, prefix: str = "") -> dict[str, str]:
-    """Nested config → {"model.units": "[50, 50]", ...}: MLflow params the UI can line up."""
-    if isinstance(node, dict):
-        flat: dict[str, str] = {}
-        for key, value in node.items():
-            flat.update(flatten(value, f"{prefix}{key}."))
-        return flat
-    value = json.dumps(node) if isinstance(node, list) else str(node)
-    return {prefix.rstrip("."): value}
-
-
-def run_config(cfg: DictConfig) -> dict:
-    """The resolved config of a run, without the `trial` node: how a sweep reached the run is
-    not how it is configured (and a rerun must not rejoin the study)."""
-    container = OmegaConf.to_container(cfg, resolve=True)
-    container.pop("trial", None)
-    return container
-
-
-def run_params(cfg: DictConfig) -> dict[str, str]:
-    return flatten(run_config(cfg))
 
 
 def run_tags(cfg: DictConfig, data: Dataset) -> dict[str, str]:

@@ -32,6 +32,26 @@ def dataset_name(source: str, path: str | None = None) -> str:
     return source
 
 
+# Params that say how a run was recorded or displayed, not what was trained: runs that differ only
+# in these (and the seed) are one configuration, for compare's seed groups and for
+# tracking.skip_finished alike.
+NOT_CONFIGURING = frozenset(
+    {
+        "trainer.seed",
+        "trainer.verbose",
+        "tracking.uri",
+        "tracking.experiment",
+        "tracking.run_name",
+        "tracking.log_model",
+        "tracking.skip_finished",
+    }
+)
+# The tag of the run `lstmlab compare` logs its report in: never a run to compare or reuse.
+REPORT_TAG = "lstmlab.report"
+# Params a run recorded before they existed: the default it ran with (DESIGN.md).
+PARAM_DEFAULTS = {"evaluation.name": "holdout", "data.target_transform": "none"}
+
+
 # `lstmlab rerun --check`: identical is expected; the margin only forgives float formatting, not a
 # different result. Here (no imports) so that `rerun --help` can name it cheaply.
 REL_TOLERANCE = 1e-6

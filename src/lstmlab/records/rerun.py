@@ -69,6 +69,7 @@ def rerun(run_id: str, rel_tol: float = REL_TOLERANCE, announce=print) -> Rerun:
     with open_dict(cfg):
         cfg.tracking.uri = mlflow.get_tracking_uri()
         cfg.tracking.experiment = mlflow.get_experiment(original.info.experiment_id).name
+        cfg.tracking.skip_finished = False  # a rerun trains: reusing the original would check nothing
 
     from lstmlab.pipeline.evaluation import splits
     from lstmlab.pipeline.experiment import run_experiment

@@ -80,3 +80,22 @@ class HeartbeatStorage(optuna.storages.RDBStorage):
         started_before = datetime.now() - timedelta(seconds=self.grace_period)
         return [frozen_trial_id(t) for t in running if frozen_trial_id(t) not in beating
                 and t.datetime_start is not None and t.datetime_start < started_before]
+
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def planned_jobs(config: Any) -> int | None:
+    """How many jobs Hydra's basic sweeper launches for this multirun (`config`: the multirun's,
+    as `on_multirun_start` gets it); None under another sweeper. The sweeper keeps the count to
+    itself, so it is worked out here the way `BasicSweeper.sweep` works out its batches."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+        return None
+    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    overrides = parser.parse_overrides([*params, *config.hydra.overrides.task])
+    return len(BasicSweeper.split_arguments(overrides, None)[0])

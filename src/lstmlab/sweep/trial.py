@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.sweep.compat import running_trial
@@ -80,6 +80,11 @@ def run_trial(cfg: DictConfig) -> dict[str, float]:
     from lstmlab.pipeline.experiment import run_experiment
 
     link = TrialLink.from_config(cfg.trial)
+    if cfg.tracking.get("skip_finished"):
+        # A trial reports every epoch to the pruner and its study resumes by itself; a reused run
+        # would report nothing. So sweeps always train.
+        with open_dict(cfg):
+            cfg.tracking.skip_finished = False
     trial = connect(link)
     callback = PruningHook(trial)
     result = run_experiment(

@@ -1,0 +1,98 @@
+"""A multirun's progress as its jobs end: `job 37/110 done · 12 reused · ETA 1 h 12 min`.
+
+A Hydra callback (conf/train.yaml, hydra.callbacks.progress). The launching process writes the
+plan into the sweep folder (how many jobs, how many at once); each job, wherever its launcher
+runs it (in-process, a loky worker, a cluster node sharing the folder), appends how it ended and
+prints the line. The ETA: the mean time of the jobs trained so far (reused ones cost nothing),
+times the jobs left, over the launcher's parallelism. Optuna sweeps print their own lines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+PLAN_FILE = "lstmlab_progress.json"
+ENDED_FILE = "lstmlab_progress.jsonl"
+
+
+def duration(seconds: float) -> str:
+    """'45 s', '12 min', '1 h 12 min'."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def line(ended: list[dict[str, Any]], total: int, parallel: int) -> str:
+    done = len(ended)
+    reused = sum(1 for job in ended if job.get("reused"))
+    trained = [job["seconds"] for job in ended if not job.get("reused") and job.get("status") == "COMPLETED"]
+    parts = [f"job {done}/{total} done"]
+    if reused:
+        parts.append(f"{reused} reused")
+    failed = sum(1 for job in ended if job.get("status") != "COMPLETED")
+    if failed:
+        parts.append(f"{failed} failed")
+    left = max(0, total - done)
+    if left and trained:
+        parts.append(f"ETA {duration(sum(trained) / len(trained) * math.ceil(left / parallel))}")
+    elif left:
+        parts.append("ETA after the first trained job")
+    return " · ".join(parts)
+
+
+class MultirunProgress(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from lstmlab.sweep.compat import planned_jobs
+        from lstmlab.sweep.launchers import parallelism
+
+        total = planned_jobs(config)
+        if total is None:  # an Optuna sweep: its sweeper prints a line per trial
+            return
+        folder = Path(str(config.hydra.sweep.dir))
+        folder.mkdir(parents=True, exist_ok=True)
+        plan = {"total": total, "parallel": min(total, parallelism(config.hydra.get("launcher")))}
+        (folder / PLAN_FILE).write_text(json.dumps(plan))
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.perf_counter()
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        from lstmlab.commands.summary import JOB_FILE
+
+        folder = Path(str(config.hydra.sweep.dir))
+        plan_file = folder / PLAN_FILE
+        if not plan_file.is_file():
+            return
+        plan = json.loads(plan_file.read_text())
+        record = Path(str(config.hydra.runtime.output_dir)) / JOB_FILE
+        reused = record.is_file() and bool(json.loads(record.read_text()).get("reused"))
+        ended = {"seconds": time.perf_counter() - getattr(self, "started", time.perf_counter()),
+                 "reused": reused, "status": getattr(job_return.status, "name", str(job_return.status))}
+        with open(folder / ENDED_FILE, "a+") as jobs:
+            _lock(jobs)  # jobs ending together each count the other once
+            jobs.write(json.dumps(ended) + "\n")
+            jobs.flush()
+            jobs.seek(0)
+            everything = [json.loads(text) for text in jobs.read().splitlines() if text.strip()]
+        print(line(everything, plan["total"], plan["parallel"]), flush=True)
+
+
+def _lock(handle: Any) -> None:
+    """An exclusive lock on the open file until it is closed (none where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    fcntl.flock(handle, fcntl.LOCK_EX)
+
+
+
