@@ -112,3 +112,34 @@ def test_ctrl_c_ends_the_run_and_says_so_in_one_line():
     assert "Traceback" not in stderr
     (run,) = runs()
     assert run.info.status == "KILLED"
+
+
+PLAIN_HYDRA_APP = """import hydra
+
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def main(cfg):
+    pass
+
+
+main()
+"""
+
+
+def test_info_prints_each_line_once_as_a_plain_hydra_app_does(tmp_path):
+    import hydra
+
+    (tmp_path / "app.py").write_text(PLAIN_HYDRA_APP)
+    plain = subprocess.run([sys.executable, "app.py", "--info", "plugins"], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=120)
+    ours = lstmlab("train", "--info", "plugins")
+    assert ours.returncode == plain.returncode == 0, ours.stderr
+    plugins = ours.stdout.split("Profiling information")[0]  # the profile's times and order vary
+    assert "Installed Hydra Plugins" in plugins and plugins == plain.stdout.split("Profiling information")[0]
+    everything = lstmlab("train", "--info")
+    lines = everything.stdout.splitlines()
+    for header in (f"Hydra {hydra.__version__}", "Installed Hydra Plugins", "Config search path",
+                   "Defaults Tree", "Defaults List", "Config"):
+        assert lines.count(header) == 1, header
+    assert "Config search path" in lines and everything.stderr == ""
+
