@@ -79,13 +79,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def user_error_message(error: BaseException) -> str | None:
     """One line for an error the user caused; None for a bug (which keeps its traceback)."""
-    from hydra.errors import HydraException, MissingConfigException
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
     seen: BaseException | None = error
     while seen is not None:  # Hydra wraps job errors; the cause says what went wrong
         if isinstance(seen, LstmlabError):
             return str(seen)
+        if isinstance(seen, OverrideParseException):
+            from lstmlab.commands.quoting import unreadable_override_message
+
+            return unreadable_override_message(seen.override)
         if isinstance(seen, MissingConfigException):
             return first_line(seen)
         if isinstance(seen, (HydraException, OmegaConfBaseException)):
