@@ -25,13 +25,14 @@ commands:
   rerun RUN_ID [--check]     rerun a run from its logged config.yaml
   forecast RUN_ID [--data P] next-step price from a logged model
   ui [MLFLOW UI OPTIONS]     mlflow ui on the project's store
+  completion bash|zsh|fish   tab completion: eval "$(lstmlab completion bash)"
 
 Add -v (or --verbose) to any command to see the frameworks' log lines (TensorFlow, MLflow),
 --debug for those and a full traceback.
 """
 
 # Each is a module of lstmlab.commands with `main(args) -> exit status`, imported when used.
-COMMANDS = ("train", "compare", "rerun", "forecast", "ui")
+COMMANDS = ("train", "compare", "rerun", "forecast", "ui", "completion")
 
 
 def main(argv: list[str] | None = None) -> int:

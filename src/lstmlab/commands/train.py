@@ -78,6 +78,10 @@ def main(args: list[str]) -> int:
 
     sys.argv = ["lstmlab train", *args]
     hydra_args = hydra_arguments(args)  # a bad flag: Hydra's usage line and exit 2, as Hydra would
+    if hydra_args.shell_completion:  # Hydra's -sc install=bash, answered for the `lstmlab` command
+        from lstmlab.commands.completion import hydra_style
+
+        return hydra_style(hydra_args.overrides)
     if hydra_args.info is not None:
         # Hydra's --info prints through a stdout handler it adds to the root logger; the console's
         # handler would print every line a second time. It only prints: `| head` ends it quietly.
