@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,73 @@ def test_ctrl_c_ends_the_run_and_says_so_in_one_line():
     assert "Traceback" not in stderr
     (run,) = runs()
     assert run.info.status == "KILLED"
+
+
+PLAIN_HYDRA_APP = """import hydra
+
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def main(cfg):
+    pass
+
+
+main()
+"""
+
+
+def test_info_prints_each_line_once_as_a_plain_hydra_app_does(tmp_path):
+    import hydra
+
+    (tmp_path / "app.py").write_text(PLAIN_HYDRA_APP)
+    plain = subprocess.run([sys.executable, "app.py", "--info", "plugins"], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=120)
+    ours = lstmlab("train", "--info", "plugins")
+    assert ours.returncode == plain.returncode == 0, ours.stderr
+    plugins = ours.stdout.split("Profiling information")[0]  # the profile's times and order vary
+    assert "Installed Hydra Plugins" in plugins and plugins == plain.stdout.split("Profiling information")[0]
+    everything = lstmlab("train", "--info")
+    lines = everything.stdout.splitlines()
+    for header in (f"Hydra {hydra.__version__}", "Installed Hydra Plugins", "Config search path",
+                   "Defaults Tree", "Defaults List", "Config"):
+        assert lines.count(header) == 1, header
+    assert "Config search path" in lines and everything.stderr == ""
+
+
+def test_an_unreadable_override_says_the_quoted_form_which_trains(tmp_path):
+    folder = tmp_path / "dätä (1)"
+    folder.mkdir()
+    frame = synthetic_prices(rows=240, seed=5).reset_index()
+    frame.columns = ["Date", "Close", "Volume"]
+    frame.to_csv(folder / "prices.csv", index=False)
+    path = f"{folder}/prices.csv"
+    refused = lstmlab("train", "data=csv", f"data.path={path}")
+    quoted = shlex.quote(f'data.path="{path}"')
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr == (f"lstmlab train: error: Hydra's grammar cannot read the override data.path={path} "
+                              f"(token recognition error at: 'ä'); quote the value (and the whole for the shell): "
+                              f"{quoted}\n")
+    assert runs() == [] and not Path("experiments").exists()
+    # the line as the user copies it, through a real shell
+    settings = " ".join(o for o in TINY if not o.startswith(("data=", "data.rows=")))
+    shown = refused.stderr.rsplit(": ", 1)[1].strip()
+    done = subprocess.run(["bash", "-c", f"{shlex.join(LSTMLAB)} train data=csv {shown} {settings}"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = runs()
+    assert run.info.status == "FINISHED" and run.data.params["data.path"] == path
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.path=/data/a&b.csv,/data/ö.csv",  # a sweep: each value quoted alone
+         "Hydra's grammar cannot read the override data.path=/data/a&b.csv,/data/ö.csv (token recognition error "
+         "at: '&'); quote the value (and the whole for the shell): 'data.path=\"/data/a&b.csv\",\"/data/ö.csv\"'"),
+        ("model.units=[64,32",  # quoting would make it a string: the grammar page instead
+         "Hydra's grammar cannot read the override model.units=[64,32 (no viable alternative at input '[64,32'); "
+         "see https://hydra.cc/docs/advanced/override_grammar/basic/"),
+    ],
+)
+def test_an_override_that_quoting_does_or_does_not_mend(override, message):
+    result = lstmlab("train", "-m", override)
+    assert result.returncode == 2 and result.stderr == f"lstmlab train: error: {message}\n"

@@ -185,3 +185,30 @@ def test_a_study_is_named_after_its_search_and_data():
     assert default_name("wide", make_config("data=synthetic").data) == "wide-synthetic"
     assert default_name("variants", make_config("data=csv", "data.path=/x/prices.csv").data) == "variants-csv-prices"
     assert default_name(None, make_config("data=synthetic").data) == "sweep-synthetic"
+
+
+def test_a_project_folder_named_with_spaces_and_accents_gets_no_stray_folder_beside_it(tmp_path, monkeypatch):
+    """MLflow's default store address is percent-encoded; opened as such it made an empty
+    `my%20pr%C3%B8ject%20%C3%BC` beside the project. The runs stay in the project's own store."""
+    from lstmlab.commands.ui import command
+
+    project = tmp_path / "my prøject ü"
+    project.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}  # MLflow's default
+    for args in (["train", *TINY], ["compare"]):
+        done = subprocess.run([*LSTMLAB, *args], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert os.listdir(tmp_path) == ["my prøject ü"]
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    line = command([])  # lstmlab ui's `mlflow ui` command line
+    store = f"sqlite:///{project / 'mlflow.db'}"
+    assert line[line.index("--backend-store-uri") + 1] == store
+    assert os.listdir(tmp_path) == ["my prøject ü"]
+
+    client = MlflowClient(store)
+    (baseline,) = client.search_runs([client.get_experiment_by_name("lstmlab").experiment_id],
+                                     "tags.baseline = 'true'")
+    assert baseline.info.status == "FINISHED"
+    assert (project / "mlruns" / baseline.info.experiment_id / baseline.info.run_id / "artifacts"
+            / "config.yaml").is_file()

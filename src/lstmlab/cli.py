@@ -25,13 +25,14 @@ commands:
   rerun RUN_ID [--check]     rerun a run from its logged config.yaml
   forecast RUN_ID [--data P] next-step price from a logged model
   ui [MLFLOW UI OPTIONS]     mlflow ui on the project's store
+  completion bash|zsh|fish   tab completion: eval "$(lstmlab completion bash)"
 
 Add -v (or --verbose) to any command to see the frameworks' log lines (TensorFlow, MLflow),
 --debug for those and a full traceback.
 """
 
 # Each is a module of lstmlab.commands with `main(args) -> exit status`, imported when used.
-COMMANDS = ("train", "compare", "rerun", "forecast", "ui")
+COMMANDS = ("train", "compare", "rerun", "forecast", "ui", "completion")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,13 +80,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def user_error_message(error: BaseException) -> str | None:
     """One line for an error the user caused; None for a bug (which keeps its traceback)."""
-    from hydra.errors import HydraException, MissingConfigException
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
     seen: BaseException | None = error
     while seen is not None:  # Hydra wraps job errors; the cause says what went wrong
         if isinstance(seen, LstmlabError):
             return str(seen)
+        if isinstance(seen, OverrideParseException):
+            from lstmlab.commands.quoting import unreadable_override_message
+
+            return unreadable_override_message(seen.override)
         if isinstance(seen, MissingConfigException):
             return first_line(seen)
         if isinstance(seen, (HydraException, OmegaConfBaseException)):

@@ -25,14 +25,18 @@ def report(result: Forecast) -> str:
     )
 
 
-def main(args: list[str]) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lstmlab forecast",
         description="Next-step price from a run's logged model, beside the naive forecast.",
     )
     parser.add_argument("run_id", metavar="RUN_ID", help="the run's id (or a unique prefix of 8+ characters)")
     parser.add_argument("--data", metavar="PATH", help="a CSV with the run's columns (default: the run's own data)")
-    options = parser.parse_args(args)
+    return parser
+
+
+def main(args: list[str]) -> int:
+    options = parser().parse_args(args)
 
     from lstmlab.records.forecast import forecast
     from lstmlab.records.store import use_current_store

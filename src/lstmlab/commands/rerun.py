@@ -48,7 +48,7 @@ def report(result: Rerun, rel_tol: float) -> str:
     return "\n".join(lines)
 
 
-def main(args: list[str]) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lstmlab rerun",
         description="Train a logged run again from its config.yaml; print each final metric old vs new.",
@@ -58,7 +58,11 @@ def main(args: list[str]) -> int:
                         help=f"exit {EXIT_DIFFERENT} when a final metric (train_seconds excluded) differs beyond the tolerance")
     parser.add_argument("--tolerance", type=float, default=REL_TOLERANCE,
                         help=f"relative tolerance of --check (default {REL_TOLERANCE:g}: identical up to float rounding)")
-    options = parser.parse_args(args)
+    return parser
+
+
+def main(args: list[str]) -> int:
+    options = parser().parse_args(args)
 
     from lstmlab.records.rerun import rerun
     from lstmlab.records.store import use_current_store

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
+from lstmlab.commands.hydra_compat import hydra_arguments
 from lstmlab.errors import EXIT_USER_ERROR, LstmlabError, error_line
 
 # Overriding any of these makes a run something other than the variant it started from.
@@ -74,9 +76,19 @@ def main(args: list[str]) -> int:
     """Run Hydra with `args` as its command line (the grammar users know: -m, --cfg, --help)."""
     from lstmlab.paths import config_dir
 
+    sys.argv = ["lstmlab train", *args]
+    hydra_args = hydra_arguments(args)  # a bad flag: Hydra's usage line and exit 2, as Hydra would
+    if hydra_args.shell_completion:  # Hydra's -sc install=bash, answered for the `lstmlab` command
+        from lstmlab.commands.completion import hydra_style
+
+        return hydra_style(hydra_args.overrides)
+    if hydra_args.info is not None:
+        # Hydra's --info prints through a stdout handler it adds to the root logger; the console's
+        # handler would print every line a second time. It only prints: `| head` ends it quietly.
+        logging.getLogger().handlers.clear()
+        logging.raiseExceptions = False
     user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach the command line, which prints one line
-    sys.argv = ["lstmlab train", *args]
     app = hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")(task)
     try:
         app()

@@ -28,7 +28,7 @@ def open_store(uri: str | None) -> str:
     Set explicitly because MLflow keeps the last URI set in a process, and None must not
     inherit it.
     """
-    mlflow.set_tracking_uri(uri or None)
+    mlflow.set_tracking_uri(uri or _default_uri())
     current = mlflow.get_tracking_uri()
     key = str(sqlite_file(current) or current)  # a relative SQLite path names another file elsewhere
     if key in _opened:
@@ -41,3 +41,19 @@ def open_store(uri: str | None) -> str:
         log.debug("orphaned runs not checked: %s", error)
     _opened.add(key)
     return current
+
+
+def _default_uri() -> str:
+    """MLflow's default store, its SQLite path as written rather than percent-encoded.
+
+    MLflow writes the default as `sqlite:////…/my%20pr%C3%B8ject/mlflow.db` and, opening it,
+    creates the parent folder from that text: an empty `my%20pr%C3%B8ject` beside a project whose
+    name holds spaces or non-ASCII letters (MLflow 3.x; SQLAlchemy decodes the path and opens the
+    right file). Only `%` and `?`, which SQLAlchemy would decode or cut at, stay encoded.
+    """
+    mlflow.set_tracking_uri(None)  # forget any URI set before in this process
+    default = mlflow.get_tracking_uri()
+    path = sqlite_file(default)
+    if path is None:
+        return default
+    return "sqlite:///" + str(path).replace("%", "%25").replace("?", "%3F")

@@ -1,0 +1,123 @@
+"""What a <TAB> after `lstmlab ...` offers: the words the shell scripts of `completion.py` ask for.
+
+The subcommands and their flags come from their own argparse parsers (and `mlflow ui`'s for
+`lstmlab ui`); after `lstmlab train` Hydra's completion answers, as it does for any Hydra app:
+config groups (`variant=`), their options, keys (`model.units=`), current values, files. Nothing
+here opens a store or trains: a completion must answer in the time of a keystroke.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from importlib import metadata
+
+from lstmlab.cli import COMMANDS
+from lstmlab.commands.hydra_compat import (
+    Option,
+    hydra_completions,
+    hydra_parser,
+    parser_options,
+    positional_choices,
+)
+
+GLOBAL_FLAGS = ("-v", "--verbose", "--debug")  # taken out by lstmlab.cli wherever they stand
+# What bash splits a word at when it completes (its COMP_WORDBREAKS), when the script cannot say.
+BASH_WORDBREAKS = " \t\n\"'><=;|&(:"
+# A candidate ending so is not a whole word yet: the shell adds no space after it.
+OPEN_ENDINGS = ("=", ".", "/")
+
+
+def candidates(line: str) -> list[str]:
+    """The words that may complete the last word of `line` (the command line up to the cursor)."""
+    words = line.split()
+    current = "" if not words or line[-1].isspace() else words.pop()
+    words = [w for w in words[1:] if w not in GLOBAL_FLAGS]  # the program's name, the global flags
+    if not words:
+        return _matching([*COMMANDS, "--help", *GLOBAL_FLAGS], current)
+    command, rest = words[0], words[1:]
+    if command == "train":
+        return _train(rest, current)
+    if command == "ui":
+        return _flags(_mlflow_ui_options(), rest, current)
+    if command in COMMANDS:
+        parser = importlib.import_module(f"lstmlab.commands.{command}").parser()
+        return _flags(parser_options(parser), rest, current, positional_choices(parser))
+    return []
+
+
+def for_shell(found: list[str], line: str, shell: str, wordbreaks: str | None = None) -> list[str]:
+    """`found` as the shell takes it: bash completes only the part of a word after its last word
+    break (`variant=tanh` is `tanh` after `=`); zsh and fish take whole words."""
+    if shell != "bash" or not line or line[-1].isspace():
+        return found
+    current = line.split()[-1]
+    breaks = BASH_WORDBREAKS if wordbreaks is None else wordbreaks
+    cut = max((current.rfind(c) for c in breaks if not c.isspace()), default=-1) + 1
+    return [word[cut:] if word.startswith(current[:cut]) else word for word in found]
+
+
+def _matching(words: list[str] | tuple[str, ...], current: str) -> list[str]:
+    return [word for word in words if word.startswith(current)]
+
+
+def _train(rest: list[str], current: str) -> list[str]:
+    """Hydra's flags, or Hydra's own completion of the overrides after `lstmlab train`."""
+    from lstmlab.paths import config_dir
+
+    options = parser_options(hydra_parser())
+    if current.startswith("-") or _value_expected(options, rest):
+        return _flags(options, rest, current)
+    try:
+        found = hydra_completions(config_dir(), "train", " ".join([*rest, current]) if rest or current else "")
+    except (Exception, SystemExit):  # noqa: BLE001 - an earlier word Hydra cannot read: nothing to offer
+        return []
+    return [_with_slash(word) for word in found]
+
+
+def _with_slash(word: str) -> str:
+    """`data.path=./data/` for a folder (Hydra offers `./data`): the next <TAB> goes inside it."""
+    value = word.partition("=")[2]
+    return word + "/" if value and not value.endswith("/") and os.path.isdir(value) else word
+
+
+def _value_expected(options: list[Option], rest: list[str]) -> Option | None:
+    """The flag just before the cursor when it wants a value (`--cfg `, `--metric `)."""
+    if not rest:
+        return None
+    return next((o for o in options if rest[-1] in o.names and o.takes_value), None)
+
+
+def _flags(options: list[Option], rest: list[str], current: str, positional: tuple[str, ...] = ()) -> list[str]:
+    """A flag's values after it, the flags for a word starting with `-`, else `positional`."""
+    wanting = _value_expected(options, rest)
+    if wanting is not None:
+        return _matching(wanting.choices, current)  # none: the shell completes file names
+    if current.startswith("-"):
+        return _matching([name for option in options for name in option.names], current)
+    return _matching(positional, current)
+
+
+def _mlflow_ui_options() -> list[Option]:
+    """`mlflow ui`'s flags (lstmlab ui passes them on). Importing MLflow's command line takes
+    seconds, so they are read once per MLflow version and kept in lstmlab's cache."""
+    from lstmlab.paths import cache_home
+
+    cached = cache_home() / "completion" / f"mlflow-{metadata.version('mlflow')}-ui.txt"
+    if not cached.is_file():
+        import click
+        from mlflow.cli import cli
+
+        ui = cli.get_command(click.Context(cli), "ui")
+        lines = [" ".join([*p.opts, *p.secondary_opts]) + ("" if getattr(p, "is_flag", False) else " =")
+                 for p in ui.params if p.param_type_name == "option"]
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")  # two <TAB>s at once: each file whole
+        partial.write_text("\n".join(lines) + "\n")
+        partial.replace(cached)
+    options = []
+    for text in cached.read_text().splitlines():
+        names = text.split()
+        takes_value = names[-1] == "="
+        options.append(Option(names=tuple(n for n in names if n != "="), takes_value=takes_value, choices=()))
+    return options

@@ -1,0 +1,63 @@
+"""Compat: the private Hydra (and argparse) APIs behind `lstmlab`'s front door, in one place.
+
+`lstmlab train` reads Hydra's own flags before Hydra runs (to print `--info` once, to answer
+`-sc install=bash` for the `lstmlab` command), and tab completion asks Hydra's completion query
+for the groups, keys, values and files after `lstmlab train`, and argparse parsers for their
+flags. Neither exposes these publicly; when an upgrade moves one, tests/test_completion.py fails
+here.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Option:
+    """A flag of a command line, as completion offers it."""
+
+    names: tuple[str, ...]  # "--multirun", "-m"
+    takes_value: bool
+    choices: tuple[str, ...]  # the values it accepts, when it says so
+
+
+def hydra_parser() -> argparse.ArgumentParser:
+    """Hydra's command-line parser, the one `@hydra.main` parses with."""
+    from hydra._internal.utils import get_args_parser
+
+    return get_args_parser()
+
+
+def hydra_arguments(args: list[str]) -> argparse.Namespace:
+    """`args` as Hydra reads them (`.info`, `.shell_completion`, `.overrides`, ...)."""
+    return hydra_parser().parse_args(args)
+
+
+def parser_options(parser: argparse.ArgumentParser) -> list[Option]:
+    """The flags of an argparse parser (Hydra's or one of lstmlab's subcommands)."""
+    options = []
+    for action in parser._actions:  # argparse keeps them nowhere public
+        if action.option_strings:
+            options.append(Option(names=tuple(action.option_strings), takes_value=action.nargs != 0,
+                                  choices=tuple(str(c) for c in action.choices or ())))
+    return options
+
+
+def positional_choices(parser: argparse.ArgumentParser) -> tuple[str, ...]:
+    """The values a positional argument accepts, where the parser names them (`bash zsh fish`)."""
+    return tuple(str(choice) for action in parser._actions if not action.option_strings
+                 for choice in action.choices or ())
+
+
+def hydra_completions(config_dir: str, config_name: str, line: str) -> list[str]:
+    """What Hydra's own completion offers for `line`, the words after the app's name: config
+    groups (`variant=`), their options (`variant=tanh`), keys (`model.units=`), current values,
+    and files for a value that starts like a path (`data.path=./`)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.plugins.completion_plugin import DefaultCompletionPlugin
+
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        loader = GlobalHydra.instance().hydra.config_loader
+        return DefaultCompletionPlugin(loader)._query(config_name=config_name, line=line)
