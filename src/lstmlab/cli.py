@@ -10,6 +10,8 @@ import atexit
 import importlib
 import os
 import sys
+from errno import ENOSPC
+from pathlib import Path
 
 from lstmlab.errors import EXIT_USER_ERROR, LstmlabError, error_line, first_line
 
@@ -86,6 +88,10 @@ def user_error_message(error: BaseException) -> str | None:
     while seen is not None:  # Hydra wraps job errors; the cause says what went wrong
         if isinstance(seen, LstmlabError):
             return str(seen)
+        if isinstance(seen, OSError) and seen.errno == ENOSPC:  # a full disk (Hydra's folders): no bug
+            from lstmlab.tracking.faults import no_space
+
+            return no_space(Path(seen.filename).absolute() if isinstance(seen.filename, str) else None).line()
         if isinstance(seen, MissingConfigException):
             return first_line(seen)
         if isinstance(seen, (HydraException, OmegaConfBaseException)):
