@@ -225,3 +225,21 @@ def test_a_lock_that_arrives_mid_run_is_one_line_and_the_next_command_closes_the
     assert run.info.status == "RUNNING"
     next_command(project_dir, uri)
     assert MlflowClient(uri).get_run(run.info.run_id).info.status == "KILLED"
+
+
+def test_a_store_made_read_only_mid_run_is_one_line_and_the_next_command_closes_the_run(project_dir):
+    """SQLite says "disk I/O error" when its file turns immutable: the line says what it is."""
+    from test_store_faults import read_only
+
+    if os.geteuid() != 0:
+        pytest.skip("chmod does not stop a process that has the file open; chattr +i (root) does")
+    database, uri = project_dir / "mlflow.db", os.environ["MLFLOW_TRACKING_URI"]
+    train = start_training(project_dir, uri)
+    with read_only(database):
+        line = one_error_line(train)
+    (run,) = all_runs(uri)
+    assert line == (f"lstmlab train: error: run {run.info.run_id} stopped: the MLflow store {database} became read-only "
+                    f"(the file cannot be written); {LEFT}; check the permissions, or point tracking.uri (or "
+                    "MLFLOW_TRACKING_URI) at a writable store")
+    next_command(project_dir, uri)
+    assert MlflowClient(uri).get_run(run.info.run_id).info.status == "KILLED"

@@ -22,12 +22,15 @@ from pathlib import Path
 
 from lstmlab.errors import LstmlabError
 from lstmlab.secrets import mask
+from lstmlab.sqlite_files import read_only_part
 from lstmlab.tracking.schema import sqlite_file
+from lstmlab.tracking.writable import FIX
 
 # How SQLite says it (MLflow passes its text on, in an MlflowException or an SQLAlchemy error).
 LOCKED = "database is locked"
 FULL = ("database or disk is full", "No space left on device")
 READ_ONLY = "attempt to write a readonly database"
+DISK_IO = "disk I/O error"  # SQLite's word for a write the system refused: EIO, but also EPERM (chattr +i)
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,8 @@ def find(error: BaseException, uri: str, folder: str | None = None) -> Fault | N
         return no_space(Path(path) if path else sqlite_file(uri) or (Path(folder) if folder else None))
     if LOCKED in text:
         return locked(sqlite_file(uri) or Path(uri))
-    if READ_ONLY in text:
-        return Fault(f"the MLflow store {sqlite_file(uri) or mask(uri)} became read-only",
-                     "check its permissions and free space, then run again")
+    if READ_ONLY in text or DISK_IO in text:
+        return _unwritable(sqlite_file(uri) or Path(uri))
     if uri.startswith(("http://", "https://")):
         return _server_fault(errors, uri)
     return None
@@ -115,6 +117,17 @@ def _free(path: Path) -> str:
         return f"{_size(shutil.disk_usage(existing).free)} free"
     except OSError:
         return "free space unknown"
+
+
+def _unwritable(path: Path) -> Fault:
+    """A SQLite store whose writes fail: made read-only (the likely cause, seen by os.access), else
+    the disk's own error."""
+    read_only = read_only_part(path)
+    if read_only is not None:
+        what = "the file" if read_only == path else "its folder"
+        return Fault(f"the MLflow store {path} became read-only ({what} cannot be written)", FIX)
+    return Fault(f"the MLflow store {path} cannot be written (SQLite: disk I/O error; {_free(path)})",
+                 "check the disk (dmesg) and its free space, then run again")
 
 
 def _size(count: int) -> str:
@@ -187,7 +200,7 @@ class MlflowSqlErrors(logging.Filter):
         texts = " ".join(str(seen) for seen in _chain(error))
         if any(words in texts for words in FULL):
             return False
-        if LOCKED in texts or READ_ONLY in texts:
+        if any(words in texts for words in (LOCKED, READ_ONLY, DISK_IO)):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
