@@ -45,17 +45,17 @@ class Fault:
         return f"{self.what}{after}: {self.fix}" if self.fix else self.what + after
 
 
-def find(error: BaseException, uri: str, folder: str | None = None) -> Fault | None:
-    """The store fault behind `error` (from the store at `uri`; `folder`: the run's local
-    artifact folder, where known); None for any other error (a bug, a user's error)."""
+def find(error: BaseException, uri: str) -> Fault | None:
+    """The store fault behind `error`, raised while working on the store at `uri`; None for any
+    other error (a bug, a user's error)."""
     if isinstance(error, LstmlabError):
         return None  # already said in a line
     errors = list(_chain(error))
     text = " ".join(str(seen) for seen in errors)
     full = [seen for seen in errors if isinstance(seen, OSError) and seen.errno == errno.ENOSPC]
     if full or any(words in text for words in FULL):
-        path = next((seen.filename for seen in full if seen.filename), None)
-        return no_space(Path(path) if path else sqlite_file(uri) or (Path(folder) if folder else None))
+        path = next((seen.filename for seen in full if isinstance(seen.filename, str)), None)
+        return no_space(Path(path) if path else sqlite_file(uri))
     if LOCKED in text:
         return locked(sqlite_file(uri) or Path(uri))
     if READ_ONLY in text or DISK_IO in text:
