@@ -29,14 +29,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(backend_url: str, artifacts: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """`mlflow server` on a free loopback port; its URL once /health answers."""
-    port = free_port()
+def start_server(backend_url: str, artifacts: Path, log: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """`mlflow server` on `port` (a free loopback port by default); its URL once /health answers."""
+    port = port or free_port()
     mlflow_cli = Path(sys.executable).parent / "mlflow"
     server = subprocess.Popen(
         [str(mlflow_cli), "server", "--backend-store-uri", backend_url.replace("postgresql://", "postgresql+psycopg2://"),
          "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        stdout=log.open("a"), stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:

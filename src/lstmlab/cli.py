@@ -10,6 +10,8 @@ import atexit
 import importlib
 import os
 import sys
+from errno import ENOSPC
+from pathlib import Path
 
 from lstmlab.errors import EXIT_USER_ERROR, LstmlabError, error_line, first_line
 
@@ -91,6 +93,10 @@ def user_error_message(error: BaseException) -> str | None:
             from lstmlab.commands.quoting import unreadable_override_message
 
             return unreadable_override_message(seen.override)
+        if isinstance(seen, OSError) and seen.errno == ENOSPC:  # a full disk (Hydra's folders): no bug
+            from lstmlab.tracking.faults import no_space
+
+            return no_space(Path(seen.filename).absolute() if isinstance(seen.filename, str) else None).line()
         if isinstance(seen, MissingConfigException):
             return first_line(seen)
         if isinstance(seen, (HydraException, OmegaConfBaseException)):

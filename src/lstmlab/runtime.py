@@ -73,12 +73,14 @@ def use_store(cfg: DictConfig):
     null must not inherit it."""
     import mlflow
 
+    from lstmlab.tracking import faults
     from lstmlab.tracking.open import open_store
     from lstmlab.tracking.writable import check_artifacts_writable, check_store_writable
 
     uri = open_store(cfg.uri)
     check_store_writable(uri)  # runs are written next: a read-only store is one line, not a half run
-    experiment = mlflow.set_experiment(cfg.experiment)
+    with faults.one_line(uri):  # a lock or a full disk that reads did not meet: one line too
+        experiment = mlflow.set_experiment(cfg.experiment)
     check_artifacts_writable(experiment.artifact_location)
     return experiment
 

@@ -20,10 +20,13 @@ import mlflow.keras
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
+from lstmlab.errors import LstmlabError
 from lstmlab.pipeline import plots
 from lstmlab.pipeline.data import Dataset, data_name, data_source
 from lstmlab.pipeline.params import run_config, run_params
 from lstmlab.records.names import CONFIG_ARTIFACT, DATA_TAG, MODEL_NAME, PREDICTIONS_ARTIFACT, SCALER_ARTIFACT
+from lstmlab.tracking import faults
+from lstmlab.tracking.ending import end_run
 from lstmlab.tracking.orphans import owner_tags
 
 
@@ -46,19 +49,30 @@ def start_run(
     parent_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run with the config's params and tags; FAILED if the body raises, KILLED if it
-    is interrupted (Ctrl-C, SIGTERM)."""
+    is interrupted (Ctrl-C, SIGTERM). A store that fails (a server gone, a full disk, a lock)
+    stops the run with one line (a LstmlabError): what failed, the run, and that it is closed,
+    now or by the next command (see lstmlab.tracking.ending)."""
     name = run_name or cfg.tracking.run_name or cfg.tracking.variant
     all_tags = {**run_tags(cfg, data), **owner_tags(), **(tags or {})}
-    with mlflow.start_run(
-        run_name=name, tags=all_tags, parent_run_id=parent_run_id, nested=parent_run_id is not None
-    ) as run:
-        try:
-            mlflow.log_params(run_params(cfg))
-            log_dataset(cfg, data)
-            yield run
-        except KeyboardInterrupt:
-            mlflow.end_run("KILLED")
-            raise
+    with faults.one_line(mlflow.get_tracking_uri(), after="; no run was started"):
+        run = mlflow.start_run(
+            run_name=name, tags=all_tags, parent_run_id=parent_run_id, nested=parent_run_id is not None)
+    run_id = run.info.run_id
+    try:
+        mlflow.log_params(run_params(cfg))
+        log_dataset(cfg, data)
+        yield run
+    except KeyboardInterrupt:
+        end_run(run_id, "KILLED")  # a store that fails then: the run is closed later, the stop is said
+        raise
+    except BaseException as error:
+        fault = end_run(run_id, "FAILED", after=error)
+        if fault is not None:
+            raise LstmlabError(fault.line()) from error
+        raise
+    fault = end_run(run_id, "FINISHED")
+    if fault is not None:
+        raise LstmlabError(fault.line())
 
 
 DIGEST_CHARS = 12  # MLflow keeps at most 36; the tag data_sha256 has all 64, and starts the same

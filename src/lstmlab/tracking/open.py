@@ -5,6 +5,9 @@ Every command reaches MLflow through `open_store` (`runtime.use_store` for runs 
 before its first use is done in one place, once per process: a server that does not answer is
 said in seconds (`reach.py`), a SQLite store's schema is set up by one process at a time
 (`schema.py`), and runs that dead processes of this host left RUNNING are closed (`orphans.py`).
+A store that fails here (locked, full, a server gone) is said in one line (`faults.py`); runs
+this process could not close when their store failed are closed at every opening, not only the
+first (`orphans.close_left`).
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import logging
 
 import mlflow
 
-from lstmlab.tracking.orphans import close_orphans
-from lstmlab.tracking.reach import check_server
+from lstmlab.tracking import faults
+from lstmlab.tracking.orphans import close_left, close_orphans, left_running
+from lstmlab.tracking.reach import check_server, forget_server
 from lstmlab.tracking.schema import ensure_schema, sqlite_file
 
 log = logging.getLogger(__name__)
@@ -31,15 +35,20 @@ def open_store(uri: str | None) -> str:
     mlflow.set_tracking_uri(uri or _default_uri())
     current = mlflow.get_tracking_uri()
     key = str(sqlite_file(current) or current)  # a relative SQLite path names another file elsewhere
-    if key in _opened:
-        return current
-    check_server(current)
-    ensure_schema(current)
-    try:
-        close_orphans(mlflow.MlflowClient(current))
-    except Exception as error:  # noqa: BLE001 - a courtesy: the command goes on and says what fails
-        log.debug("orphaned runs not checked: %s", error)
-    _opened.add(key)
+    with faults.one_line(current):
+        if key not in _opened:
+            faults.quiet_mlflow_sql_errors()
+            check_server(current)
+            ensure_schema(current)
+            try:
+                close_orphans(mlflow.MlflowClient(current))
+            except Exception as error:  # noqa: BLE001 - a courtesy: the command goes on and says what fails
+                log.debug("orphaned runs not checked: %s", error)
+            _opened.add(key)
+        if left_running(current):  # the store failed under a run of this process: is it back?
+            forget_server(current)
+            check_server(current)
+            close_left(mlflow.MlflowClient(current), current)
     return current
 
 

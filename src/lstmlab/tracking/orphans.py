@@ -1,4 +1,5 @@
-"""Runs left RUNNING by a process that died without a word (kill -9, a crash, a power cut).
+"""Runs left RUNNING by a process that died without a word (kill -9, a crash, a power cut), or
+by this process when the store failed under the run (see `leave_running`).
 
 Every run records where it runs: tags `lstmlab.host`, `lstmlab.pid` and `lstmlab.start` (the
 process's start time, so that a pid used again by another process is not taken for the run's).
@@ -7,6 +8,11 @@ closed as KILLED, so the run list never shows a dead run as running. Runs of oth
 left alone: whether their process lives cannot be seen from here.
 Cost: one search of the store for RUNNING runs of this host per command (see the note of the
 branch that added it for the measured time).
+
+A run whose store failed (a server gone, a full disk, a lock) cannot be closed by its own process
+at the time. If the process then ends, the next command closes it as above; if it goes on (a
+multirun's next job, a sweep's next trial, a launcher's worker), its pid still lives, so it keeps
+the run in `_left` and closes it itself the next time it opens that store.
 """
 
 from __future__ import annotations
@@ -18,7 +24,10 @@ import socket
 log = logging.getLogger(__name__)
 
 HOST, PID, START = "lstmlab.host", "lstmlab.pid", "lstmlab.start"
-CLOSED = "lstmlab.closed"  # why a run was closed by another process than its own
+CLOSED = "lstmlab.closed"  # why a run was closed by another process than its own, or later
+
+# Runs this process could not close, by store URI: run id -> (the status it ends with, why).
+_left: dict[str, dict[str, tuple[str, str]]] = {}
 
 
 def owner_tags() -> dict[str, str]:
@@ -75,7 +84,39 @@ def close_orphans(client) -> list[str]:
     return closed
 
 
-def close_run(client, run_id: str, why: str) -> None:
-    """End a run its own process cannot end any more: KILLED, with tag `lstmlab.closed` saying why."""
+def close_run(client, run_id: str, why: str, status: str = "KILLED") -> None:
+    """End a run its own process cannot end any more (or could not then): `status`, with tag
+    `lstmlab.closed` saying why."""
     client.set_tag(run_id, CLOSED, why)
-    client.set_terminated(run_id, "KILLED")
+    client.set_terminated(run_id, status)
+
+
+def leave_running(uri: str, run_id: str, status: str, why: str) -> None:
+    """A run of this process that the store at `uri` could not close as `status` (`why`): closed
+    by `close_left` when this process opens the store again."""
+    _left.setdefault(uri, {})[run_id] = (status, why)
+
+
+def left_running(uri: str) -> list[str]:
+    return list(_left.get(uri, {}))
+
+
+def close_left(client, uri: str) -> list[str]:
+    """Close the runs this process left RUNNING in the store at `uri`; their ids. A store that
+    still fails raises (the caller says it); a run gone from the store is forgotten."""
+    from mlflow.exceptions import MlflowException
+
+    closed = []
+    for run_id, (status, why) in list(_left.get(uri, {}).items()):
+        try:
+            if client.get_run(run_id).info.status == "RUNNING":
+                close_run(client, run_id, f"{why}; closed when the store answered again", status)
+                closed.append(run_id)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+        del _left[uri][run_id]
+    if closed:
+        log.warning("closed %d run(s) that the store could not close when they stopped: %s",
+                    len(closed), ", ".join(closed))
+    return closed

@@ -73,10 +73,15 @@ def _recover(path: Path, uri: str, error: BaseException) -> None:
     """Re-create a half-made store that holds no run; otherwise one line saying what to do."""
     from mlflow import MlflowClient
 
+    from lstmlab.tracking import faults  # it imports this module
+
     reason = first_line(error)
     if _unwritable(reason):
         raise LstmlabError(f"cannot write the MLflow store {path}: {reason}; check the permissions of "
                            "the file and its folder, or choose another tracking.uri") from None
+    fault = faults.find(error, uri)  # locked by another process, a full disk: the store itself is fine
+    if fault is not None:
+        raise LstmlabError(fault.line()) from None
     tables = _tables(path)
     if tables is None:
         raise LstmlabError(f"{path} is not an MLflow store MLflow can open ({reason}); "
