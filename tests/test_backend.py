@@ -23,7 +23,7 @@ import mlflow
 import numpy as np
 from hydra import compose, initialize_config_dir
 from lstmlab.paths import config_dir
-from lstmlab.pipeline.data import prepare
+from lstmlab.pipeline.data import holdout_dataset
 from lstmlab.pipeline.experiment import run_experiment
 
 with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
@@ -33,7 +33,7 @@ import keras
 
 run = mlflow.get_run(first["run_id"])
 model = mlflow.keras.load_model(f"runs:/{first['run_id']}/model")
-data = prepare(cfg.data)
+data = holdout_dataset(cfg.data)
 predicted = data.to_price(model.predict(data.val.x, verbose=0))
 print(json.dumps({
     "result": first, "backend": keras.backend.backend(),

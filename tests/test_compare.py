@@ -25,7 +25,7 @@ from lstmlab.comparison import paired
 from lstmlab.comparison.compare import compare
 from lstmlab.comparison.predictions import default_cache
 from lstmlab.errors import LstmlabError
-from lstmlab.records.names import FINAL_METRICS
+from lstmlab.names import FINAL_METRICS
 
 # val_rmse per seed 1, 2, 3, ... of each variant; the verdicts are known in advance.
 KNOWN = {

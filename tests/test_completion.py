@@ -20,8 +20,8 @@ from lstmlab.commands.hydra_compat import (
     parser_options,
     positional_choices,
 )
+from lstmlab.names import FINAL_METRICS
 from lstmlab.paths import config_dir
-from lstmlab.records.names import FINAL_METRICS
 
 BIN = str(Path(sys.executable).parent)  # where this environment's `lstmlab` script is
 VARIANTS = sorted(path.stem for path in (Path(config_dir()) / "variant").glob("*.yaml"))

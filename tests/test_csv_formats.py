@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from conftest import make_config
 from lstmlab.pipeline.csv_table import read_price_csv
-from lstmlab.pipeline.data import load_table
+from lstmlab.pipeline.data import source_frame
 
 
 def read(tmp_path, content: str | bytes, **options) -> pd.DataFrame:
@@ -102,4 +102,4 @@ def test_line_numbers_count_blank_lines(tmp_path):
 def test_unsorted_unique_dates_are_sorted(tmp_path):
     (tmp_path / "p.csv").write_text("Date,Close\n2016-01-06,3\n2016-01-04,1\n2016-01-05,2\n")
     cfg = make_config("data=csv", f"data.path={tmp_path / 'p.csv'}").data
-    assert list(load_table(cfg)["Close"]) == [1.0, 2.0, 3.0]
+    assert list(source_frame(cfg)["Close"]) == [1.0, 2.0, 3.0]

@@ -9,7 +9,7 @@ import pytest
 from conftest import make_config
 from lstmlab.errors import LstmlabError
 from lstmlab.pipeline.checks import check_config
-from lstmlab.pipeline.data import prepare, synthetic_prices
+from lstmlab.pipeline.data import holdout_dataset, synthetic_prices
 
 
 def data_cfg(*overrides: str):
@@ -26,7 +26,7 @@ def csv_cfg(path: str, *overrides: str):
 
 
 def test_split_is_chronological_and_every_target_lies_in_its_own_part():
-    data = prepare(data_cfg())
+    data = holdout_dataset(data_cfg())
     train, val, test = data.train, data.val, data.test
     assert train.dates.max() < val.dates.min() and val.dates.max() < test.dates.min()
     # 300 rows: 240 train rows (the first 10 only as inputs), 30 val, 30 test
@@ -36,7 +36,7 @@ def test_split_is_chronological_and_every_target_lies_in_its_own_part():
 
 def test_windows_hold_the_lookback_rows_before_their_target():
     cfg = data_cfg()
-    data = prepare(cfg)
+    data = holdout_dataset(cfg)
     close = synthetic_prices(rows=300, seed=0)["Close"].to_numpy()
     scaled = data.feature_scaler.transform(close.reshape(-1, 1)).ravel()
     first_test_row = 270
@@ -49,10 +49,10 @@ def test_windows_hold_the_lookback_rows_before_their_target():
 def test_scaler_sees_only_the_training_part(tmp_path):
     """Changing every price after the training part changes neither the scaler nor the train windows."""
     frame = synthetic_prices(rows=300, seed=0).reset_index()
-    original = prepare(csv_cfg(write_csv(frame, tmp_path / "a.csv")))
+    original = holdout_dataset(csv_cfg(write_csv(frame, tmp_path / "a.csv")))
     future = frame.copy()
     future.loc[240:, "Close"] *= 50  # a wild future: any leak would move the scaler
-    leaked = prepare(csv_cfg(write_csv(future, tmp_path / "b.csv")))
+    leaked = holdout_dataset(csv_cfg(write_csv(future, tmp_path / "b.csv")))
     assert original.feature_scaler.data_max_ == pytest.approx(leaked.feature_scaler.data_max_)
     assert original.target_scaler.data_min_ == pytest.approx(leaked.target_scaler.data_min_)
     np.testing.assert_array_equal(original.train.x, leaked.train.x)
@@ -62,7 +62,7 @@ def test_scaler_sees_only_the_training_part(tmp_path):
 
 
 def test_sp500_is_read_offline_from_arch():
-    data = prepare(make_config().data)
+    data = holdout_dataset(make_config().data)
     assert data.train.dates[0] >= pd.Timestamp("1999-01-01")
     assert data.test.dates[-1] == pd.Timestamp("2018-12-31")
     assert data.train.x.shape[1:] == (60, 1)
@@ -75,7 +75,7 @@ def test_csv_columns_match_case_insensitively_dates_are_found_and_sorted(tmp_pat
     frame["ticker"] = "XYZ"  # extra columns are ignored
     shuffled = frame.sample(frac=1.0, random_state=0)
     path = write_csv(shuffled, tmp_path / "p.csv")
-    data = prepare(csv_cfg(path, "data.features=[Close,Volume]"))
+    data = holdout_dataset(csv_cfg(path, "data.features=[Close,Volume]"))
     assert data.features == ["close", "volume"] and data.target == "close"
     assert data.train.x.shape[2] == 2
     assert data.test.dates.is_monotonic_increasing
@@ -87,7 +87,7 @@ def test_an_explicit_date_column_and_formatted_numbers(tmp_path):
     frame = pd.DataFrame({"When": frame["Date"].dt.strftime("%Y-%m-%d"),
                           "Price": [f"${v:,.2f}" for v in frame["Close"] * 100]})
     path = write_csv(frame, tmp_path / "p.csv")
-    data = prepare(csv_cfg(path, "data.date_column=when", "data.target=price", "data.features=null"))
+    data = holdout_dataset(csv_cfg(path, "data.date_column=when", "data.target=price", "data.features=null"))
     assert data.test.actual[-1] == pytest.approx(float(frame["Price"].iloc[-1].strip("$").replace(",", "")))
 
 
@@ -96,7 +96,7 @@ def test_nan_policies(tmp_path, policy, expected_rows):
     frame = synthetic_prices(rows=200, seed=3).reset_index()
     frame.loc[50, "Close"] = np.nan
     path = write_csv(frame, tmp_path / "p.csv")
-    data = prepare(csv_cfg(path, f"data.nan_policy={policy}"))
+    data = holdout_dataset(csv_cfg(path, f"data.nan_policy={policy}"))
     assert len(data.train.y) + len(data.val.y) + len(data.test.y) == expected_rows - 10
 
 
@@ -113,15 +113,15 @@ def test_nan_policies(tmp_path, policy, expected_rows):
 def test_bad_csv_names_the_problem(tmp_path, change, message):
     path = write_csv(change(synthetic_prices(rows=200, seed=4).reset_index()), tmp_path / "p.csv")
     with pytest.raises(LstmlabError, match=message):
-        prepare(csv_cfg(path))
+        holdout_dataset(csv_cfg(path))
 
 
 def test_missing_and_unreadable_files(tmp_path):
     with pytest.raises(LstmlabError, match="data file not found: nowhere.csv"):
-        prepare(csv_cfg("nowhere.csv"))
+        holdout_dataset(csv_cfg("nowhere.csv"))
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(LstmlabError, match="empty.csv is empty"):
-        prepare(csv_cfg(str(tmp_path / "empty.csv")))
+        holdout_dataset(csv_cfg(str(tmp_path / "empty.csv")))
 
 
 @pytest.mark.parametrize(
@@ -136,8 +136,8 @@ def test_missing_and_unreadable_files(tmp_path):
 def test_bad_split_and_lookback_values(override, message):
     cfg = make_config("data=synthetic", "data.rows=300", "data.lookback=10", override)
     with pytest.raises(LstmlabError, match=message):
-        check_config(cfg)  # the values: before any data are read
-        prepare(cfg.data)  # what depends on the data's rows
+        check_config(cfg)  # the values: before any data are read_table
+        holdout_dataset(cfg.data)  # what depends on the data's rows
 
 
 def test_synthetic_data_need_their_rows_and_seed():

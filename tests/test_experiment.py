@@ -12,8 +12,8 @@ from mlflow.tracking import MlflowClient
 
 from conftest import tiny_config
 from lstmlab.errors import LstmlabError
+from lstmlab.names import FINAL_METRICS
 from lstmlab.pipeline.experiment import run_experiment
-from lstmlab.records.names import FINAL_METRICS
 
 ARTIFACTS = {"config.yaml", "scaler.joblib", "predictions.csv", "predictions.png", "loss.png"}
 SMALL = "model.units=[8,8]"

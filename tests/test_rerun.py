@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from conftest import make_config, train_in_own_store, use_store
 from lstmlab.cli import main as cli_main
-from lstmlab.records.names import FINAL_METRICS
+from lstmlab.names import FINAL_METRICS
 from lstmlab.records.rerun import TIMING_METRICS
 
 # Far from today's conf/ defaults (units [50, 50], S&P 500, lookback 60): a rerun built from

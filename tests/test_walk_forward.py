@@ -13,11 +13,11 @@ from mlflow.tracking import MlflowClient
 
 from conftest import TINY, csv_config, make_config, tiny_config, train_in_own_store, use_store
 from lstmlab.errors import LstmlabError
-from lstmlab.pipeline.data import prepare, synthetic_prices
+from lstmlab.names import FINAL_METRICS
+from lstmlab.pipeline.data import holdout_dataset, synthetic_prices
 from lstmlab.pipeline.evaluation import fold_rows
 from lstmlab.pipeline.experiment import run_experiment
 from lstmlab.records.forecast import forecast
-from lstmlab.records.names import FINAL_METRICS
 
 ROWS, FOLDS = 240, 3  # evaluation period: the last 24 rows (data.test_fraction 0.1), 8 per fold
 FAST = ["model.units=[4,4]", "trainer.epochs=1"]
@@ -160,7 +160,7 @@ def test_forecast_of_a_log_return_run_reproduces_its_last_prediction(log_return_
 
 
 def test_log_returns_round_trip_to_prices_in_a_holdout_split():
-    data = prepare(make_config("data=synthetic", "data.rows=300", "data.lookback=10",
+    data = holdout_dataset(make_config("data=synthetic", "data.rows=300", "data.lookback=10",
                                "data.target_transform=log_return").data)
     np.testing.assert_allclose(data.to_price(data.test.y[:, 0], data.test.previous), data.test.actual,
                                rtol=1e-5)

@@ -13,6 +13,7 @@ import sys
 from errno import ENOSPC
 from pathlib import Path
 
+from lstmlab.commands import COMMANDS
 from lstmlab.errors import EXIT_USER_ERROR, LstmlabError, error_line, first_line
 
 USAGE = """usage: lstmlab COMMAND [ARGS]
@@ -33,8 +34,6 @@ Add -v (or --verbose) to any command to see the frameworks' log lines (TensorFlo
 --debug for those and a full traceback.
 """
 
-# Each is a module of lstmlab.commands with `main(args) -> exit status`, imported when used.
-COMMANDS = ("train", "compare", "rerun", "forecast", "ui", "completion")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,8 @@
-"""Runtime: what a job sets once, before any Keras import: the Keras backend and the MLflow store.
+"""Runtime: the Keras backend, chosen once per process before any Keras import.
 
-`run_experiment` sets both once per job (a run, a multirun job, a sweep trial, a rerun): the
-backend first, the store once the config and data have passed their checks. The sweeper's
-parent run and the read-only commands set only the store; forecast only the backend.
+`run_experiment` chooses it once per job (a run, a multirun job, a sweep trial, a rerun) from
+`trainer.backend`, `forecast` from the run's record; `import_keras` then imports Keras with its
+start-up noise hidden. (The MLflow store a job writes to is opened by lstmlab.tracking.open.)
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ import logging
 import os
 import sys
 
-from omegaconf import DictConfig
-
 from lstmlab import console
 from lstmlab.errors import LstmlabError
 from lstmlab.paths import cache_home
 
 BACKENDS = ("tensorflow", "jax")
+
 
 def use_backend(name: str) -> str:
     """Select the Keras backend for this process (`name`: one of BACKENDS, as pipeline.checks
@@ -64,29 +63,3 @@ def use_jax_compilation_cache() -> None:
     """
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_home() / "jax"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # small ones add up
-
-
-def use_store(cfg: DictConfig):
-    """Point MLflow at `tracking.uri` and the experiment, checked writable (runs are written
-    next); the experiment (an `mlflow.entities.Experiment`). Null means MLflow's default store,
-    set explicitly: MLflow keeps the last URI set in a process (a rerun, an earlier run), and a
-    null must not inherit it."""
-    import mlflow
-
-    from lstmlab.tracking import faults
-    from lstmlab.tracking.open import open_store
-    from lstmlab.tracking.writable import check_artifacts_writable, check_store_writable
-
-    uri = open_store(cfg.uri)
-    check_store_writable(uri)  # runs are written next: a read-only store is one line, not a half run
-    with faults.one_line(uri):  # a lock or a full disk that reads did not meet: one line too
-        experiment = mlflow.set_experiment(cfg.experiment)
-    check_artifacts_writable(experiment.artifact_location)
-    return experiment
-
-
-def check_store(cfg: DictConfig) -> None:
-    """Say now, writing nothing, when `tracking.uri` is a tracking server that does not answer."""
-    from lstmlab.tracking.reach import check_server
-
-    check_server(cfg.uri or "")

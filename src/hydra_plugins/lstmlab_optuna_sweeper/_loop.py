@@ -24,13 +24,13 @@ from optuna.trial import TrialState
 
 from lstmlab import interrupts
 from lstmlab.errors import LstmlabError, first_line
-from lstmlab.runtime import check_store, use_store
 from lstmlab.sweep import parent
 from lstmlab.sweep import study as identity
 from lstmlab.sweep.compat import failed_job, job_error, retry_history, trial_id
 from lstmlab.sweep.launchers import parallelism
 from lstmlab.sweep.preflight import check_jobs
 from lstmlab.sweep.pruners import make_pruner, pruner_spec
+from lstmlab.tracking.open import check_store, use_store
 
 from . import _tracking
 from ._sampling import SamplerFactory, sampler_factory

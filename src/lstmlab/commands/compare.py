@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from lstmlab.comparison.defaults import ALPHA, TRAIN_SEEDS
-from lstmlab.records.names import FINAL_METRICS
+from lstmlab.names import FINAL_METRICS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def main(args: list[str]) -> int:
     from lstmlab.comparison.compare import compare
     from lstmlab.comparison.render import render_text
     from lstmlab.comparison.report import log_report_run, write_report
-    from lstmlab.records.store import use_current_store
+    from lstmlab.tracking.open import use_current_store
 
     use_current_store()
     comparison = compare(

@@ -12,7 +12,7 @@ import importlib
 import os
 from importlib import metadata
 
-from lstmlab.cli import COMMANDS
+from lstmlab.commands import COMMANDS
 from lstmlab.commands.hydra_compat import (
     Option,
     hydra_completions,

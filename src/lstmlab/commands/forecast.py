@@ -39,7 +39,7 @@ def main(args: list[str]) -> int:
     options = parser().parse_args(args)
 
     from lstmlab.records.forecast import forecast
-    from lstmlab.records.store import use_current_store
+    from lstmlab.tracking.open import use_current_store
 
     use_current_store()
     print(report(forecast(options.run_id, options.data)))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # records.rerun imports MLflow: only after the arguments are parsed
     from lstmlab.records.rerun import Rerun
 
-from lstmlab.records.names import REL_TOLERANCE
+from lstmlab.names import REL_TOLERANCE
 
 EXIT_DIFFERENT = 1  # `--check`: a final metric differs
 
@@ -65,7 +65,7 @@ def main(args: list[str]) -> int:
     options = parser().parse_args(args)
 
     from lstmlab.records.rerun import rerun
-    from lstmlab.records.store import use_current_store
+    from lstmlab.tracking.open import use_current_store
 
     use_current_store()
     result = rerun(options.run_id, options.tolerance)

@@ -24,7 +24,7 @@ def _given(args: list[str], *names: str) -> bool:
 
 def command(args: list[str]) -> list[str]:
     """The `mlflow ui` command line for the project's store, with the user's options last."""
-    from lstmlab.records.store import use_current_store
+    from lstmlab.tracking.open import use_current_store
 
     configured = os.environ.get("MLFLOW_TRACKING_URI") or ""
     if configured.startswith(REMOTE_SCHEMES):  # said before opening it (which asks the server)

@@ -33,8 +33,8 @@ from lstmlab.comparison.scope import (
 )
 from lstmlab.comparison.selection import comparable, one_run_per_seed, pick_baseline, search_finished, sweep_parent
 from lstmlab.errors import LstmlabError
+from lstmlab.names import FINAL_METRICS
 from lstmlab.paths import config_dir
-from lstmlab.records.names import FINAL_METRICS
 
 
 @dataclass

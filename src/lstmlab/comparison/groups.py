@@ -10,7 +10,7 @@ import pandas as pd
 from lstmlab.comparison import stats
 from lstmlab.comparison.scope import DATA_COLUMN, bare_names
 from lstmlab.comparison.verdicts import judge
-from lstmlab.records.names import FINAL_METRICS, NOT_CONFIGURING
+from lstmlab.names import FINAL_METRICS, NOT_CONFIGURING
 
 
 def group_keys(runs: pd.DataFrame) -> pd.Series:

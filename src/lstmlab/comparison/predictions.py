@@ -23,8 +23,8 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from lstmlab.errors import LstmlabError, first_line
+from lstmlab.names import PREDICTIONS_ARTIFACT
 from lstmlab.paths import cache_home
-from lstmlab.records.names import PREDICTIONS_ARTIFACT
 
 ABSENT = "none"  # an empty file in a run's cache folder: the run has no predictions.csv
 # Downloads wait on the store (disk or network), not the CPU: a few threads overlap them.

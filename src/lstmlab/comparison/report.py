@@ -12,8 +12,8 @@ from mlflow.utils.validation import MAX_TAG_VAL_LENGTH as TAG_LIMIT  # MLflow re
 from lstmlab.comparison.chart import plot
 from lstmlab.comparison.compare import Comparison
 from lstmlab.comparison.render import naive_line, render_markdown
+from lstmlab.names import REPORT_TAG
 from lstmlab.paths import REPORTS_DIR
-from lstmlab.records.names import REPORT_TAG
 
 STAMP = "%Y-%m-%d_%H-%M-%S"
 MORE = "\n\n… the whole report is the run's report.md artifact."

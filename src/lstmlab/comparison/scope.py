@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from lstmlab import names
 from lstmlab.errors import LstmlabError
-from lstmlab.records import names
-from lstmlab.records.names import DATA_TAG, dataset_name
+from lstmlab.names import DATA_TAG, dataset_name
 
 DATA_COLUMN = f"tags.{DATA_TAG}"  # search_runs' column of the data fingerprint
 EVALUATION_PREFIX = "params.evaluation."
@@ -44,7 +44,7 @@ NO_FINGERPRINT = f"(no {DATA_TAG})"
 
 
 def data_names(runs: pd.DataFrame) -> pd.Series:
-    """Each run's data in words: its dataset name as the MLflow UI shows it (records.names.dataset_name:
+    """Each run's data in words: its dataset name as the MLflow UI shows it (lstmlab.names.dataset_name:
     sp500, synthetic, csv-<file stem>) and the start of its fingerprint, e.g. 'csv-prices 3f2a1b0c'."""
     source = runs["params.data.source"] if "params.data.source" in runs else pd.Series("data", index=runs.index)
     path = runs["params.data.path"] if "params.data.path" in runs else pd.Series(None, index=runs.index, dtype=object)

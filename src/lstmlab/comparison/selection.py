@@ -11,7 +11,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from lstmlab.errors import LstmlabError
-from lstmlab.records.names import REPORT_TAG
+from lstmlab.names import REPORT_TAG
 
 
 def search_finished(experiment_id: str, filter_string: str | None) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import pandas as pd
 from lstmlab.comparison import paired, stats
 from lstmlab.comparison.predictions import squared_errors
 from lstmlab.comparison.scope import DATA_COLUMN
-from lstmlab.records.names import PREDICTIONS_ARTIFACT
+from lstmlab.names import PREDICTIONS_ARTIFACT
 
 PAIRED_COLUMNS = ("paired_days", "dm_stat", "dm_p", "rmse_change", "rmse_change_low", "rmse_change_high")
 NO_TEST = dict.fromkeys(("t_statistic", "p_value", *PAIRED_COLUMNS), math.nan)

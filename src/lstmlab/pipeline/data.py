@@ -18,9 +18,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from lstmlab.errors import LstmlabError
+from lstmlab.names import dataset_name
 from lstmlab.pipeline import transform
 from lstmlab.pipeline.csv_table import match_column, read_price_csv
-from lstmlab.records.names import dataset_name
 
 if TYPE_CHECKING:  # scikit-learn takes a second to import: not before the data have been read
     from sklearn.base import TransformerMixin
@@ -57,7 +57,7 @@ class Dataset:
 
 
 def data_name(cfg: DictConfig) -> str:
-    """A short name for the data of `cfg`: sp500, synthetic, or csv-<file stem> (records.names)."""
+    """A short name for the data of `cfg`: sp500, synthetic, or csv-<file stem> (lstmlab.names)."""
     return dataset_name(str(cfg.source), str(cfg.path) if cfg.get("path") else None)
 
 
@@ -70,7 +70,7 @@ def data_source(cfg: DictConfig) -> str:
     return "arch.data.sp500.load()" if cfg.source == "sp500" else str(cfg.source)
 
 
-def load_table(cfg: DictConfig) -> pd.DataFrame:
+def source_frame(cfg: DictConfig) -> pd.DataFrame:
     """The raw table of `cfg.source`, indexed by date and sorted, columns as in the source."""
     if cfg.source == "sp500":
         import arch.data.sp500  # ships the CSV inside the package: no network
@@ -150,9 +150,9 @@ def windows(values: np.ndarray, lookback: int) -> np.ndarray:
     return np.ascontiguousarray(view.transpose(0, 2, 1), dtype=np.float32)
 
 
-def prepare(cfg: DictConfig) -> Dataset:
+def holdout_dataset(cfg: DictConfig) -> Dataset:
     """The data config in, model-ready windows of the holdout split out."""
-    table = load(cfg)
+    table = training_table(cfg)
     return make_dataset(table, cfg, *split_rows(table.rows, cfg))
 
 
@@ -184,18 +184,18 @@ class Table:
         return self.frame[self.target].to_numpy()
 
 
-def read(cfg: DictConfig) -> Table:
+def read_table(cfg: DictConfig) -> Table:
     """The target and feature columns of the data of `cfg` (values checked by pipeline.checks),
     with their fingerprint: what training and `lstmlab forecast` both start from."""
     where = cfg.path if cfg.source == "csv" else f"the {cfg.source} data"
-    table, features, target = select_columns(load_table(cfg), cfg, where)
+    table, features, target = select_columns(source_frame(cfg), cfg, where)
     name = cfg.get("target_transform", "none")  # none in configs logged before it existed
     return Table(table, features, target, where, name, fingerprint(table))
 
 
-def load(cfg: DictConfig) -> Table:
-    """`read`, with enough rows for windows of `data.lookback` and a train, val and test part."""
-    table = read(cfg)
+def training_table(cfg: DictConfig) -> Table:
+    """`read_table`, with enough rows for windows of `data.lookback` and a train, val and test part."""
+    table = read_table(cfg)
     if table.rows < cfg.lookback + transform.leading_rows(table.transform) + 3:
         raise LstmlabError(
             f"{table.where} has {table.rows} usable rows: too few for windows of "

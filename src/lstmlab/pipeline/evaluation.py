@@ -19,7 +19,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
-from lstmlab.pipeline.data import Dataset, load, make_dataset, prepare
+from lstmlab.pipeline.data import Dataset, holdout_dataset, make_dataset, training_table
 
 
 def method(cfg: DictConfig) -> str:
@@ -70,9 +70,9 @@ def splits(cfg: DictConfig) -> list[Dataset]:
     if key not in _CACHE:
         _CACHE.clear()  # one evaluation at a time keeps memory flat
         if method(cfg) == "holdout":
-            _CACHE[key] = [prepare(cfg.data)]
+            _CACHE[key] = [holdout_dataset(cfg.data)]
         else:
-            table = load(cfg.data)
+            table = training_table(cfg.data)
             rows = fold_rows(table.rows, cfg.data, cfg.evaluation)
             _CACHE[key] = [make_dataset(table, cfg.data, *fold) for fold in rows]
     return _CACHE[key]
@@ -93,12 +93,12 @@ class FoldForecast:
 
     def metrics(self) -> dict[str, float]:
         """What each fold logs at step = its number."""
-        from lstmlab.pipeline import evaluate
+        from lstmlab.pipeline.metrics import rmse
 
         return {
-            "fold_test_rmse": evaluate.rmse(self.data.test.actual, self.test_predicted),
-            "fold_naive_test_rmse": evaluate.rmse(self.data.test.actual, self.data.test.previous),
-            "fold_val_rmse": evaluate.rmse(self.data.val.actual, self.val_predicted),
+            "fold_test_rmse": rmse(self.data.test.actual, self.test_predicted),
+            "fold_naive_test_rmse": rmse(self.data.test.actual, self.data.test.previous),
+            "fold_val_rmse": rmse(self.data.val.actual, self.val_predicted),
         }
 
 
@@ -108,20 +108,21 @@ def summarize(cfg: DictConfig, folds: list[FoldForecast]) -> tuple[dict[str, flo
     Holdout: exactly the single split's numbers. Walk-forward: test metrics over every fold's test
     days pooled, `val_rmse` the mean of the folds', time and epochs summed over folds (the cost).
     """
-    from lstmlab.pipeline import evaluate  # scikit-learn: imported once there is something to score
+    # scikit-learn: imported once there is something to score
+    from lstmlab.pipeline.metrics import predictions_table, rmse, test_metrics
 
     tests = [f.data.test for f in folds]  # consecutive days: pooled in time order
     dates = tests[0].dates.append([p.dates for p in tests[1:]])
     actual, naive = np.concatenate([p.actual for p in tests]), np.concatenate([p.previous for p in tests])
     predicted = np.concatenate([f.test_predicted for f in folds])
-    val_rmse = [evaluate.rmse(f.data.val.actual, f.val_predicted) for f in folds]
+    val_rmse = [rmse(f.data.val.actual, f.val_predicted) for f in folds]
     metrics = {
         "val_rmse": float(np.mean(val_rmse)),
-        **evaluate.test_metrics(actual, naive, predicted),
+        **test_metrics(actual, naive, predicted),
         "train_seconds": float(sum(f.seconds for f in folds)),
         "epochs_run": float(sum(f.epochs_run for f in folds)),
     }
-    table = evaluate.predictions_table(dates, actual, naive, predicted)
+    table = predictions_table(dates, actual, naive, predicted)
     if method(cfg) == "walk_forward":
         table["fold"] = np.concatenate([np.full(len(f.test_predicted), k) for k, f in enumerate(folds, 1)])
     return metrics, table

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from omegaconf import DictConfig
 
 from lstmlab import interrupts, runtime
+from lstmlab.tracking.open import check_store, use_store
 
 # Called after each epoch with (step, logs incl. val_rmse); returning True stops training (and,
 # in walk-forward, the folds after it). The step is the epoch, counted on across walk-forward
@@ -40,7 +41,7 @@ def run_experiment(
     check_config(cfg)  # every value, before data, framework or run: a bad one leaves nothing behind
     runtime.use_backend(cfg.trainer.backend)  # before the pipeline modules below import Keras
     splits = evaluation.splits(cfg)  # data errors are found before the seconds a framework import costs
-    runtime.check_store(cfg.tracking)  # so is a tracking server that does not answer (nothing written)
+    check_store(cfg.tracking)  # so is a tracking server that does not answer (nothing written)
     if cfg.tracking.get("skip_finished"):  # before Keras loads: a reused job costs a query
         from lstmlab.pipeline.reuse import finished_run
 
@@ -56,7 +57,7 @@ def run_experiment(
 
     check_activation(cfg.model.activation)
     train.optimizer_and_loss(cfg.optimizer, cfg.loss)  # a bad optimizer or loss: no run yet
-    runtime.use_store(cfg.tracking)  # only now: a config or data error leaves no store behind
+    use_store(cfg.tracking)  # only now: a config or data error leaves no store behind
     walk_forward = evaluation.method(cfg) == "walk_forward"
     with track.start_run(cfg, splits[0], run_name=run_name, tags=tags, parent_run_id=parent_run_id) as run:
         folds, histories = [], []

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
-from lstmlab.records.names import NOT_CONFIGURING, PARAM_DEFAULTS
+from lstmlab.names import NOT_CONFIGURING, PARAM_DEFAULTS
 
 
 def flatten(node: object, prefix: str = "") -> dict[str, str]:

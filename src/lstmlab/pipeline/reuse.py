@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from omegaconf import DictConfig
 
 from lstmlab.errors import LstmlabError, first_line
+from lstmlab.names import DATA_TAG, FINAL_METRICS, REPORT_TAG
 from lstmlab.pipeline.params import configuring, run_params
-from lstmlab.records.names import DATA_TAG, FINAL_METRICS, REPORT_TAG
 
 log = logging.getLogger(__name__)
 

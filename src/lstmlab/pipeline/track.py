@@ -21,10 +21,10 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
+from lstmlab.names import CONFIG_ARTIFACT, DATA_TAG, MODEL_NAME, PREDICTIONS_ARTIFACT, SCALER_ARTIFACT
 from lstmlab.pipeline import plots
 from lstmlab.pipeline.data import Dataset, data_name, data_source
 from lstmlab.pipeline.params import run_config, run_params
-from lstmlab.records.names import CONFIG_ARTIFACT, DATA_TAG, MODEL_NAME, PREDICTIONS_ARTIFACT, SCALER_ARTIFACT
 from lstmlab.tracking import faults
 from lstmlab.tracking.ending import end_run
 from lstmlab.tracking.orphans import owner_tags

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from lstmlab import interrupts
 from lstmlab.errors import LstmlabError, first_line
-from lstmlab.pipeline import evaluate
+from lstmlab.pipeline import metrics
 from lstmlab.pipeline.data import Dataset
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class ValRmse(keras.callbacks.Callback):
         predicted = self.data.to_price(scaled, self.data.val.previous)
         # sklearn refuses NaN/inf; a diverged model's val_rmse is inf (StopOnNonFinite stops it).
         finite = np.isfinite(predicted).all()
-        rmse = evaluate.rmse(self.data.val.actual, predicted) if finite else math.inf
+        rmse = metrics.rmse(self.data.val.actual, predicted) if finite else math.inf
         if logs is not None:
             logs["val_loss"] = float(keras.ops.convert_to_numpy(loss))
             logs["val_rmse"] = rmse

@@ -48,9 +48,9 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
         records.check_data_file(data_cfg, run_id, "give the data with --data PATH")
 
     from lstmlab.pipeline import transform
-    from lstmlab.pipeline.data import read
+    from lstmlab.pipeline.data import read_table
 
-    table = read(data_cfg)
+    table = read_table(data_cfg)
     lookback, name, where = int(cfg.data.lookback), table.transform, table.where
     needed = lookback + transform.leading_rows(name)  # a return needs the day before its window
     if table.rows < needed:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import mlflow
 from omegaconf import open_dict
 
+from lstmlab.names import DATA_TAG, FINAL_METRICS, REL_TOLERANCE
 from lstmlab.records import store as records
-from lstmlab.records.names import DATA_TAG, FINAL_METRICS, REL_TOLERANCE
 
 # Wall-clock time differs on every run: reported, never checked.
 TIMING_METRICS = frozenset({"train_seconds"})

@@ -5,7 +5,6 @@ No Keras import here: `rerun` must choose the Keras backend from the run's confi
 
 from __future__ import annotations
 
-import os
 import string
 import tempfile
 from collections.abc import Iterator
@@ -21,21 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lstmlab.errors import LstmlabError
-from lstmlab.records.names import CONFIG_ARTIFACT, DATA_TAG, MODEL_NAME, SCALER_ARTIFACT
-from lstmlab.tracking.open import open_store
-
-
-def use_current_store() -> str:
-    """The store a fresh `lstmlab` process uses: $MLFLOW_TRACKING_URI, else MLflow's default.
-
-    Set explicitly because MLflow keeps the last `set_tracking_uri` for the whole process. The
-    commands that read runs back (compare, rerun, forecast) open it here, so here MLflow's
-    progress bar per downloaded artifact, noise on a command's output, is turned off (unless the
-    user set MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR).
-    """
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    return open_store(os.environ.get("MLFLOW_TRACKING_URI"))
-
+from lstmlab.names import CONFIG_ARTIFACT, DATA_TAG, MODEL_NAME, SCALER_ARTIFACT
 
 MIN_PREFIX = 8  # compare's tables show run ids this short
 

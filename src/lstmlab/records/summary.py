@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import mlflow
 
-from lstmlab.records.names import dataset_name
+from lstmlab.names import dataset_name
 
 UI_DEFAULT = "http://127.0.0.1:5000"  # where `lstmlab ui` serves unless given --host/--port
 
@@ -22,7 +22,7 @@ class RunSummary:
     experiment_id: str
     experiment: str
     variant: str
-    data: str  # e.g. "synthetic", "sp500", "csv-prices" (records.names.dataset_name)
+    data: str  # e.g. "synthetic", "sp500", "csv-prices" (lstmlab.names.dataset_name)
     status: str
     pruned: bool
     val_rmse: float | None

@@ -22,7 +22,7 @@ PARENT_ATTR = "mlflow_parent_run_id"
 
 
 def parent_run(study: optuna.Study, experiment: Experiment, storage: str) -> str:
-    """The study's parent run in `experiment` (runtime.use_store's), created on the first sweep;
+    """The study's parent run in `experiment` (tracking.open.use_store's), created on the first sweep;
     marked RUNNING while a sweep runs.
 
     Call it under the study lock, so that workers starting together create one parent.

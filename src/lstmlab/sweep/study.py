@@ -24,10 +24,10 @@ def data_fingerprint(data_cfg: DictConfig) -> str:
     before any split or window. `data_cfg` comes from the sweep's fixed overrides alone, a
     config preflight did not see: checked here."""
     from lstmlab.pipeline.checks import check_data
-    from lstmlab.pipeline.data import load
+    from lstmlab.pipeline.data import training_table
 
     check_data(data_cfg)
-    return load(data_cfg).sha256
+    return training_table(data_cfg).sha256
 
 
 def check_data(study: Any, fingerprint: str, where: str) -> None:

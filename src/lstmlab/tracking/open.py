@@ -1,7 +1,7 @@
 """Opening the MLflow store for a command: the URI set for the process, the store made ready.
 
-Every command reaches MLflow through `open_store` (`runtime.use_store` for runs and sweeps,
-`records.store.use_current_store` for compare, rerun, forecast and ui), so what a store needs
+Every command reaches MLflow through `open_store` (`use_store` for runs and sweeps,
+`use_current_store` for compare, rerun, forecast and ui: both here), so what a store needs
 before its first use is done in one place, once per process: a server that does not answer is
 said in seconds (`reach.py`), a SQLite store's schema is set up by one process at a time
 (`schema.py`), and runs that dead processes of this host left RUNNING are closed (`orphans.py`).
@@ -13,6 +13,8 @@ first (`orphans.close_left`).
 from __future__ import annotations
 
 import logging
+import os
+from typing import Any
 
 import mlflow
 
@@ -20,6 +22,7 @@ from lstmlab.tracking import faults
 from lstmlab.tracking.orphans import close_left, close_orphans, left_running
 from lstmlab.tracking.reach import check_server, forget_server
 from lstmlab.tracking.schema import ensure_schema, sqlite_file
+from lstmlab.tracking.writable import check_artifacts_writable, check_store_writable
 
 log = logging.getLogger(__name__)
 
@@ -66,3 +69,33 @@ def _default_uri() -> str:
     if path is None:
         return default
     return "sqlite:///" + str(path).replace("%", "%25").replace("?", "%3F")
+
+
+def use_store(tracking_cfg: Any) -> Any:
+    """Point MLflow at `tracking.uri` and the experiment, checked writable (runs are written
+    next); the experiment (an `mlflow.entities.Experiment`). Null means MLflow's default store,
+    set explicitly: MLflow keeps the last URI set in a process (a rerun, an earlier run), and a
+    null must not inherit it."""
+    uri = open_store(tracking_cfg.uri)
+    check_store_writable(uri)  # runs are written next: a read-only store is one line, not a half run
+    with faults.one_line(uri):  # a lock or a full disk that reads did not meet: one line too
+        experiment = mlflow.set_experiment(tracking_cfg.experiment)
+    check_artifacts_writable(experiment.artifact_location)
+    return experiment
+
+
+def check_store(tracking_cfg: Any) -> None:
+    """Say now, writing nothing, when `tracking.uri` is a tracking server that does not answer."""
+    check_server(tracking_cfg.uri or "")
+
+
+def use_current_store() -> str:
+    """The store a fresh `lstmlab` process uses: $MLFLOW_TRACKING_URI, else MLflow's default.
+
+    Set explicitly because MLflow keeps the last `set_tracking_uri` for the whole process. The
+    commands that read runs back (compare, rerun, forecast, ui) open it here, so here MLflow's
+    progress bar per downloaded artifact, noise on a command's output, is turned off (unless the
+    user set MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR).
+    """
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    return open_store(os.environ.get("MLFLOW_TRACKING_URI"))

@@ -1,4 +1,4 @@
-"""Evaluate: forecast errors in price units on the held-out test part, against the naive forecast."""
+"""Metrics: forecast errors in price units on the held-out test part, against the naive forecast."""
 
 from __future__ import annotations
 
