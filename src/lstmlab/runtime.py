@@ -85,6 +85,7 @@ def use_store(cfg: DictConfig):
 
 def check_store(cfg: DictConfig) -> None:
     """Say now, writing nothing, when `tracking.uri` is a tracking server that does not answer."""
+    from lstmlab.store_urls import usable
     from lstmlab.tracking.reach import check_server
 
-    check_server(cfg.uri or "")
+    check_server(usable(cfg.uri) if cfg.uri else "")  # http://user:password@host: credentials apart

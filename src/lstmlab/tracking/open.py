@@ -13,6 +13,7 @@ import logging
 
 import mlflow
 
+from lstmlab.store_urls import use_tracking_uri
 from lstmlab.tracking.orphans import close_orphans
 from lstmlab.tracking.reach import check_server
 from lstmlab.tracking.schema import ensure_schema, sqlite_file
@@ -28,8 +29,7 @@ def open_store(uri: str | None) -> str:
     Set explicitly because MLflow keeps the last URI set in a process, and None must not
     inherit it.
     """
-    mlflow.set_tracking_uri(uri or None)
-    current = mlflow.get_tracking_uri()
+    current = use_tracking_uri(uri)  # driver named, credentials kept out of it, tried once
     key = str(sqlite_file(current) or current)  # a relative SQLite path names another file elsewhere
     if key in _opened:
         return current
