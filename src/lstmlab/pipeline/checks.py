@@ -204,14 +204,15 @@ def check_data(cfg: DictConfig) -> None:
         raise LstmlabError("data.scaler must name a scikit-learn scaler: data.scaler._target_=sklearn.preprocessing.MinMaxScaler")
     check_targets(cfg, "data")
     for key, value in scaler.items():  # the scalers' arguments: flags, numbers, ranges
-        if key != "_target_" and not (_is_number(value) or isinstance(value, bool) or _numbers(value)):
+        numbers = isinstance(value, ListConfig) and all(_is_number(v) for v in value)  # a range
+        if key != "_target_" and not (_is_number(value) or isinstance(value, bool) or numbers):
             raise LstmlabError(f"data.scaler.{key}={value!r} must be a number, true/false or a list of numbers")
 
 
 def check_targets(node: DictConfig, section: str = "") -> None:
     """Every `_target_` in `node` (the config's `section`, "" for all of it), resolved as
     `instantiate` will see it: only at a key of TARGETS, and one of its classes."""
-    for path, keys in _instantiated(OmegaConf.to_container(node, resolve=True, throw_on_missing=False), section):
+    for path, keys in _instantiated(_resolved(node), section):
         reserved = [key for key in INSTANTIATE_KEYS if key in keys]
         if reserved:
             raise LstmlabError(f"{path}.{reserved[0]} is not allowed: give only _target_ and the class's arguments")
@@ -227,6 +228,16 @@ def check_targets(node: DictConfig, section: str = "") -> None:
                                f"{module}.<{'|'.join(sorted(classes))}>")
 
 
+def _resolved(node: DictConfig) -> dict:
+    """`node` as `instantiate` would see it, without Hydra's own `hydra` node: its callbacks and
+    plugins belong to the command, not the run (and a sweep checks its jobs' config before
+    hydra.job.num, which the node refers to, exists)."""
+    return {key: ("???" if OmegaConf.is_missing(node, key) else
+                  OmegaConf.to_container(node[key], resolve=True, throw_on_missing=False)
+                  if OmegaConf.is_config(node[key]) else node[key])
+            for key in node if key != "hydra"}
+
+
 def _instantiated(node: object, path: str) -> list[tuple[str, dict]]:
     """(dotted path, node) of every mapping in `node` that `instantiate` would act on."""
     found = []
@@ -239,10 +250,6 @@ def _instantiated(node: object, path: str) -> list[tuple[str, dict]]:
         for index, value in enumerate(node):
             found += _instantiated(value, f"{path}[{index}]")
     return found
-
-
-def _numbers(value: object) -> bool:
-    return isinstance(value, (list, ListConfig)) and all(_is_number(v) for v in value)
 
 
 def check_evaluation(cfg: DictConfig) -> None:
