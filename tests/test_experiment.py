@@ -15,7 +15,7 @@ from lstmlab.errors import LstmlabError
 from lstmlab.names import FINAL_METRICS
 from lstmlab.pipeline.experiment import run_experiment
 
-ARTIFACTS = {"config.yaml", "scaler.joblib", "predictions.csv", "predictions.png", "loss.png"}
+ARTIFACTS = {"config.yaml", "scaler.json", "predictions.csv", "predictions.png", "loss.png"}
 SMALL = "model.units=[8,8]"
 
 

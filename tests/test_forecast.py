@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
-import joblib
 import mlflow
 import mlflow.keras
 import numpy as np
@@ -20,6 +19,7 @@ from omegaconf import OmegaConf
 from conftest import train_in_own_store, use_store
 from lstmlab.cli import main as cli_main
 from lstmlab.pipeline.data import synthetic_prices
+from lstmlab.pipeline.scalers import from_json
 from lstmlab.records.forecast import forecast
 
 ROWS = 240  # conftest's tiny synthetic series (data.seed 0)
@@ -44,7 +44,8 @@ def test_the_next_step_after_the_runs_own_data_is_the_model_on_its_last_window(s
     prices = synthetic_prices(rows=ROWS, seed=0)
     result = forecast(store["run_id"])
     # the same price computed by hand: the logged scalers and model on the last lookback closes
-    scalers = joblib.load(mlflow.artifacts.download_artifacts(run_id=store["run_id"], artifact_path="scaler.joblib"))
+    scalers = from_json(Path(mlflow.artifacts.download_artifacts(run_id=store["run_id"], artifact_path="scaler.json"))
+                        .read_text())
     window = scalers["features"].transform(prices[["Close"]].tail(8).to_numpy())[np.newaxis].astype(np.float32)
     model = mlflow.keras.load_model(result.model_uri)
     expected = scalers["target"].inverse_transform(model.predict(window, verbose=0).reshape(-1, 1))[0, 0]
@@ -144,12 +145,12 @@ def test_damaged_or_deleted_records_are_one_line_and_start_no_run(store, capsys)
     config = artifact(run_id, "config.yaml").read_text().replace("seed: 3", "seed: abc")
     with damaged(artifact(run_id, "config.yaml"), config.encode()):
         assert "trainer.seed='abc' must be a whole number" in one_error_line(capsys, "rerun", [run_id])
-    with damaged(artifact(run_id, "scaler.joblib"), b"garbage"):
-        assert "its scaler.joblib is damaged" in one_error_line(capsys, "forecast", [run_id])
+    with damaged(artifact(run_id, "scaler.json"), b"garbage"):
+        assert "its scaler.json is damaged" in one_error_line(capsys, "forecast", [run_id])
     with damaged(model_files(run_id), None):
         assert "cannot be loaded: its files are missing or damaged" in one_error_line(capsys, "forecast", [run_id])
-    with damaged(artifact(run_id, "scaler.joblib"), None):
-        assert f"run {run_id} (baseline, FINISHED) has no scaler.joblib: cannot scale new data" in one_error_line(
+    with damaged(artifact(run_id, "scaler.json"), None):
+        assert f"run {run_id} (baseline, FINISHED) has no scaler.json: cannot scale new data" in one_error_line(
             capsys, "forecast", [run_id])
     with damaged(artifact(run_id, ""), None):  # the run's whole artifact folder
         assert f"run {run_id} (baseline) has no artifacts left in " in one_error_line(capsys, "forecast", [run_id])

@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from lstmlab.secrets import MaskFilter
+
 VERBOSE_ENV = "LSTMLAB_VERBOSE"
 # Loggers whose INFO records are for the user; "hydra" names a multirun's jobs (#0 : ...).
 OWN = ("lstmlab", "hydra_plugins", "hydra", "__main__")
@@ -73,6 +75,7 @@ def setup() -> None:
     err.addFilter(StderrFilter())
     root = logging.getLogger()
     for handler in (out, err):
+        handler.addFilter(MaskFilter())  # whatever reaches the console has its URLs masked
         handler.setFormatter(formatter)
     root.handlers = [out, err]
     root.setLevel(logging.INFO)

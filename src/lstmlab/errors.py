@@ -3,6 +3,8 @@ error from a library (Hydra, Optuna, Keras, pandas) to the line a user reads."""
 
 from __future__ import annotations
 
+from lstmlab.secrets import mask
+
 EXIT_USER_ERROR = 2  # the exit status of a user error
 
 
@@ -11,8 +13,8 @@ class LstmlabError(Exception):
 
 
 def error_line(command: str, message: str) -> str:
-    """How a user error is printed on stderr: `lstmlab train: error: ...`."""
-    return f"lstmlab {command}: error: {message}"
+    """How a user error is printed on stderr: `lstmlab train: error: ...`, any URL's password masked."""
+    return f"lstmlab {command}: error: {mask(message)}"
 
 
 def first_line(error: BaseException, with_type: bool = False) -> str:

@@ -2,7 +2,8 @@
 commands read them back. No imports, so any module may use them cheaply."""
 
 CONFIG_ARTIFACT = "config.yaml"
-SCALER_ARTIFACT = "scaler.joblib"
+SCALER_ARTIFACT = "scaler.json"  # the fitted scalers as numbers (pipeline.scalers)
+PICKLED_SCALER_ARTIFACT = "scaler.joblib"  # runs recorded before scaler.json: never unpickled
 PREDICTIONS_ARTIFACT = "predictions.csv"
 MODEL_NAME = "model"
 DATA_TAG = "data_sha256"  # the tag holding the fingerprint of the run's data

@@ -15,6 +15,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from lstmlab.records.summary import RunSummary
+from lstmlab.secrets import MASK, mask
 
 JOB_FILE = "lstmlab_run.json"
 
@@ -81,7 +82,7 @@ def table(rows: list[tuple[str, RunSummary, bool]]) -> str:
 def record_job(output_dir: str, job: str, number: int, run_id: str, tracking_uri: str,
                reused: bool = False) -> None:
     """Leave the job's run id where the multirun's table (and its progress line) will look for it."""
-    record = {"job": job, "number": number, "run_id": run_id, "tracking_uri": tracking_uri, "reused": reused}
+    record = {"job": job, "number": number, "run_id": run_id, "tracking_uri": mask(tracking_uri), "reused": reused}
     (Path(output_dir) / JOB_FILE).write_text(json.dumps(record))
 
 
@@ -92,6 +93,7 @@ class MultirunTable(Callback):
         import mlflow
 
         from lstmlab.records.summary import summarize
+        from lstmlab.tracking.uris import usable
 
         records = [json.loads(path.read_text())
                    for path in Path(str(config.hydra.sweep.dir)).glob(f"*/{JOB_FILE}")]
@@ -99,7 +101,8 @@ class MultirunTable(Callback):
             return
         rows = []
         for record in sorted(records, key=lambda r: r["number"]):
-            mlflow.set_tracking_uri(record["tracking_uri"])
+            uri = record["tracking_uri"]  # masked when it had a password: the multirun's own has it
+            mlflow.set_tracking_uri(usable(config.tracking.uri) if MASK in uri else uri)
             rows.append((str(record["job"]), summarize(record["run_id"]), bool(record.get("reused"))))
         reused = sum(1 for *_, was_reused in rows if was_reused)
         of_which = f", {reused} reused" if reused else ""

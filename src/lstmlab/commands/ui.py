@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from lstmlab.errors import LstmlabError
+from lstmlab.secrets import mask
 
 REMOTE_SCHEMES = ("http://", "https://", "databricks")
 DEFAULT_HOST = "127.0.0.1"
@@ -43,7 +44,7 @@ def command(args: list[str]) -> list[str]:
 
 def main(args: list[str]) -> int:
     line = command(args)
-    print(f"lstmlab ui: {' '.join(line[1:])}  (Ctrl-C stops it)", flush=True)
+    print(mask(f"lstmlab ui: {' '.join(line[1:])}  (Ctrl-C stops it)"), flush=True)
     # Its own process group, so that one signal reaches the server and the workers it starts.
     server = subprocess.Popen(line, start_new_session=True)
     stopped: list[int] = []

@@ -4,6 +4,11 @@ Hydra parses `trainer.seed=abc` into the string "abc" without complaint; Keras w
 minutes later (patience in the second epoch), leaving a FAILED run behind. `check_config` runs
 before any data is read or framework imported and names the key, the value and what it takes.
 Only the Keras activation name needs Keras: `check_activation` runs once Keras is imported.
+
+A config that is run may come from a record anyone with write access to the store could have
+edited, and Hydra's `instantiate` calls whatever `_target_` names: `check_targets` lets only a
+Keras optimizer, a Keras loss and a scikit-learn scaler through, each at its own key, before
+anything is instantiated.
 """
 
 from __future__ import annotations
@@ -24,6 +29,27 @@ SECTIONS = ("data", "model", "optimizer", "loss", "trainer", "tracking")
 TARGET_TRANSFORMS = ("none", "log_return")  # pipeline.transform
 EVALUATIONS = ("holdout", "walk_forward")  # pipeline.evaluation
 WINDOWS = ("expanding", "sliding")
+
+# The classes a config may instantiate, by the key that names them (DESIGN.md). Keras' public
+# classes but the abstract bases and the wrappers that take another optimizer (tests/
+# test_tampered_records.py compares the lists with the installed Keras and scikit-learn).
+OPTIMIZERS = frozenset({"Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb",
+                        "Lion", "Muon", "Nadam", "RMSprop", "SGD", "ScheduleFreeAdamW"})
+LOSSES = frozenset({
+    "BinaryCrossentropy", "BinaryFocalCrossentropy", "CTC", "CategoricalCrossentropy",
+    "CategoricalFocalCrossentropy", "CategoricalGeneralizedCrossEntropy", "CategoricalHinge", "Circle",
+    "CosineSimilarity", "Dice", "Hinge", "Huber", "KLDivergence", "LogCosh", "MeanAbsoluteError",
+    "MeanAbsolutePercentageError", "MeanSquaredError", "MeanSquaredLogarithmicError", "Poisson",
+    "SparseCategoricalCrossentropy", "SquaredHinge", "Tversky",
+})
+SCALERS = frozenset({"MaxAbsScaler", "MinMaxScaler", "RobustScaler", "StandardScaler"})  # pipeline.scalers saves them
+TARGETS = {  # key → (module, classes, what it names)
+    "optimizer": ("keras.optimizers", OPTIMIZERS, "a Keras optimizer"),
+    "loss": ("keras.losses", LOSSES, "a Keras loss"),
+    "data.scaler": ("sklearn.preprocessing", SCALERS, "a scikit-learn scaler"),
+}
+# Hydra's instantiate reads these too (positional arguments, a partial, recursion): not in our configs.
+INSTANTIATE_KEYS = ("_args_", "_partial_", "_convert_", "_recursive_")
 
 
 def _is_int(value: object) -> bool:
@@ -141,6 +167,7 @@ def check_config(cfg: DictConfig) -> None:
     missing = [name for name in SECTIONS if not isinstance(cfg.get(name), DictConfig)]
     if missing:
         raise LstmlabError(f"the config has no {', '.join(missing)} section; it is not an lstmlab train config")
+    check_targets(cfg)
     check_data(cfg.data)
     check_evaluation(cfg)
     _check(cfg.trainer, "trainer", TRAINER)
@@ -175,6 +202,54 @@ def check_data(cfg: DictConfig) -> None:
     scaler = cfg.get("scaler")
     if not isinstance(scaler, DictConfig) or not isinstance(scaler.get("_target_"), str):
         raise LstmlabError("data.scaler must name a scikit-learn scaler: data.scaler._target_=sklearn.preprocessing.MinMaxScaler")
+    check_targets(cfg, "data")
+    for key, value in scaler.items():  # the scalers' arguments: flags, numbers, ranges
+        numbers = isinstance(value, ListConfig) and all(_is_number(v) for v in value)  # a range
+        if key != "_target_" and not (_is_number(value) or isinstance(value, bool) or numbers):
+            raise LstmlabError(f"data.scaler.{key}={value!r} must be a number, true/false or a list of numbers")
+
+
+def check_targets(node: DictConfig, section: str = "") -> None:
+    """Every `_target_` in `node` (the config's `section`, "" for all of it), resolved as
+    `instantiate` will see it: only at a key of TARGETS, and one of its classes."""
+    for path, keys in _instantiated(_resolved(node), section):
+        reserved = [key for key in INSTANTIATE_KEYS if key in keys]
+        if reserved:
+            raise LstmlabError(f"{path}.{reserved[0]} is not allowed: give only _target_ and the class's arguments")
+        target = keys.get("_target_")
+        if path not in TARGETS:
+            raise LstmlabError(
+                f"{path}._target_={target!r} is not allowed: a config may name a class only at "
+                + ", ".join(f"{key}._target_ ({what})" for key, (_, _, what) in TARGETS.items()))
+        module, classes, what = TARGETS[path]
+        name = target.removeprefix(module + ".") if isinstance(target, str) else None
+        if name is None or name == target or name not in classes:
+            raise LstmlabError(f"{path}._target_={target!r} is not allowed: it must name {what}, "
+                               f"{module}.<{'|'.join(sorted(classes))}>")
+
+
+def _resolved(node: DictConfig) -> dict:
+    """`node` as `instantiate` would see it, without Hydra's own `hydra` node: its callbacks and
+    plugins belong to the command, not the run (and a sweep checks its jobs' config before
+    hydra.job.num, which the node refers to, exists)."""
+    return {key: ("???" if OmegaConf.is_missing(node, key) else
+                  OmegaConf.to_container(node[key], resolve=True, throw_on_missing=False)
+                  if OmegaConf.is_config(node[key]) else node[key])
+            for key in node if key != "hydra"}
+
+
+def _instantiated(node: object, path: str) -> list[tuple[str, dict]]:
+    """(dotted path, node) of every mapping in `node` that `instantiate` would act on."""
+    found = []
+    if isinstance(node, dict):
+        if "_target_" in node or any(key in node for key in INSTANTIATE_KEYS):
+            found.append((path, node))
+        for key, value in node.items():
+            found += _instantiated(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _instantiated(value, f"{path}[{index}]")
+    return found
 
 
 def check_evaluation(cfg: DictConfig) -> None:

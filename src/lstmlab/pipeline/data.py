@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from lstmlab.errors import LstmlabError
+from lstmlab.errors import LstmlabError, first_line
 from lstmlab.names import dataset_name
 from lstmlab.pipeline import transform
 from lstmlab.pipeline.csv_table import match_column, read_price_csv
@@ -204,6 +205,15 @@ def training_table(cfg: DictConfig) -> Table:
     return table
 
 
+def fitted_scaler(scaler_cfg: DictConfig, values: np.ndarray) -> TransformerMixin:
+    """The scikit-learn scaler of `data.scaler` (a class pipeline.checks allows) fitted on
+    `values`; scikit-learn checks its arguments when it fits: a bad one is one line."""
+    try:
+        return instantiate(scaler_cfg).fit(values)
+    except (InstantiationException, ValueError, TypeError) as error:
+        raise LstmlabError(f"data.scaler cannot be fitted: {first_line(error)}") from None
+
+
 def make_dataset(
     table: Table, cfg: DictConfig, train_rows: np.ndarray, val_rows: np.ndarray, test_rows: np.ndarray
 ) -> Dataset:
@@ -218,8 +228,8 @@ def make_dataset(
     # Plain arrays, not frames: a forecast on a CSV with other column spellings must still work.
     feature_values, target_values = table.model_values
     fit_rows = train_rows[train_rows >= transform.leading_rows(name)]
-    feature_scaler = instantiate(cfg.scaler).fit(feature_values[fit_rows])
-    target_scaler = instantiate(cfg.scaler).fit(target_values[fit_rows])
+    feature_scaler = fitted_scaler(cfg.scaler, feature_values[fit_rows])
+    target_scaler = fitted_scaler(cfg.scaler, target_values[fit_rows])
     x_all = windows(feature_scaler.transform(feature_values), lookback)[:-1]
     y_all = target_scaler.transform(target_values).astype(np.float32)[lookback:]
     frame, prices = table.frame, table.prices

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.names import NOT_CONFIGURING, PARAM_DEFAULTS
+from lstmlab.secrets import masked
 
 
 def flatten(node: object, prefix: str = "") -> dict[str, str]:
@@ -24,11 +25,13 @@ def flatten(node: object, prefix: str = "") -> dict[str, str]:
 
 
 def run_config(cfg: DictConfig) -> dict:
-    """The resolved config of a run, without the `trial` node: how a sweep reached the run is
-    not how it is configured (and a rerun must not rejoin the study)."""
+    """The resolved config of a run as it is recorded (params, config.yaml), without the `trial`
+    node: how a sweep reached the run is not how it is configured (and a rerun must not rejoin
+    the study). Every URL's password is masked: a rerun takes its store from the environment it
+    runs in (records.rerun), so the record loses nothing by it."""
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("trial", None)
-    return container
+    return masked(container)
 
 
 def run_params(cfg: DictConfig) -> dict[str, str]:

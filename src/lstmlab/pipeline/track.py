@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import joblib
 import keras
 import mlflow
 import mlflow.data
@@ -25,6 +24,7 @@ from lstmlab.names import CONFIG_ARTIFACT, DATA_TAG, MODEL_NAME, PREDICTIONS_ART
 from lstmlab.pipeline import plots
 from lstmlab.pipeline.data import Dataset, data_name, data_source
 from lstmlab.pipeline.params import run_config, run_params
+from lstmlab.pipeline.scalers import to_json
 from lstmlab.tracking import faults
 from lstmlab.tracking.ending import end_run
 from lstmlab.tracking.orphans import owner_tags
@@ -154,8 +154,8 @@ def log_results(
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / CONFIG_ARTIFACT).write_text(OmegaConf.to_yaml(run_config(cfg)))
-        joblib.dump({"features": data.feature_scaler, "target": data.target_scaler},
-                    folder / SCALER_ARTIFACT)
+        scalers = {"features": data.feature_scaler, "target": data.target_scaler}
+        (folder / SCALER_ARTIFACT).write_text(to_json(scalers))  # numbers, not a pickle: loads without running code
         predictions.to_csv(folder / PREDICTIONS_ARTIFACT)
         title = f"{cfg.tracking.variant}: test RMSE {metrics['test_rmse']:.2f} vs naive {metrics['naive_test_rmse']:.2f}"
         if "fold" in predictions:

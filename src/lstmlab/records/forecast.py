@@ -67,16 +67,7 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
 
     use_backend(cfg.trainer.backend)  # before mlflow.keras imports Keras
     import_keras()
-    import mlflow.keras
-
-    try:
-        model = mlflow.keras.load_model(uri)
-    except Exception as error:  # noqa: BLE001 - missing or damaged files raise anything from I/O to Keras
-        reason = " ".join(str(error).split())[:160] or type(error).__name__
-        raise LstmlabError(
-            f"the model of run {run_id} ({uri}) cannot be loaded: its files are missing or damaged "
-            f"({reason}); train the run again"
-        ) from None
+    model = records.load_model(run, uri)  # in Keras' safe mode
     scaled = model.predict(x, verbose=0)
     unscaled = scalers["target"].inverse_transform(np.asarray(scaled).reshape(-1, 1))
     last_price = float(table.frame[table.target].iloc[-1])

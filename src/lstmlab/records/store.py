@@ -1,5 +1,8 @@
 """Reading back what a run left in MLflow: the run, its config.yaml, its scaler, its model.
 
+A record is data, never code: anyone who can write to a shared store could have edited it. Its
+config passes pipeline.checks (only allowed classes, no interpolation), its scalers are numbers
+(pipeline.scalers, no pickle), its model loads in Keras' safe mode.
 No Keras import here: `rerun` must choose the Keras backend from the run's config first.
 """
 
@@ -11,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import joblib
 import mlflow
 import yaml
 from mlflow.entities import Run
@@ -20,7 +22,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lstmlab.errors import LstmlabError
-from lstmlab.names import CONFIG_ARTIFACT, DATA_TAG, MODEL_NAME, SCALER_ARTIFACT
+from lstmlab.names import (
+    CONFIG_ARTIFACT,
+    DATA_TAG,
+    MODEL_NAME,
+    PICKLED_SCALER_ARTIFACT,
+    SCALER_ARTIFACT,
+)
+from lstmlab.secrets import mask
 
 MIN_PREFIX = 8  # compare's tables show run ids this short
 
@@ -40,7 +49,7 @@ def get_run(run_id: str) -> Run:
             return matches[0]
         if matches:
             raise LstmlabError(f"run id prefix {run_id!r} matches {len(matches)} runs; give more of the id")
-    raise LstmlabError(f"unknown run id {run_id!r} in {mlflow.get_tracking_uri()}")
+    raise LstmlabError(f"unknown run id {run_id!r} in {mask(mlflow.get_tracking_uri())}")
 
 
 @contextmanager
@@ -64,6 +73,12 @@ def _refuse_missing(run: Run, name: str, what: str) -> None:
             f"run {run.info.run_id} ({run.info.run_name}) has no artifacts left in {run.info.artifact_uri} "
             f"(deleted or moved?): cannot {what}"
         )
+    if name == SCALER_ARTIFACT and PICKLED_SCALER_ARTIFACT in names:
+        raise LstmlabError(
+            f"run {run.info.run_id} ({run.info.run_name}) recorded its scalers as {PICKLED_SCALER_ARTIFACT}, a "
+            f"pickle, which lstmlab does not load (a pickle can run any code): cannot {what}; "
+            f"`lstmlab rerun {run.info.run_id}` trains it again with {SCALER_ARTIFACT}, then forecast the new run"
+        )
     if name not in names:
         raise LstmlabError(
             f"run {run.info.run_id} ({run.info.run_name}, {run.info.status}) has no {name}: "
@@ -80,26 +95,46 @@ def load_config(run: Run, what: str = "rebuild it") -> DictConfig:
             cfg = OmegaConf.load(path)
             if not isinstance(cfg, DictConfig):
                 raise ValueError("it holds no key: value mapping")
+            interpolated = _interpolation(OmegaConf.to_container(cfg, resolve=False))
+            if interpolated:
+                raise ValueError(f"{interpolated} is an interpolation ${{...}}; a recorded config holds values only")
             check_config(cfg)
         except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError, ValueError, LstmlabError) as error:
             raise LstmlabError(_damaged(run, CONFIG_ARTIFACT, error, what)) from None
     return cfg
 
 
+def _interpolation(node: object, path: str = "") -> str | None:
+    """The first key whose value is an interpolation. A logged config is resolved, so one there was
+    written by hand, e.g. `${oc.env:AWS_SECRET_ACCESS_KEY}`, which a rerun would log as a param."""
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list):
+        items = ((f"[{index}]", value) for index, value in enumerate(node))
+    else:
+        return path if isinstance(node, str) and "${" in node else None
+    for key, value in items:
+        found = _interpolation(value, f"{path}{key}" if str(key).startswith("[") or not path else f"{path}.{key}")
+        if found:
+            return found
+    return None
+
+
 def load_scalers(run: Run) -> dict:
     """{"features": scaler, "target": scaler}, fitted on the run's training part."""
+    from lstmlab.pipeline.scalers import from_json
+
     with _downloaded(run, SCALER_ARTIFACT, "scale new data like its training data") as path:
         try:
-            scalers = joblib.load(path)
-        except Exception as error:  # noqa: BLE001 - unpickling garbage raises anything
+            return from_json(path.read_bytes())
+        except ValueError as error:
             raise LstmlabError(_damaged(run, SCALER_ARTIFACT, error, "scale new data")) from None
-    if not (isinstance(scalers, dict) and all(hasattr(scalers.get(k), "transform") for k in ("features", "target"))):
-        raise LstmlabError(_damaged(run, SCALER_ARTIFACT, ValueError("not the features and target scalers"), "scale new data"))
-    return scalers
 
 
 def _damaged(run: Run, name: str, error: BaseException, what: str) -> str:
-    reason = " ".join(str(error).split())[:160] or type(error).__name__
+    reason = " ".join(str(error).split()) or type(error).__name__
+    if not isinstance(error, LstmlabError):  # a library's words may go on; a check's line is whole
+        reason = reason[:160]
     return (f"run {run.info.run_id} ({run.info.run_name}): its {name} is damaged ({reason}), so it cannot "
             f"{what}; train it again")
 
@@ -119,6 +154,44 @@ def model_uri(run: Run) -> str:
             f"lstmlab train ... tracking.log_model=true"
         )
     return models[0].model_uri
+
+
+def load_model(run: Run, uri: str):
+    """The run's Keras model (`uri`: `model_uri(run)`), loaded with Keras' `safe_mode`: a model
+    whose files would run code as they load (a Lambda layer's Python, a TensorFlow SavedModel's
+    graph, which mlflow.keras loads when its MLmodel says save_exported_model) is refused.
+    Call it once `runtime.use_backend` chose the run's backend."""
+    import mlflow.keras
+    from mlflow.models import Model
+
+    with tempfile.TemporaryDirectory(prefix="lstmlab-") as folder:
+        try:
+            # Its description first, then only the files the keras flavor reads.
+            location = mlflow.get_logged_model(uri.removeprefix("models:/")).artifact_location.rstrip("/")
+            mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/MLmodel", dst_path=folder)
+            flavor = Model.load(Path(folder) / "MLmodel").flavors.get("keras") or {}
+            if flavor.get("save_exported_model") or flavor.get("data", "data") != "data":
+                raise LstmlabError(_refused(run, uri, "it is not a .keras file in the model's data/ "
+                                            "(a TensorFlow SavedModel runs its own graph code as it loads)"))
+            mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/data", dst_path=folder)
+            return mlflow.keras.load_model(folder, load_model_kwargs={"safe_mode": True})
+        except LstmlabError:
+            raise
+        except Exception as error:  # noqa: BLE001 - missing or damaged files raise anything from I/O to Keras
+            reason = " ".join(str(error).split()) or type(error).__name__
+            if "safe_mode" in reason:  # Keras names the switch it will not have flipped
+                raise LstmlabError(_refused(run, uri, f"it holds Python code, which Keras' safe mode refuses "
+                                                      f"({reason.split('. ')[0][:120]})")) from None
+            reason = reason[:160]
+            raise LstmlabError(
+                f"the model of run {run.info.run_id} ({uri}) cannot be loaded: its files are missing or damaged "
+                f"({reason}); train the run again"
+            ) from None
+
+
+def _refused(run: Run, uri: str, why: str) -> str:
+    return (f"the model of run {run.info.run_id} ({uri}) is refused: {why}; lstmlab loads only models "
+            "that run no code of their own: train the run again")
 
 
 def check_data_file(data: DictConfig, run_id: str, hint: str) -> None:

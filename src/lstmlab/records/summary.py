@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import mlflow
 
 from lstmlab.names import dataset_name
+from lstmlab.secrets import mask
 
 UI_DEFAULT = "http://127.0.0.1:5000"  # where `lstmlab ui` serves unless given --host/--port
 
@@ -31,7 +32,7 @@ class RunSummary:
     test_skill: float | None
     epochs_run: int | None
     train_seconds: float | None
-    server: str | None  # the tracking server's URL when the store is one, else None
+    server: str | None  # the tracking server's URL (password masked) when the store is one, else None
 
     @property
     def beat_naive(self) -> bool | None:
@@ -71,5 +72,5 @@ def summarize(run_id: str) -> RunSummary:
         test_skill=metrics.get("test_skill"),
         epochs_run=int(epochs) if epochs is not None else None,
         train_seconds=metrics.get("train_seconds"),
-        server=uri if uri.startswith(("http://", "https://")) else None,
+        server=mask(uri) if uri.startswith(("http://", "https://")) else None,
     )

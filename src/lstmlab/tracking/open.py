@@ -22,6 +22,7 @@ from lstmlab.tracking import faults
 from lstmlab.tracking.orphans import close_left, close_orphans, left_running
 from lstmlab.tracking.reach import check_server, forget_server
 from lstmlab.tracking.schema import ensure_schema, sqlite_file
+from lstmlab.tracking.uris import usable, use_tracking_uri
 from lstmlab.tracking.writable import check_artifacts_writable, check_store_writable
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,7 @@ def open_store(uri: str | None) -> str:
     Set explicitly because MLflow keeps the last URI set in a process, and None must not
     inherit it.
     """
-    mlflow.set_tracking_uri(uri or _default_uri())
-    current = mlflow.get_tracking_uri()
+    current = use_tracking_uri(uri or _default_uri())  # driver named, credentials kept out of it, tried once
     key = str(sqlite_file(current) or current)  # a relative SQLite path names another file elsewhere
     with faults.one_line(current):
         if key not in _opened:
@@ -86,7 +86,7 @@ def use_store(tracking_cfg: Any) -> Any:
 
 def check_store(tracking_cfg: Any) -> None:
     """Say now, writing nothing, when `tracking.uri` is a tracking server that does not answer."""
-    check_server(tracking_cfg.uri or "")
+    check_server(usable(tracking_cfg.uri) if tracking_cfg.uri else "")  # http://user:password@host: credentials apart
 
 
 def use_current_store() -> str:
