@@ -56,10 +56,11 @@ class ModelTests:
     candidates: int  # compared runs with predictions on the shared days (examined: the first MODELS by CHOSEN_BY)
 
 
-def model_tests(losses: pd.DataFrame, naive: pd.Series, validation: pd.Series, alpha: float) -> ModelTests | None:
+def model_tests(losses: pd.DataFrame, naive: pd.Series, validation: pd.Series, alpha: float,
+                most: int = MODELS) -> ModelTests | None:
     """MCS and SPA over `losses` (days × run ids: squared errors; NaN where a run has none) and
     `naive` (the naive forecast's squared errors), on the days all of them share; with more than
-    MODELS runs, over the MODELS with the lowest `validation` (CHOSEN_BY per run id). None when
+    `most` runs, over the `most` with the lowest `validation` (CHOSEN_BY per run id). None when
     fewer than MIN_DAYS or no run."""
     from arch.bootstrap import MCS, SPA
 
@@ -70,7 +71,7 @@ def model_tests(losses: pd.DataFrame, naive: pd.Series, validation: pd.Series, a
         return None
     block = block_length(len(shared))
     candidates = shared.columns.drop(NAIVE)
-    examined = validation.reindex(candidates).sort_values(kind="stable").index[:MODELS]  # NaN last
+    examined = validation.reindex(candidates).sort_values(kind="stable").index[:most]  # NaN last
     trained = shared[examined]
     with warnings.catch_warnings():  # identical losses (e.g. two runs forecasting alike): arch warns, the set stays valid
         warnings.simplefilter("ignore", RuntimeWarning)
