@@ -528,6 +528,7 @@ def test_many_groups_long_and_shared_names_get_short_unique_labels_a_narrow_tabl
     assert all(column in head for column in ("test_rmse mean", "p Welch*", "test RMSE Δ", "verdict"))  # key columns kept
 
     fig = figure(result)
+    fig.canvas.draw()  # as savefig does: the layout is placed when drawn
     renderer = fig.canvas.get_renderer()
     ticks = [t.get_window_extent(renderer) for t in fig.axes[0].get_yticklabels() if t.get_text()]
     assert len(ticks) == len(labels) and not overlaps(ticks)
@@ -545,3 +546,30 @@ def test_many_groups_long_and_shared_names_get_short_unique_labels_a_narrow_tabl
 
     long = render_markdown(result) * 3  # a report longer than a tag may be: cut, and says where the rest is
     assert len(long) > TAG_LIMIT and len(description(long)) == TAG_LIMIT and description(long).endswith("report.md artifact.")
+
+
+def test_a_chart_of_many_groups_draws_the_baseline_the_better_ones_and_the_best_and_worst_and_says_so():
+    from lstmlab.comparison.chart import CHART_GROUPS, drawn_groups, figure
+    from lstmlab.comparison.compare import Comparison
+
+    count = 100
+    verdicts = ["baseline" if k == 40 else "better" if k in (3, 77) else "no evidence" for k in range(count)]
+    groups = pd.DataFrame({"group": [f"g{k}" for k in range(count)], "verdict": verdicts,
+                           "baseline_group": [k == 40 for k in range(count)],
+                           "val_rmse_mean": np.arange(count, dtype=float), "val_rmse_sd": 0.1,
+                           "test_skill_mean": -np.arange(count) / 100, "test_skill_sd": 0.01,
+                           "rmse_change": np.linspace(-0.2, 0.5, count), "rmse_change_low": np.linspace(-0.3, 0.4, count),
+                           "rmse_change_high": np.linspace(-0.1, 0.6, count)})
+    runs = pd.DataFrame({"group": np.repeat(groups["group"], 3).to_numpy(),
+                         "val_rmse": np.repeat(groups["val_rmse_mean"], 3).to_numpy(), "test_skill": -0.5})
+    chosen = drawn_groups(groups)
+    assert len(chosen) == CHART_GROUPS == 30 and list(chosen.index) == sorted(chosen.index)
+    rest = [k for k in range(count) if k not in (3, 40, 77)]
+    expected = {3, 40, 77, *rest[:14], *rest[-13:]}  # baseline, better, then best and worst in turn
+    assert set(chosen.index) == expected
+    fig = figure(Comparison(experiment="big", experiment_id="1", store="sqlite://", metric="val_rmse", alpha=0.05,
+                            baseline_run_id="x", runs=runs, groups=groups, selection="all"))
+    fig.canvas.draw()
+    assert len([t for t in fig.axes[0].get_yticklabels() if t.get_text()]) == CHART_GROUPS
+    assert "30 of 100 groups drawn" in fig._suptitle.get_text().replace("\n", " ")
+    assert "70 groups more in groups.csv" in fig._suptitle.get_text().replace("\n", " ")

@@ -31,14 +31,14 @@ def drawn_groups(groups: pd.DataFrame, most: int = CHART_GROUPS) -> pd.DataFrame
         return groups
     chosen = list(groups.index[groups["baseline_group"] | groups["verdict"].eq("better")][:most])
     rest = [i for i in groups.index if i not in set(chosen)]
-    while len(chosen) < most and rest:
-        chosen.append(rest.pop(0 if len(chosen) % 2 else -1))
+    for turn in range(min(most - len(chosen), len(rest))):  # best, worst, next best, ...
+        chosen.append(rest.pop(-1 if turn % 2 else 0))
     return groups.loc[sorted(chosen)]
 
 
 def figure(comparison: Comparison):
-    """The drawn matplotlib figure, on an Agg canvas of its own (no pyplot: no global backend,
-    no figure manager to close); `plot` saves it."""
+    """The matplotlib figure, on an Agg canvas of its own (no pyplot: no global backend, no figure
+    manager to close); `plot` saves it (drawing it once: each draw of a tall figure costs)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -84,7 +84,6 @@ def figure(comparison: Comparison):
         + (f"; {len(groups)} of {len(comparison.groups)} groups drawn (baseline, 'better', best and worst), "
            f"{count(hidden, 'group')} more in groups.csv" if hidden else ""),
         int(fig.get_figwidth() * 72 / (TITLE_SIZE * 0.62))), fontsize=TITLE_SIZE)  # characters that fit the width
-    fig.canvas.draw()
     return fig
 
 
