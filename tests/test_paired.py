@@ -119,3 +119,24 @@ def test_welch_is_scipys_and_needs_two_runs_a_side():
     assert (found.statistic, found.p_value) == pytest.approx((expected.statistic, expected.pvalue), rel=1e-12)
     assert welch([1.0], [2.0, 2.1]).missing == "no verdict (one run; train with trainer.seed=1,2,3,...)"
     assert welch([1.0, 1.1], [2.0]).missing.startswith("no verdict (baseline has one run")
+
+
+def test_groups_are_paired_on_the_days_all_their_runs_forecast():
+    from dataclasses import astuple
+
+    import pandas as pd
+
+    from lstmlab.comparison.verdict import PairedDays
+
+    loss = seed_losses(90, 5, 0.2, 1.0, seed=6)
+    losses = pd.DataFrame(loss, columns=["a1", "a2", "b1", "b2", "c1"])
+    losses.iloc[:30, 2] = np.nan  # b1 forecast only the last 60 days
+    paired = PairedDays(losses, {"gone": "missing"})
+    days, found, why = paired.compare(["a1", "a2"], ["c1"])
+    assert (days, why) == (90, None)
+    assert astuple(found) == pytest.approx(astuple(effect(loss[:, :2], loss[:, 4:])), rel=1e-12)  # means computed once
+    days, found, why = paired.compare(["b1", "b2"], ["c1"])
+    assert (days, why) == (60, None)
+    assert astuple(found) == pytest.approx(astuple(effect(loss[30:, 2:4], loss[30:, 4:])), rel=1e-12)
+    days, found, why = paired.compare(["a1", "gone"], ["c1"])
+    assert days == 0 and why == "no verdict (run gone: predictions.csv missing)" and math.isnan(found.change)

@@ -243,7 +243,7 @@ def render_markdown(comparison: Comparison) -> str:
             f"- **Naive forecast**: {naive_line(comparison)}",
             *[f"- {line}" for line in describe(comparison.runs, comparison.models, comparison.alpha)],
             "",
-            f"## Seed groups ({comparison.metric})",
+            f"## Seed groups (sorted by {comparison.metric}; the verdict on {TESTED_METRIC})",
             "",
             markdown_table(group_view(comparison)),
             "",

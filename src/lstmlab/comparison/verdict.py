@@ -74,10 +74,11 @@ class PairedDays:
         self.column = {run_id: n for n, run_id in enumerate(losses.columns)}
         self.complete = ~np.isnan(self.values).any(axis=0)  # runs with a forecast on every day
         self.draws: dict[int, DayDraws] = {}
+        self.full_means = np.empty((0, 0))
         if self.complete.any():  # their day means once, sliced per group
-            self.draws[len(self.values)] = DayDraws(len(self.values))
-            self.full_means = np.full((self.draws[len(self.values)].counts.shape[0], self.values.shape[1]), math.nan)
-            self.full_means[:, self.complete] = self.draws[len(self.values)].means(self.values[:, self.complete])
+            draws = self.draws[len(self.values)] = DayDraws(len(self.values))
+            self.full_means = np.full((draws.counts.shape[0], self.values.shape[1]), math.nan)
+            self.full_means[:, self.complete] = draws.means(self.values[:, self.complete])
 
     def compare(self, member_ids: list[str], base_ids: list[str]) -> tuple[int, Effect, str | None]:
         """Paired days, effect and, when there is none, why ("no verdict (...)")."""
@@ -95,8 +96,9 @@ class PairedDays:
         days = int(paired.sum())
         if days < 3:
             return days, nothing, "no verdict (fewer than 3 test days in common)"
-        draws = self.draws.setdefault(days, DayDraws(days))
-        return days, effect(self.values[paired][:, members], self.values[paired][:, base], draws), None
+        if days not in self.draws:
+            self.draws[days] = DayDraws(days)
+        return days, effect(self.values[paired][:, members], self.values[paired][:, base], self.draws[days]), None
 
 
 def judge(groups: pd.DataFrame, runs: pd.DataFrame, codes: pd.Series, alpha: float,
@@ -130,6 +132,7 @@ def judge(groups: pd.DataFrame, runs: pd.DataFrame, codes: pd.Series, alpha: flo
                      "verdict": welch.missing or why_not})
     tests = pd.DataFrame(rows, index=groups.index, columns=list(COLUMNS))
     # Holm over the groups that have the test: a NaN p (the baseline, other data, no test) counts in none.
+    tests["paired_days"] = tests["paired_days"].astype("Int64")  # a count; empty for the baseline
     tests["welch_p_holm"] = holm(tests["p_value"])
     tests["verdict"] = [
         row.verdict if isinstance(row.verdict, str)
