@@ -197,3 +197,18 @@ def test_a_file_where_the_reports_folder_goes_is_one_line(project_dir, capsys):
     err = capsys.readouterr().err
     assert err.startswith("lstmlab compare: error: cannot write the report into experiments/reports: ")
     assert err.count("\n") == 1 and reports.read_text() == "not a folder" and not report_runs()
+
+
+def test_a_spoiled_cache_file_is_dropped_and_the_artifact_read_again(project_dir, monkeypatch):
+    import numpy as np
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(project_dir / "cache"))
+    small_store()
+    first = compare()
+    cached = sorted((project_dir / "cache" / "lstmlab" / "predictions").glob("*/predictions.npy"))
+    assert len(cached) == 6
+    cached[0].write_bytes(cached[0].read_bytes()[:100])  # cut, as a full disk would have left it
+    np.save(cached[1], np.zeros(3))  # a readable array of another layout
+    again = compare()
+    assert again.groups.equals(first.groups)
+    assert all(np.load(path).dtype.names == ("day", "actual", "predicted", "naive") for path in cached[:2])

@@ -117,10 +117,13 @@ def read_predictions(run_id: str, cache: Path, recorded_rmse: float | None = Non
     kept = cache / run_id / CACHED
     if kept.exists():
         try:
-            return np.load(kept, allow_pickle=False)
-        except (OSError, ValueError):  # a cache file spoiled since: drop it, read the artifact again
-            with suppress(OSError):
-                kept.unlink()
+            table = np.load(kept, allow_pickle=False)
+            if table.dtype == ROW:
+                return table
+        except (OSError, ValueError):
+            pass
+        with suppress(OSError):  # a cache file spoiled since, or of another layout: read the artifact again
+            kept.unlink()
     with _scratch(cache, run_id) as folder:
         path = _download(run_id, folder)
         if path is None:
