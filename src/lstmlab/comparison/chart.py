@@ -76,7 +76,7 @@ def figure(comparison: Comparison):
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=len(handles), fontsize=8,
                frameon=False)
     axes[0].set_yticks(y, labels)
-    axes[0].invert_yaxis()
+    axes[0].set_ylim(len(groups) - 0.5, -0.5)  # first group on top; no margin that grows with the groups
     hidden = len(comparison.groups) - len(groups)  # drawn: baseline, better, best and worst
     fig.suptitle(textwrap.fill(
         f"{comparison.experiment}: groups vs baseline — data {comparison.data}, {comparison.evaluation}; "
