@@ -8,7 +8,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import mlflow
@@ -16,34 +15,31 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
 from scipy import stats as scipy_stats
 
+from compare_store import DAYS, Store, final_metrics
 from conftest import tiny_config
 from lstmlab.cli import main as cli_main
-from lstmlab.comparison import paired
 from lstmlab.comparison.compare import compare
 from lstmlab.comparison.predictions import default_cache
+from lstmlab.comparison.verdict import verdict
 from lstmlab.errors import LstmlabError
 from lstmlab.names import FINAL_METRICS
 
-# val_rmse per seed 1, 2, 3, ... of each variant; the verdicts are known in advance.
+# Per seed 1, 2, 3, ... of each variant: its val_rmse, and the scale of its daily test errors (its
+# test_rmse, up to the seed's own shocks); the verdicts are known in advance.
 KNOWN = {
     "baseline": [1.00, 1.10, 0.90, 1.05],
     "worse": [2.00, 2.20, 1.90, 2.10],
     "better": [0.50, 0.55, 0.45, 0.52],
     "noisy": [0.60, 1.60, 0.90, 1.30],
     "single": [0.80],
-    # better across seeds, but its test errors are twice the baseline's every day: the tests disagree
-    "split": [0.50, 0.55, 0.45, 0.52],
-    # better across seeds, but the baseline's own daily errors in reverse order: no evidence over days
-    "seedsonly": [0.50, 0.55, 0.45, 0.52],
+    # the baseline's own daily errors, days in reverse order: the same test RMSE per seed, other days
+    "reversed": [1.00, 1.10, 0.90, 1.05],
 }
 ONE_RUN = "no verdict (one run; train with trainer.seed=1,2,3,...)"
 VERDICTS = {"baseline": "baseline", "worse": "worse", "better": "better", "noisy": "no evidence", "single": ONE_RUN,
-            "split": "no evidence (seeds and days disagree)", "seedsonly": "no evidence"}
-DAYS = pd.bdate_range("2018-01-02", periods=60, name="date")
-ACTUAL = 100 + np.cumsum(np.random.default_rng(0).normal(size=len(DAYS)))
+            "reversed": "no evidence"}
 
 
 def shocks(seed: int) -> np.ndarray:
@@ -52,29 +48,10 @@ def shocks(seed: int) -> np.ndarray:
 
 
 def errors_of(variant: str, seed: int) -> np.ndarray:
-    """The daily errors (predicted − actual) of a run: its val_rmse times the seed's shocks."""
-    if variant == "split":
-        return 2.0 * KNOWN["baseline"][seed - 1] * shocks(seed)
-    if variant == "seedsonly":
+    """The daily errors (predicted − actual) of a run: its KNOWN value times the seed's shocks."""
+    if variant == "reversed":
         return KNOWN["baseline"][seed - 1] * shocks(seed)[::-1]
     return KNOWN[variant][seed - 1] * shocks(seed)
-
-
-def final_metrics(val_rmse: float, seed: int) -> dict[str, float]:
-    test_rmse = 1.1 * val_rmse + 0.01 * seed
-    return {
-        "val_rmse": val_rmse,
-        "test_rmse": test_rmse,
-        "test_mae": 0.8 * val_rmse,
-        "test_mape": 2.0 * val_rmse,
-        "test_r2": 1.0 - val_rmse / 10,
-        "test_directional_accuracy": 0.5 + 0.01 * seed,
-        "naive_test_rmse": 1.2,
-        "naive_test_mae": 1.0,
-        "test_skill": 1.0 - test_rmse / 1.2,
-        "train_seconds": 3.0 + seed,
-        "epochs_run": 2.0,
-    }
 
 
 LONG = "an_unusually_long_variant_name_that_would_not_fit"
@@ -87,50 +64,6 @@ WIDE = [
     ("sweep_trial", {"model.dropout": "0.1", "data.lookback": "60"}),
     ("sweep_trial", {}),  # no dropout, no lookback param at all: never labelled "nan"
 ]
-
-
-class Store:
-    """Runs logged through MLflow's client with chosen start times, so "latest" is known."""
-
-    def __init__(self, experiment: str = "lstmlab"):
-        self.client = MlflowClient()
-        found = self.client.get_experiment_by_name(experiment)
-        self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
-        self.clock = 1_700_000_000_000
-
-    def log(self, variant: str, seed: int, metrics: dict[str, float] | None, *, status: str = "FINISHED",
-            lr: str = "0.001", tags: dict[str, str] | None = None, run_name: str | None = None,
-            errors: np.ndarray | None = None, params: dict[str, str] | None = None) -> str:
-        """A run; with `errors`, a predictions.csv whose predicted = ACTUAL + errors on DAYS."""
-        self.clock += 1000
-        all_tags = {"variant": variant, "baseline": str(variant == "baseline").lower(),
-                    "data_sha256": "d" * 64, **(tags or {})}
-        run = self.client.create_run(self.experiment_id, start_time=self.clock, tags=all_tags,
-                                     run_name=run_name or variant)
-        params = {
-            "model.units": "[50, 50]",
-            "optimizer.learning_rate": lr,
-            "tracking.variant": variant,
-            "trainer.seed": str(seed),
-            # how a run is recorded differs from run to run but must not split a group
-            "tracking.uri": f"sqlite:///somewhere-{seed}.db",
-            "trainer.verbose": "auto" if seed % 2 else "0",
-            "data.source": "sp500",
-            **(params or {}),
-        }
-        if errors is not None:
-            with tempfile.TemporaryDirectory() as folder:
-                table = pd.DataFrame({"actual": ACTUAL, "predicted": ACTUAL + errors, "naive": ACTUAL}, index=DAYS)
-                table.to_csv(Path(folder) / "predictions.csv")
-                self.client.log_artifact(run.info.run_id, str(Path(folder) / "predictions.csv"))
-        self.client.log_batch(
-            run.info.run_id,
-            metrics=[Metric(key, value, self.clock, 2) for key, value in (metrics or {}).items()],
-            params=[Param(key, value) for key, value in params.items()],
-        )
-        if status != "RUNNING":
-            self.client.set_terminated(run.info.run_id, status, end_time=self.clock + 500)
-        return run.info.run_id
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +151,8 @@ def test_groups_means_sds_and_welch_verdicts_equal_those_recomputed_from_the_run
     groups = result.groups.set_index("group")
     baseline_values = [metrics_of(i)["val_rmse"] for i in group_members(result, "baseline")]
     assert sorted(baseline_values) == sorted(KNOWN["baseline"])
-    for variant, verdict in VERDICTS.items():
+    base_rmse = [metrics_of(i)["test_rmse"] for i in group_members(result, "baseline")]
+    for variant, expected_verdict in VERDICTS.items():
         members = group_members(result, variant)
         values = [metrics_of(i)["val_rmse"] for i in members]
         row = groups.loc[variant]
@@ -232,12 +166,12 @@ def test_groups_means_sds_and_welch_verdicts_equal_those_recomputed_from_the_run
         assert row["val_rmse_diff"] == pytest.approx(np.mean(values) - np.mean(baseline_values), abs=1e-12)
         for metric in FINAL_METRICS:
             assert row[f"{metric}_mean"] == pytest.approx(np.mean([metrics_of(i)[metric] for i in members]), rel=1e-12)
-        assert row["verdict"] == verdict
-        if verdict.startswith(("better", "worse", "no evidence")):
-            expected = scipy_stats.ttest_ind(values, baseline_values, equal_var=False)
+        assert row["verdict"] == expected_verdict
+        if expected_verdict.startswith(("better", "worse", "no evidence")):  # Welch on test_rmse, not val_rmse
+            rmse = [metrics_of(i)["test_rmse"] for i in members]
+            expected = scipy_stats.ttest_ind(rmse, base_rmse, equal_var=False)
             assert row["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
-            if variant in ("worse", "better", "noisy"):  # decided by the seeds alone (the days agree)
-                assert (row["p_value"] < 0.05) == (verdict != "no evidence")
+            assert row["t_statistic"] == pytest.approx(expected.statistic, rel=1e-9)
         else:
             assert math.isnan(row["p_value"])
     assert list(result.groups["val_rmse_mean"]) == sorted(result.groups["val_rmse_mean"])  # best first
@@ -293,7 +227,9 @@ def test_an_explicit_baseline_run_sets_the_reference(known_store):
 def test_the_command_prints_the_tables_and_writes_csv_markdown_and_a_chart(known_store, project_dir, capsys):
     assert cli_main(["compare"]) == 0
     out = capsys.readouterr().out
-    for text in ("Seed groups", "worse", "better", "no evidence", ONE_RUN, "Welch", known_store["ids"]["baseline"][-1]):
+    for text in ("Seed groups", "worse", "better", "no evidence", "no verdict [1]", "  [1] one run; train with trainer.seed=",
+                 "Welch", known_store["ids"]["baseline"][-1], "Model confidence set (these trained models on these 60 days",
+                 "SPA (these trained models on these 60 days", "… 8 more runs between the best 10 and the worst 5"):
         assert text in out
     reports = list((project_dir / "experiments" / "reports").iterdir())
     assert len(reports) == 1
@@ -383,8 +319,10 @@ def test_real_runs_a_crippled_variant_comes_out_significantly_worse(trained, mon
     assert groups.loc["crippled", "n"] == 3 and groups.loc["crippled", "seeds"] == "1,2,3"
     assert groups.loc["crippled", "val_rmse_mean"] == pytest.approx(np.mean(crippled), rel=1e-12)
     assert groups.loc["baseline", "val_rmse_sd"] == pytest.approx(np.std(base, ddof=1), rel=1e-12)
-    expected = scipy_stats.ttest_ind(crippled, base, equal_var=False).pvalue
+    tested = {name: [metrics_of(i)["test_rmse"] for i in trained["ids"][name]] for name in ("crippled", "baseline")}
+    expected = scipy_stats.ttest_ind(tested["crippled"], tested["baseline"], equal_var=False).pvalue  # test, not val
     assert groups.loc["crippled", "p_value"] == pytest.approx(expected, rel=1e-9)
+    assert groups.loc["crippled", "rmse_change_low"] > 0  # and the interval says worse too
     assert groups.loc["crippled", "p_value"] < 0.05
     assert groups.loc["crippled", "verdict"] == "worse"
 
@@ -392,36 +330,40 @@ def test_real_runs_a_crippled_variant_comes_out_significantly_worse(trained, mon
 # ---- the paired test, like with like, the report run ------------------------------------------
 
 
-def test_dm_holm_and_the_effect_equal_those_recomputed_from_the_known_daily_errors(known_store):
+def test_welch_on_test_rmse_holm_and_the_effect_equal_those_recomputed_from_the_runs_and_their_errors(known_store):
     from statsmodels.stats.multitest import multipletests
 
-    from test_paired import textbook_dm
+    from test_paired import two_level_by_hand
 
-    result = compare()
+    result = compare()  # sorted by val_rmse, yet every test reads test_rmse
     groups = result.groups.set_index("group")
-    base_loss = np.mean([errors_of("baseline", s) ** 2 for s in range(1, 5)], axis=0)
+    base_ids = group_members(result, "baseline")
+    base_rmse = [metrics_of(i)["test_rmse"] for i in base_ids]
+    base_loss = np.stack([errors_of("baseline", s) ** 2 for s in range(1, 5)], axis=1)
     tested = [g for g in groups.index if g != "baseline" and groups.loc[g, "n"] > 1]
-    assert sorted(tested) == sorted(["worse", "better", "noisy", "split", "seedsonly"])
+    assert sorted(tested) == sorted(["worse", "better", "noisy", "reversed"])
     for group in tested:
-        loss = np.mean([errors_of(group, s) ** 2 for s in range(1, len(KNOWN[group]) + 1)], axis=0)
-        dm, p = textbook_dm(loss - base_loss)
+        members = group_members(result, group)
+        rmse = [metrics_of(i)["test_rmse"] for i in members]
+        assert groups.loc[group, "p_value"] == pytest.approx(
+            scipy_stats.ttest_ind(rmse, base_rmse, equal_var=False).pvalue, rel=1e-9)
+        assert groups.loc[group, "test_rmse_mean"] == pytest.approx(np.mean(rmse), rel=1e-12)
+        loss = np.stack([errors_of(group, s) ** 2 for s in range(1, len(KNOWN[group]) + 1)], axis=1)
         row = groups.loc[group]
         assert row["paired_days"] == len(DAYS)
-        assert row["dm_stat"] == pytest.approx(dm, rel=1e-6, abs=1e-9)
-        assert row["dm_p"] == pytest.approx(p, rel=1e-6)
-        change = math.sqrt(loss.mean() / base_loss.mean()) - 1
-        assert row["rmse_change"] == pytest.approx(change, rel=1e-9)
-        assert row["rmse_change_low"] < change < row["rmse_change_high"]
-    # Holm over every group of this report that has the test (DM: the one-seed group too; Welch: not)
-    for raw, adjusted, family in (("p_value", "welch_p_holm", tested), ("dm_p", "dm_p_holm", [*tested, "single"])):
-        assert set(groups.index[groups[raw].notna()]) == set(family)
-        expected = multipletests(groups.loc[family, raw].to_numpy(), method="holm")[1]
-        assert groups.loc[family, adjusted].to_numpy() == pytest.approx(expected, rel=1e-12)
-    assert groups.loc["split", "p_value"] < 0.05 and groups.loc["split", "dm_p_holm"] < 0.05  # both, but opposite
-    assert groups.loc["split", "t_statistic"] < 0 < groups.loc["split", "dm_stat"]
-    assert groups.loc["seedsonly", "welch_p_holm"] < 0.05 < groups.loc["seedsonly", "dm_p_holm"]  # the days say nothing
+        assert row["rmse_change"] == pytest.approx(math.sqrt(loss.mean() / base_loss.mean()) - 1, rel=1e-9)
+        low, high = two_level_by_hand(loss, base_loss)
+        assert (row["rmse_change_low"], row["rmse_change_high"]) == pytest.approx((low, high), rel=1e-9)
+        assert row["verdict"] == verdict(row["t_statistic"], row["welch_p_holm"], low, high, 0.05)
+    # Holm over every group of this report that has Welch's test (not the one-run group)
+    assert set(groups.index[groups["p_value"].notna()]) == set(tested)
+    expected = multipletests(groups.loc[tested, "p_value"].to_numpy(), method="holm")[1]
+    assert groups.loc[tested, "welch_p_holm"].to_numpy() == pytest.approx(expected, rel=1e-12)
+    assert groups.loc["reversed", "p_value"] == pytest.approx(1.0)  # the same test RMSE per seed
+    assert groups.loc["reversed", "rmse_change_low"] < 0 < groups.loc["reversed", "rmse_change_high"]
     assert groups.loc["single", "verdict"] == ONE_RUN  # whatever its days say
-    assert paired.effect_interval(np.ones(3), np.ones(3))[0] == 0.0
+    assert not math.isnan(groups.loc["single", "rmse_change"]) and math.isnan(groups.loc["single", "rmse_change_low"])
+    assert not {"dm_stat", "dm_p", "dm_p_holm"} & set(result.groups.columns)
 
 
 def test_by_default_only_runs_on_the_baselines_data_and_evaluation_and_the_notes_say_what_was_left_out(known_store):
@@ -496,12 +438,12 @@ def test_groups_on_other_data_get_neither_test_and_leave_the_holm_correction_of_
     both = compare(include_all=True)
     other = both.groups[both.groups["verdict"] == "no verdict (other data: no common test days)"]
     assert sorted(other["group"]) == ["baseline (data=synthetic)", "tanh"]
-    assert other[["t_statistic", "p_value", "welch_p_holm", "dm_stat", "dm_p", "dm_p_holm"]].isna().all().all()
+    assert other[["t_statistic", "p_value", "welch_p_holm", "rmse_change", "rmse_change_low"]].isna().all().all()
     same = both.groups.drop(other.index)
     same = same.assign(group=same["group"].str.replace(" (data=sp500)", "", regex=False)).set_index("group")
     alone = compare().groups.set_index("group")
     assert sorted(same.index) == sorted(alone.index)
-    for column in ("p_value", "welch_p_holm", "dm_p", "dm_p_holm", "verdict"):
+    for column in ("p_value", "welch_p_holm", "rmse_change", "rmse_change_low", "rmse_change_high", "verdict"):
         assert same[column].equals(alone.loc[same.index, column]), column
 
 
@@ -525,7 +467,9 @@ def test_the_compare_logs_a_report_run_that_later_compares_leave_out(known_store
                  "**Naive forecast**: Groups that beat the naive forecast"):
         assert text in markdown
     groups = pd.read_csv(folder / "groups.csv")
-    assert {"dm_stat", "dm_p", "dm_p_holm", "p_value", "welch_p_holm", "verdict"} <= set(groups.columns)
+    assert {"p_value", "welch_p_holm", "rmse_change", "rmse_change_low", "rmse_change_high", "verdict"} <= \
+        set(groups.columns)
+    assert "in_mcs" in pd.read_csv(folder / "runs.csv").columns
     assert report.data.tags["mlflow.note.content"] == markdown  # short: the whole report is the description
     again = compare()
     assert report.info.run_id not in set(again.runs["run_id"])
@@ -536,14 +480,15 @@ def test_predictions_are_downloaded_once_into_the_users_cache(known_store, tmp_p
     ids = known_store["ids"]
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     cache = tmp_path / "xdg" / "lstmlab" / "predictions"
-    compare()
-    cached = {p.parent.name for p in cache.glob("*/predictions.csv")}
+    first = compare()
+    cached = {p.parent.name for p in cache.glob("*/predictions.npy")}
     assert set(ids["baseline"]) | set(ids["better"]) <= cached
     assert not set(ids["trials"]) & cached and not list(cache.glob(".*"))  # trials have none; no partial left
-    assert {p.parent.name for p in cache.glob("*/none")} == set(ids["trials"])  # and that is remembered
+    assert {p.name for p in cache.iterdir()} == cached  # nothing is kept for a run without predictions
     before = {p: p.stat().st_mtime_ns for p in cache.glob("*/*")}
-    compare()
+    again = compare()
     assert {p: p.stat().st_mtime_ns for p in cache.glob("*/*")} == before
+    pd.testing.assert_frame_equal(again.groups, first.groups)  # the cached copy is the artifact, every digit
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_cache() == tmp_path / "home" / ".cache" / "lstmlab" / "predictions"
@@ -580,9 +525,10 @@ def test_many_groups_long_and_shared_names_get_short_unique_labels_a_narrow_tabl
     shown, _ = terminal_group_view(result)  # clipped for the terminal, still one label per group
     assert shown["group"].nunique() == len(labels) and all(label in text for label in shown["group"])
     head = next(line for line in text.splitlines() if line.strip().startswith("group "))
-    assert all(column in head for column in ("p Welch*", "p DM*", "test RMSE Δ", "verdict"))  # key columns kept
+    assert all(column in head for column in ("test_rmse mean", "p Welch*", "test RMSE Δ", "verdict"))  # key columns kept
 
     fig = figure(result)
+    fig.canvas.draw()  # as savefig does: the layout is placed when drawn
     renderer = fig.canvas.get_renderer()
     ticks = [t.get_window_extent(renderer) for t in fig.axes[0].get_yticklabels() if t.get_text()]
     assert len(ticks) == len(labels) and not overlaps(ticks)
@@ -600,3 +546,30 @@ def test_many_groups_long_and_shared_names_get_short_unique_labels_a_narrow_tabl
 
     long = render_markdown(result) * 3  # a report longer than a tag may be: cut, and says where the rest is
     assert len(long) > TAG_LIMIT and len(description(long)) == TAG_LIMIT and description(long).endswith("report.md artifact.")
+
+
+def test_a_chart_of_many_groups_draws_the_baseline_the_better_ones_and_the_best_and_worst_and_says_so():
+    from lstmlab.comparison.chart import CHART_GROUPS, drawn_groups, figure
+    from lstmlab.comparison.compare import Comparison
+
+    count = 100
+    verdicts = ["baseline" if k == 40 else "better" if k in (3, 77) else "no evidence" for k in range(count)]
+    groups = pd.DataFrame({"group": [f"g{k}" for k in range(count)], "verdict": verdicts,
+                           "baseline_group": [k == 40 for k in range(count)],
+                           "val_rmse_mean": np.arange(count, dtype=float), "val_rmse_sd": 0.1,
+                           "test_skill_mean": -np.arange(count) / 100, "test_skill_sd": 0.01,
+                           "rmse_change": np.linspace(-0.2, 0.5, count), "rmse_change_low": np.linspace(-0.3, 0.4, count),
+                           "rmse_change_high": np.linspace(-0.1, 0.6, count)})
+    runs = pd.DataFrame({"group": np.repeat(groups["group"], 3).to_numpy(),
+                         "val_rmse": np.repeat(groups["val_rmse_mean"], 3).to_numpy(), "test_skill": -0.5})
+    chosen = drawn_groups(groups)
+    assert len(chosen) == CHART_GROUPS == 30 and list(chosen.index) == sorted(chosen.index)
+    rest = [k for k in range(count) if k not in (3, 40, 77)]
+    expected = {3, 40, 77, *rest[:14], *rest[-13:]}  # baseline, better, then best and worst in turn
+    assert set(chosen.index) == expected
+    fig = figure(Comparison(experiment="big", experiment_id="1", store="sqlite://", metric="val_rmse", alpha=0.05,
+                            baseline_run_id="x", runs=runs, groups=groups, selection="all"))
+    fig.canvas.draw()
+    assert len([t for t in fig.axes[0].get_yticklabels() if t.get_text()]) == CHART_GROUPS
+    assert "30 of 100 groups drawn" in fig._suptitle.get_text().replace("\n", " ")
+    assert "70 groups more in groups.csv" in fig._suptitle.get_text().replace("\n", " ")

@@ -16,7 +16,10 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lstmlab compare",
         description="Finished runs against the baseline, like with like: on the baseline's data and evaluation. "
-        "Seed groups tested across seeds (Welch) and across test days (Diebold-Mariano), Holm-adjusted.",
+        "Each seed group gets a verdict on its configuration: Welch's t-test of test_rmse across seeds "
+        "(Holm-adjusted) and the test RMSE change with a two-level bootstrap interval (seeds, then blocks of "
+        "days) must agree. The trained models (each run) and the naive forecast also get a model confidence "
+        "set and an SPA test (arch), which speak of those models on those days.",
         epilog=f"Train variants with several seeds first: {TRAIN_SEEDS}. The report is also logged as a run "
         "tagged lstmlab.report=true in the experiment.",
     )
@@ -31,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
                         help="keep runs on other data too (their groups get no verdict); the evaluation stays the baseline's")
     parser.add_argument("--sweep", metavar="RUN_ID|STUDY", help="only the trials of one sweep: its parent run id or study name")
     parser.add_argument("--metric", default="val_rmse", choices=FINAL_METRICS,
-                        help="sort and test across seeds on this metric (default: val_rmse)")
+                        help="sort the tables by this metric (default: val_rmse); the verdict always reads test_rmse")
     parser.add_argument("--filter", dest="filter_string", metavar="MLFLOW_FILTER",
                         help="MLflow filter string, e.g. \"params.data.lookback = '60'\"")
     parser.add_argument("--alpha", type=float, default=ALPHA, help=f"significance level (default: {ALPHA})")

@@ -1,8 +1,11 @@
-"""The comparison chart: per group the metric (seeds), the test RMSE change (days) and test_skill.
+"""The comparison chart: per group the metric (seeds), the test RMSE change and test_skill.
 
 Labels never overlap: group labels are wrapped, the figure grows with the groups and the
 longest label, and matplotlib's constrained layout places the titles; tests measure the text
-boxes of the drawn figure.
+boxes of the drawn figure. With many groups (a large study) it draws at most CHART_GROUPS: the
+baseline, the groups judged `better`, then in turn the best and the worst of the rest by the
+sorted metric; its title says how many are left to groups.csv. So it stays readable, and quick
+to draw.
 """
 
 from __future__ import annotations
@@ -10,20 +13,36 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pandas as pd
+
 from lstmlab.comparison.compare import Comparison
-from lstmlab.comparison.stats import verdict_head
+from lstmlab.comparison.scope import count
+from lstmlab.comparison.verdict import verdict_head
 
 LABEL_WIDTH = 28  # characters per line of a group label (a longer word stays whole; the figure widens)
 TITLE_SIZE = 12  # points
+CHART_GROUPS = 30  # groups drawn at most
+
+
+def drawn_groups(groups: pd.DataFrame, most: int = CHART_GROUPS) -> pd.DataFrame:
+    """The groups to draw, in the table's order: all when they fit; else the baseline, the groups
+    judged better, then in turn the best and the worst of the rest."""
+    if len(groups) <= most:
+        return groups
+    chosen = list(groups.index[groups["baseline_group"] | groups["verdict"].eq("better")][:most])
+    rest = [i for i in groups.index if i not in set(chosen)]
+    for turn in range(min(most - len(chosen), len(rest))):  # best, worst, next best, ...
+        chosen.append(rest.pop(-1 if turn % 2 else 0))
+    return groups.loc[sorted(chosen)]
 
 
 def figure(comparison: Comparison):
-    """The drawn matplotlib figure, on an Agg canvas of its own (no pyplot: no global backend,
-    no figure manager to close); `plot` saves it."""
+    """The matplotlib figure, on an Agg canvas of its own (no pyplot: no global backend, no figure
+    manager to close); `plot` saves it (drawing it once: each draw of a tall figure costs)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    groups, runs, m = comparison.groups, comparison.runs, comparison.metric
+    groups, runs, m = drawn_groups(comparison.groups), comparison.runs, comparison.metric
     colors = {"baseline": "grey", "better": "tab:green", "worse": "tab:red"}
     verdicts = groups["verdict"].map(verdict_head)
     labels = [textwrap.fill(f"{g} [{v}]", LABEL_WIDTH, break_long_words=False) for g, v in zip(groups["group"], verdicts)]
@@ -36,9 +55,8 @@ def figure(comparison: Comparison):
     bar_colors = [colors.get(v, "tab:blue") for v in verdicts]
     for ax, name in zip((axes[0], axes[2]), (m, "test_skill")):
         ax.barh(y, groups[f"{name}_mean"], xerr=groups[f"{name}_sd"].fillna(0), color=bar_colors, alpha=0.6, capsize=3)
-        for i, group in enumerate(groups["group"]):
-            values = runs.loc[runs["group"] == group, name]
-            ax.scatter(values, [i] * len(values), color="black", s=12, zorder=3)
+        drawn = runs[runs["group"].isin(groups["group"])]  # one scatter for every run: quick with thousands
+        ax.scatter(drawn[name], drawn["group"].map(dict(zip(groups["group"], y))), color="black", s=12, zorder=3)
         base_mean = groups.loc[groups["baseline_group"], f"{name}_mean"]
         if not base_mean.empty:
             ax.axvline(base_mean.iloc[0], color="grey", linestyle="--", linewidth=1, label="baseline")
@@ -50,7 +68,7 @@ def figure(comparison: Comparison):
     errors = [(change - groups["rmse_change_low"] * 100).fillna(0), (groups["rmse_change_high"] * 100 - change).fillna(0)]
     axes[1].errorbar(change, y, xerr=errors, fmt="o", color="black", ecolor="grey", capsize=3)
     axes[1].axvline(0, color="grey", linestyle="--", linewidth=1, label="baseline")
-    axes[1].set_xlabel("test RMSE change vs baseline, %\n(paired days; 95% block-bootstrap interval)")
+    axes[1].set_xlabel("test RMSE change vs baseline, %\n(paired days; 95% interval: seeds and day blocks resampled)")
     for ax in axes:
         ax.grid(axis="x", alpha=0.3)
     # One legend for the three panels, below them: inside an axes it may cover a bar.
@@ -58,12 +76,14 @@ def figure(comparison: Comparison):
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=len(handles), fontsize=8,
                frameon=False)
     axes[0].set_yticks(y, labels)
-    axes[0].invert_yaxis()
+    axes[0].set_ylim(len(groups) - 0.5, -0.5)  # first group on top; no margin that grows with the groups
+    hidden = len(comparison.groups) - len(groups)  # drawn: baseline, better, best and worst
     fig.suptitle(textwrap.fill(
         f"{comparison.experiment}: groups vs baseline — data {comparison.data}, {comparison.evaluation}; "
-        f"verdict: Welch (seeds) and Diebold–Mariano (days), Holm-adjusted, alpha {comparison.alpha:g}",
+        f"verdict: Welch on test RMSE (seeds, Holm) and the test RMSE interval, alpha {comparison.alpha:g}"
+        + (f"; {len(groups)} of {len(comparison.groups)} groups drawn (baseline, 'better', best and worst), "
+           f"{count(hidden, 'group')} more in groups.csv" if hidden else ""),
         int(fig.get_figwidth() * 72 / (TITLE_SIZE * 0.62))), fontsize=TITLE_SIZE)  # characters that fit the width
-    fig.canvas.draw()
     return fig
 
 

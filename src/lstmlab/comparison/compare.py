@@ -6,13 +6,15 @@ parents, pruned trials and compare's own report runs are left out (comparison.se
 baseline is the latest FINISHED run tagged `baseline=true` (on `--data` when given; within the
 selection when it holds one), or the run given with `--baseline`. Then only runs evaluated like
 the baseline stay, and only those on its data unless `--all` (comparison.scope). Seed groups:
-comparison.groups; their tests and verdicts: comparison.verdicts.
+comparison.groups; their verdicts: comparison.verdict; the trained models as forecasters (MCS,
+SPA): comparison.forecasters.
 
 Reads MLflow, pandas and each run's predictions.csv: no TensorFlow/Keras import.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +22,9 @@ import mlflow
 import pandas as pd
 
 from lstmlab.comparison.defaults import ALPHA, TRAIN_SEEDS
+from lstmlab.comparison.forecasters import CHOSEN_BY, ModelTests, in_mcs_column, model_tests
 from lstmlab.comparison.groups import group_keys, group_labels, group_table, run_table
-from lstmlab.comparison.predictions import read_all
+from lstmlab.comparison.predictions import Unusable, daily_losses, read_all, unusable_notes
 from lstmlab.comparison.scope import (
     DATA_COLUMN,
     count,
@@ -31,10 +34,13 @@ from lstmlab.comparison.scope import (
     on_data,
     with_defaults,
 )
+from lstmlab.comparison.seeds import TESTED_METRIC
 from lstmlab.comparison.selection import comparable, one_run_per_seed, pick_baseline, search_finished, sweep_parent
+from lstmlab.comparison.verdict import PairedDays
 from lstmlab.errors import LstmlabError
 from lstmlab.names import FINAL_METRICS
 from lstmlab.paths import config_dir
+from lstmlab.secrets import mask
 
 
 @dataclass
@@ -44,14 +50,15 @@ class Comparison:
     experiment: str
     experiment_id: str
     store: str
-    metric: str
+    metric: str  # what the tables are sorted by; the verdict reads test_rmse (comparison.seeds)
     alpha: float
     baseline_run_id: str
-    runs: pd.DataFrame  # one row per run: final metrics, differences from the baseline run
-    groups: pd.DataFrame  # one row per seed group: mean/sd/n, Welch's test vs the baseline group
+    runs: pd.DataFrame  # one row per run: final metrics, differences from the baseline run, in_mcs
+    groups: pd.DataFrame  # one row per seed group: mean/sd/n, Welch, the effect and the verdict
     selection: str  # the words for which runs were selected
     data: str = ""  # the baseline's data: its name and data_sha256 prefix ("mixed: ..." with --all)
     evaluation: str = ""  # the evaluation setup every compared run shares
+    models: ModelTests | None = None  # MCS and SPA over the runs on the baseline's data, and naive
     notes: list[str] = field(default_factory=list)
 
 
@@ -60,6 +67,22 @@ def default_experiment() -> str:
     from omegaconf import OmegaConf
 
     return str(OmegaConf.load(Path(config_dir()) / "tracking" / "mlflow.yaml").experiment)
+
+
+def forecasts(shown: pd.DataFrame, base_run_id: str, alpha: float,
+              cache: Path | None) -> tuple[PairedDays, ModelTests | None, list[str]]:
+    """The runs' checked predictions as paired days for the verdicts, the model tests (MCS, SPA),
+    and the notes on damaged or missing predictions. Only runs on the baseline's data are paired
+    or tested: runs on other data forecast other days."""
+    recorded = shown.get(f"metrics.{TESTED_METRIC}", pd.Series(math.nan, index=shown.index))
+    tables = read_all(dict(zip(shown["run_id"], recorded)), cache)
+    fingerprints = shown.get(DATA_COLUMN, pd.Series("", index=shown.index)).fillna("")
+    on_base_data = fingerprints.eq(fingerprints[shown["run_id"] == base_run_id].iloc[0])
+    losses, naive = daily_losses({run_id: tables[run_id] for run_id in shown.loc[on_base_data, "run_id"]})
+    unusable = {run_id: "damaged" if table.damaged else "missing"
+                for run_id, table in tables.items() if isinstance(table, Unusable)}
+    validation = shown.set_index("run_id").get(f"metrics.{CHOSEN_BY}", pd.Series(dtype=float))
+    return PairedDays(losses, unusable), model_tests(losses, naive, validation, alpha), unusable_notes(tables.values())
 
 
 def compare(
@@ -81,7 +104,7 @@ def compare(
     if not 0 < alpha < 1:
         raise LstmlabError(f"--alpha {alpha} must be between 0 and 1")
     experiment = experiment or default_experiment()
-    store = mlflow.get_tracking_uri()
+    store = mask(mlflow.get_tracking_uri())  # shown in the header and the report: never a password
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         names = ", ".join(sorted(e.name for e in mlflow.search_experiments())) or "none"
@@ -123,7 +146,7 @@ def compare(
     base_key = base["group_key"]
 
     # No paired test spans two evaluations (other test days, or other models for them): never
-    # mixed. Other data only with --all, and then without a verdict (comparison.verdicts).
+    # mixed. Other data only with --all, and then without a verdict (comparison.verdict).
     same_evaluation = runs["evaluation"].eq(base["evaluation"])
     if not include_all and DATA_COLUMN in runs:
         on = on & runs[DATA_COLUMN].eq(base[DATA_COLUMN]).fillna(False)
@@ -132,7 +155,8 @@ def compare(
     shown = runs[(in_selection & on & same_evaluation) | (runs["group_key"] == base_key)].copy()
     labels = group_labels(shown)
     shown["group"] = shown["group_key"].map(labels)
-    predictions = read_all(shown["run_id"], cache)
+    paired, models, unreadable = forecasts(shown, str(base["run_id"]), alpha, cache)
+    notes += unreadable
 
     if repeats:
         notes.append(
@@ -153,11 +177,12 @@ def compare(
         metric=metric,
         alpha=alpha,
         baseline_run_id=str(base["run_id"]),
-        runs=run_table(shown, base, metric),
-        groups=group_table(shown, base_key, metric, alpha, predictions),
+        runs=run_table(shown, base, metric).assign(in_mcs=lambda table: in_mcs_column(table["run_id"], models)),
+        groups=group_table(shown, base_key, metric, alpha, paired),
         selection=" and ".join(words) or ("runs evaluated like the baseline's" if include_all else "runs like the baseline's"),
         data=base["data_name"] if len(datasets) == 1 else f"mixed: {'; '.join(datasets)}",
         evaluation=str(base["evaluation"]),
         notes=notes,
+        models=models,
     )
 

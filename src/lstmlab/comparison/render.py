@@ -1,4 +1,8 @@
-"""A comparison as text: terminal tables that fit 120 columns, and the full Markdown report."""
+"""A comparison as text: terminal tables that fit 120 columns, and the full Markdown report.
+
+The terminal shows every group, and of the runs the best and the worst (RUNS_SHOWN) with a count
+of the rest: a study of 2,000 runs is one screen of groups, not 2,000 lines; runs.csv and
+report.md hold every run."""
 
 from __future__ import annotations
 
@@ -7,13 +11,16 @@ import textwrap
 import pandas as pd
 
 from lstmlab.comparison.compare import Comparison
+from lstmlab.comparison.forecasters import describe
 from lstmlab.comparison.scope import count
-from lstmlab.comparison.stats import verdict_head
+from lstmlab.comparison.seeds import TESTED_METRIC
+from lstmlab.comparison.verdict import verdict_head
 
 WIDTH = 120  # the terminal output's widest line
 MAX_GROUP = 30  # characters of a group label in the terminal tables (full labels in the CSVs)
 # Columns of the Markdown run table (every final metric is in runs.csv).
 RUN_TABLE_METRICS = ("test_rmse", "test_mae", "test_skill", "naive_test_rmse")
+RUNS_SHOWN = (10, 5)  # the terminal's best and worst runs when there are more than both
 
 
 def _number(value: float) -> str:
@@ -37,6 +44,8 @@ def _interval(estimate: float, low: float, high: float) -> str:
     if pd.isna(estimate):
         return "—"
     number = lambda v: f"{100 * v:+.1f}" if abs(v) < 1 else f"{100 * v:+.0f}"  # noqa: E731
+    if pd.isna(low) or pd.isna(high):  # a group of one run: no seed noise, no interval
+        return f"{number(estimate)}% [—]"
     return f"{number(estimate)}% [{number(low)}, {number(high)}]"
 
 
@@ -58,13 +67,13 @@ def short_labels(labels: pd.Series) -> pd.Series:
 
 
 def _mean_sd(mean: float, sd: float) -> str:
-    return _number(mean) if pd.isna(sd) else f"{_number(mean)} ± {_number(sd)}"
+    return _number(mean) if pd.isna(sd) else f"{_number(mean)} ± {sd:.3g}"
 
 
 def group_view(comparison: Comparison) -> pd.DataFrame:
     """Every group column as text cells, for the Markdown report."""
     m, g = comparison.metric, comparison.groups
-    return pd.DataFrame(
+    view = pd.DataFrame(
         {
             "group": g["group"],
             "n": g["n"].astype(str),
@@ -72,11 +81,10 @@ def group_view(comparison: Comparison) -> pd.DataFrame:
             f"{m} mean ± sd": [_mean_sd(a, b) for a, b in zip(g[f"{m}_mean"], g[f"{m}_sd"])],
             "Δ mean": g[f"{m}_diff"].map(_signed),
             "Δ%": g[f"{m}_rel_diff"].map(_percent),
-            "p (Welch)": g["p_value"].map(_p),
+            f"{TESTED_METRIC} mean ± sd": [_mean_sd(a, b) for a, b in
+                                           zip(g[f"{TESTED_METRIC}_mean"], g[f"{TESTED_METRIC}_sd"])],
+            "p Welch": g["p_value"].map(_p),
             "p Welch (Holm)": g["welch_p_holm"].map(_p),
-            "DM": g["dm_stat"].map(lambda v: "—" if pd.isna(v) else f"{v:+.3g}"),
-            "p DM": g["dm_p"].map(_p),
-            "p DM (Holm)": g["dm_p_holm"].map(_p),
             "days": g["paired_days"].map(lambda v: "—" if pd.isna(v) or not v else str(int(v))),
             "test RMSE change [95% CI]": [_interval(*v) for v in
                                           zip(g["rmse_change"], g["rmse_change_low"], g["rmse_change_high"])],
@@ -84,22 +92,24 @@ def group_view(comparison: Comparison) -> pd.DataFrame:
             "test_skill mean": g["test_skill_mean"].map(_number),
         }
     )
+    return view.loc[:, ~view.columns.duplicated()]  # --metric test_rmse: its column once
 
 
 def terminal_group_view(comparison: Comparison) -> tuple[pd.DataFrame, list[str]]:
     """The group table for a terminal (Holm-adjusted p only, short verdicts) and its footnotes."""
     m, g = comparison.metric, comparison.groups
-    short, footnotes = [], []
-    for label, verdict in zip(g["group"], g["verdict"]):
+    reasons: dict[str, int] = {}  # one footnote per reason, however many groups share it
+    short = []
+    for verdict in g["verdict"]:
         head = verdict_head(verdict)
         if head != verdict:
-            footnotes.append(f"  [{len(footnotes) + 1}] {label}: {verdict}")
-            head = f"{head} [{len(footnotes)}]"
+            head = f"{head} [{reasons.setdefault(verdict[len(head) + 2:-1], len(reasons) + 1)}]"
         short.append(head)
-    columns = {"group": "group", "n": "n", f"{m} mean ± sd": f"{m} mean ± sd", "Δ%": "Δ%",
-               "p Welch (Holm)": "p Welch*", "p DM (Holm)": "p DM*", "test RMSE change [95% CI]": "test RMSE Δ [95% CI]",
-               "verdict": "verdict"}  # the Markdown's columns it keeps, under the terminal's names
-    view = group_view(comparison)[list(columns)].rename(columns=columns)
+    footnotes = [f"  [{n}] {reason}" for reason, n in reasons.items()]
+    columns = {"group": "group", "n": "n", f"{m} mean ± sd": f"{m} mean ± sd",
+               f"{TESTED_METRIC} mean ± sd": f"{TESTED_METRIC} mean ± sd", "p Welch (Holm)": "p Welch*",
+               "test RMSE change [95% CI]": "test RMSE Δ [95% CI]", "verdict": "verdict"}
+    view = group_view(comparison)[list(dict.fromkeys(columns))].rename(columns=columns)  # the Markdown's, renamed
     view["group"], view["verdict"] = short_labels(g["group"]), short
     view["skill"] = g["test_skill_mean"].map(lambda v: "—" if pd.isna(v) else f"{v:+.3f}")
     return view, footnotes
@@ -117,6 +127,7 @@ def run_view(comparison: Comparison) -> pd.DataFrame:
             m: r[m].map(_number),
             "Δ": r[f"{m}_diff"].map(_signed),
             "Δ%": r[f"{m}_rel_diff"].map(_percent),
+            "in MCS": r["in_mcs"].map({True: "yes", False: "no"}).astype(object).fillna("—"),
         }
     )
     for name in RUN_TABLE_METRICS:
@@ -125,6 +136,17 @@ def run_view(comparison: Comparison) -> pd.DataFrame:
             if not name.startswith("naive") and name != "test_skill":
                 view[f"{name} Δ%"] = r[f"{name}_rel_diff"].map(_percent)
     return view
+
+
+def capped(view: pd.DataFrame, shown: tuple[int, int] = RUNS_SHOWN) -> tuple[pd.DataFrame, str | None]:
+    """The best and the worst rows of a sorted table, and a line counting the rest (None: all shown)."""
+    best, worst = shown
+    if len(view) <= best + worst:
+        return view, None
+    rest = len(view) - best - worst
+    gap = pd.DataFrame([["…"] * view.shape[1]], columns=view.columns)
+    return (pd.concat([view.head(best), gap, view.tail(worst)], ignore_index=True),
+            f"  … {count(rest, 'more run')} between the best {best} and the worst {worst}: all in runs.csv")
 
 
 def fit(view: pd.DataFrame, keep: int, width: int = WIDTH) -> str:
@@ -138,14 +160,14 @@ def fit(view: pd.DataFrame, keep: int, width: int = WIDTH) -> str:
 
 def explanation(comparison: Comparison) -> str:
     return (
-        f"Groups: runs that differ only in trainer.seed. Seeds: Welch's t-test of {comparison.metric} across seeds, "
-        "each group vs the baseline's group. Days: Diebold–Mariano test (Newey–West variance, HLN-corrected, "
-        "Student's t) on the daily squared test errors, averaged over each group's seeds, over the test days both "
-        "groups share. p* = Holm-adjusted over the groups of this report. "
-        f"'better'/'worse' only when both p* < {comparison.alpha:g} and agree in direction; else 'no evidence'. "
-        "test RMSE Δ: the group's RMSE over the paired days relative to the baseline group's, with a 95% "
-        "moving-block bootstrap interval over days. skill = 1 - test_rmse / naive_test_rmse (naive: tomorrow = "
-        "today; > 0 beats it)."
+        "Groups: runs that differ only in trainer.seed (a configuration, replicated by its seeds). "
+        f"p Welch*: Welch's t-test of each run's {TESTED_METRIC} across seeds, group vs the baseline's group, "
+        "Holm-adjusted over the groups of this report. test RMSE Δ: the group's RMSE over the test days both "
+        "groups forecast relative to the baseline group's, with a 95% two-level bootstrap interval (seeds "
+        "resampled within each group, then moving blocks of days, the same for both). "
+        f"'better'/'worse' only when p* < {comparison.alpha:g} and the interval excludes 0, the same way; else "
+        f"'no evidence'. Sorted by {comparison.metric}. skill = 1 - test_rmse / naive_test_rmse (naive: "
+        "tomorrow = today; > 0 beats it)."
     )
 
 
@@ -179,16 +201,19 @@ def _wrap(text: str) -> str:
 def render_text(comparison: Comparison) -> str:
     groups, footnotes = terminal_group_view(comparison)
     terminal_runs = run_view(comparison).drop(columns=["Δ", "test_mae", "test_mae Δ%", "naive_test_rmse"], errors="ignore")
+    terminal_runs, rest = capped(terminal_runs)
     parts = [
         _wrap(header(comparison)),
         "",
-        f"Seed groups ({comparison.metric}; Δ vs the baseline group's mean; p* Holm-adjusted):",
-        fit(groups, keep=8),
+        f"Seed groups (sorted by {comparison.metric}; the verdict on {TESTED_METRIC}, p* Holm-adjusted):",
+        fit(groups, keep=7),
         *footnotes,
         _wrap(naive_line(comparison)),
+        *map(_wrap, describe(comparison.runs, comparison.models, comparison.alpha)),
         "",
         f"Runs ({comparison.metric}; Δ vs baseline run {comparison.baseline_run_id[:8]}):",
         fit(terminal_runs, keep=5),
+        *([rest] if rest else []),
         "",
         _wrap(explanation(comparison)),
         *map(_wrap, comparison.notes),
@@ -216,8 +241,9 @@ def render_markdown(comparison: Comparison) -> str:
             f"- **Evaluation**: {comparison.evaluation}",
             f"- **Seeds per group**: {', '.join(f'{g} {n}' for g, n in zip(comparison.groups['group'], comparison.groups['n']))}",
             f"- **Naive forecast**: {naive_line(comparison)}",
+            *[f"- {line}" for line in describe(comparison.runs, comparison.models, comparison.alpha)],
             "",
-            f"## Seed groups ({comparison.metric})",
+            f"## Seed groups (sorted by {comparison.metric}; the verdict on {TESTED_METRIC})",
             "",
             markdown_table(group_view(comparison)),
             "",

@@ -1,8 +1,16 @@
 """The report of a comparison: runs.csv, groups.csv, report.md and chart.png in a folder, and the
-same files in an MLflow run (tagged `lstmlab.report=true`) beside the runs it compared."""
+same files in an MLflow run (tagged `lstmlab.report=true`) beside the runs it compared.
+
+The folder is written whole or not at all: its files go into a hidden folder beside it, renamed
+into place once all four are written. A full disk or a folder that cannot be written is one
+line, and leaves neither a half folder nor an empty runs.csv.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -11,7 +19,9 @@ from mlflow.utils.validation import MAX_TAG_VAL_LENGTH as TAG_LIMIT  # MLflow re
 
 from lstmlab.comparison.chart import plot
 from lstmlab.comparison.compare import Comparison
+from lstmlab.comparison.forecasters import mcs_groups
 from lstmlab.comparison.render import naive_line, render_markdown
+from lstmlab.errors import LstmlabError, first_line
 from lstmlab.names import REPORT_TAG
 from lstmlab.paths import REPORTS_DIR
 
@@ -22,18 +32,37 @@ MORE = "\n\n… the whole report is the run's report.md artifact."
 def write_report(comparison: Comparison, root: Path = REPORTS_DIR) -> tuple[Path, str]:
     """runs.csv, groups.csv, report.md and chart.png in a new `root/<timestamp>/` folder; the
     folder and the report's Markdown."""
-    stamp = datetime.now().strftime(STAMP)
-    folder, n = root / stamp, 1
-    while folder.exists():  # two compares within one second
-        n += 1
-        folder = root / f"{stamp}_{n}"
-    folder.mkdir(parents=True)
-    comparison.runs.to_csv(folder / "runs.csv", index=False)
-    comparison.groups.to_csv(folder / "groups.csv", index=False)
     markdown = render_markdown(comparison)
-    (folder / "report.md").write_text(markdown, encoding="utf-8")
-    plot(comparison, folder / "chart.png")
+    stamp = datetime.now().strftime(STAMP)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        scratch = root / f".{stamp}-{os.getpid()}-writing"
+        scratch.mkdir()
+        try:
+            comparison.runs.to_csv(scratch / "runs.csv", index=False)
+            comparison.groups.to_csv(scratch / "groups.csv", index=False)
+            (scratch / "report.md").write_text(markdown, encoding="utf-8")
+            plot(comparison, scratch / "chart.png")
+            folder = _rename_free(scratch, root, stamp)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)  # gone already when renamed
+    except OSError as error:
+        raise LstmlabError(f"cannot write the report into {root}: {first_line(error)} (no report written)") from None
     return folder, markdown
+
+
+def _rename_free(scratch: Path, root: Path, stamp: str) -> Path:
+    """`scratch` renamed to root/<stamp> (or <stamp>_2, … when two compares share a second)."""
+    n = 1
+    while True:
+        folder = root / (stamp if n == 1 else f"{stamp}_{n}")
+        try:
+            os.rename(scratch, folder)  # fails when the name is taken by a folder with files
+            return folder
+        except OSError:
+            if not folder.exists():
+                raise
+            n += 1
 
 
 def description(markdown: str) -> str:
@@ -63,6 +92,9 @@ def log_report_run(comparison: Comparison, folder: Path, markdown: str) -> str:
         "compare.better": ", ".join(verdicts.loc[verdicts["verdict"] == "better", "group"]) or "none",
         "compare.worse": ", ".join(verdicts.loc[verdicts["verdict"] == "worse", "group"]) or "none",
         "compare.naive": naive_line(comparison),
+        "compare.mcs": mcs_groups(comparison.runs, comparison.models),
+        "compare.spa_p": "not computed" if comparison.models is None or math.isnan(comparison.models.spa_p)
+        else f"{comparison.models.spa_p:.4g}",
         "mlflow.note.content": description(markdown),
     }
     tags = {name: value[:TAG_LIMIT] for name, value in tags.items()}  # a long list of groups, a long filter

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.names import DATA_TAG, FINAL_METRICS, REPORT_TAG
 from lstmlab.pipeline.params import configuring, run_params
+from lstmlab.secrets import mask
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def finished_run(cfg: DictConfig, data_sha256: str) -> Finished | None:
         )
     except MlflowException as error:
         raise LstmlabError(f"tracking.skip_finished=true needs to read the store "
-                           f"{mlflow.get_tracking_uri()} and cannot: {first_line(error)}") from None
+                           f"{mask(mlflow.get_tracking_uri())} and cannot: {first_line(error)}") from None
     wanted = configuring(run_params(cfg))
     other_backend = None
     for run in candidates:
