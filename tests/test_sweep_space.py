@@ -17,7 +17,7 @@ from hydra_plugins.lstmlab_optuna_sweeper._loop import Tally
 from hydra_plugins.lstmlab_optuna_sweeper._space import format_value, parse_space
 from lstmlab.errors import LstmlabError
 from lstmlab.paths import config_dir
-from lstmlab.sweep.pruners import make_pruner, pruner_spec
+from lstmlab.sweep.optuna_specs import make_pruner, pruner_spec
 
 
 def test_the_variants_space_becomes_optuna_distributions():

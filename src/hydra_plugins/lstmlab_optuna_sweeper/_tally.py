@@ -23,6 +23,7 @@ class Tally:
     failed: int  # FAIL trials that were not queued again
     running: int
     waiting: int
+    requeued: int  # FAIL trials queued again (a dead worker's, an interrupted one): their rerun counts
     best: FrozenTrial | None
 
     @classmethod
@@ -30,8 +31,11 @@ class Tally:
         trials = list(trials)
         replaced = {n for t in trials for n in retry_history(t)}
         count = {state: 0 for state in TrialState}
+        requeued = 0
         for t in trials:
-            if not (t.state == TrialState.FAIL and t.number in replaced):
+            if t.state == TrialState.FAIL and t.number in replaced:
+                requeued += 1
+            else:
                 count[t.state] += 1
         return cls(
             complete=count[TrialState.COMPLETE],
@@ -39,8 +43,14 @@ class Tally:
             failed=count[TrialState.FAIL],
             running=count[TrialState.RUNNING],
             waiting=count[TrialState.WAITING],
+            requeued=requeued,
             best=best_trial(trials),
         )
+
+    def counts(self) -> dict[str, int]:
+        """Each count by name, for records (`optimization_results.yaml`)."""
+        return {"complete": self.complete, "pruned": self.pruned, "fail": self.failed,
+                "running": self.running, "waiting": self.waiting, "fail_requeued": self.requeued}
 
     @property
     def finished(self) -> int:

@@ -1,14 +1,21 @@
-"""TrialLink: what the sweeper tells a job about its Optuna trial (the config's `trial` node)."""
+"""TrialLink: what the sweeper tells a job about its Optuna trial, the config's `trial` node.
+
+One class writes it (the `trial=...` override the sweeper adds to each job) and reads it (the job's
+composed config), so the two ends cannot drift apart.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
-from lstmlab.sweep.pruners import pruner_spec
+from lstmlab.sweep.optuna_specs import pruner_spec
+from lstmlab.sweep.override_text import format_value
+
+KEY = "trial"  # the config node (conf/train.yaml: `trial: null` outside sweeps)
 
 
 @dataclass(frozen=True)
@@ -20,6 +27,10 @@ class TrialLink:
     number: int
     parent_run_id: str | None = None
     pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+
+    def override(self) -> str:
+        """The job's `trial={...}` override."""
+        return f"{KEY}={format_value(asdict(self))}"
 
     @classmethod
     def from_config(cls, node: DictConfig) -> TrialLink:

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, open_dict
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.sweep.compat import running_trial
 from lstmlab.sweep.link import TrialLink
-from lstmlab.sweep.pruners import make_pruner
+from lstmlab.sweep.optuna_specs import make_pruner
 
 
 def connect(link: TrialLink) -> Any:

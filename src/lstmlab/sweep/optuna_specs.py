@@ -1,5 +1,6 @@
-"""Pruner and sampler specs: the grammar of `hydra.sweeper.pruner` / `.sampler`, and the pruner
-a spec names. Shared by the sweeper plugin (which validates) and the trial job (which prunes)."""
+"""Optuna sampler and pruner specs: the grammar of `hydra.sweeper.sampler` and `.pruner` (a name,
+or {name: ..., <arguments>}), the Optuna classes the names stand for, and the pruner a spec names.
+Shared by the sweeper plugin (which validates and samples) and the trial job (which prunes)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,17 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from lstmlab.errors import LstmlabError
+
+# Sampler names accepted by `hydra.sweeper.sampler`, and their classes in optuna.samplers.
+SAMPLERS = {
+    "tpe": "TPESampler",
+    "random": "RandomSampler",
+    "grid": "GridSampler",
+    "qmc": "QMCSampler",
+    "cmaes": "CmaEsSampler",
+    "gp": "GPSampler",
+    "bruteforce": "BruteForceSampler",
+}
 
 # Pruner names accepted by `hydra.sweeper.pruner` (a name, or a mapping {name: ..., **kwargs}).
 PRUNERS = {
