@@ -28,10 +28,10 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from hydra_plugins.hydra_joblib_launcher import _core
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from lstmlab import interrupts
 
+from ._compat import execute_hydra_job, parallel_options
 from .config import ParallelLauncherConf  # noqa: F401 - registers hydra/launcher=parallel
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,7 @@ class ParallelLauncher(JoblibLauncher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        options = {**self.joblib, "backend": "loky"}  # processes: threads would share one Keras
-        _core.process_joblib_cfg(options)
+        options = parallel_options(self.joblib)
         log.info(f"Launching {len(job_overrides)} jobs, {effective_n_jobs(options['n_jobs'])} at once, "
                  f"sweep output dir : {sweep_dir}")
         for idx, overrides in enumerate(job_overrides):
@@ -81,7 +80,7 @@ def execute_job(launcher_pid: int, launched_at: float, idx: int, overrides: Sequ
         interrupts.install_in_worker(since=launched_at)
     try:
         interrupts.check()  # a job of a launch interrupted already does not start
-        return _core.execute_job(idx, overrides, hydra_context, config, task_function, singleton_state)
+        return execute_hydra_job(idx, overrides, hydra_context, config, task_function, singleton_state)
     except KeyboardInterrupt as interrupt:
         if not in_worker:
             raise
