@@ -23,9 +23,11 @@ from optuna.trial import TrialState
 
 from lstmlab import interrupts
 from lstmlab.errors import LstmlabError, first_line
+from lstmlab.secrets import mask
 from lstmlab.sweep import parent
 from lstmlab.sweep.compat import failed_job, job_error, retry_history, trial_id
 from lstmlab.sweep.link import TrialLink
+from lstmlab.sweep.outages import StorageUnavailable
 
 from . import _tracking
 from ._settings import Compose, SweepSettings
@@ -90,6 +92,11 @@ class StudyLoop:
         except StopSweep as stop:
             self._finish("FAILED")
             raise LstmlabError(str(stop)) from None
+        except StorageUnavailable as outage:
+            self.in_flight.clear()  # cannot be told: their heartbeats stop, the next command requeues them
+            self._finish("FAILED", storage_answers=False)
+            raise LstmlabError(f"{outage}; stopped the sweep: rerun the same command once the database "
+                               "answers to resume it (trials that were running are queued again then)") from None
         except BaseException as error:
             self._give_back_in_flight()
             self._finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
@@ -132,9 +139,10 @@ class StudyLoop:
     def _job_overrides(self, trial: optuna.Trial) -> list[str] | None:
         """The trial's job overrides: its sampled values and its link; None (the trial recorded
         as failed) when they do not compose."""
-        link = TrialLink(study=self.name, storage=self.settings.storage_url, number=trial.number,
-                         parent_run_id=self.parent_id, pruner=self.settings.pruner)
-        overrides = [*self.settings.space.overrides(trial.params), link.override()]
+        s = self.settings
+        link = TrialLink(study=self.name, storage=s.shown_storage, number=trial.number,
+                         parent_run_id=self.parent_id, pruner=s.pruner, storage_retry_s=s.storage_retry_s)
+        overrides = [*s.space.overrides(trial.params), link.override()]
         try:
             self.compose(overrides)
         except Exception as error:  # noqa: BLE001 - a composition error fails this trial only
@@ -196,22 +204,33 @@ class StudyLoop:
                  f"{tally.finished}/{self.settings.n_trials} finished")
 
     def _give_back_in_flight(self) -> None:
-        """Interrupted (Ctrl-C, an error): fail our running trials and queue them again."""
+        """Interrupted (Ctrl-C, an error): fail our running trials and queue them again, at once:
+        when the storage does not answer, their heartbeats stop and the next command does it."""
         retry = self.storage.get_heartbeat_stale_trial_callback()
-        for trial in self.in_flight.values():
-            frozen = self.storage.get_trial(trial_id(trial))
-            if frozen.state != TrialState.RUNNING:
-                continue
-            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            if retry is not None:
-                retry(self.study, self.storage.get_trial(trial_id(trial)))
-            log.info(f"[sweep {self.name}] interrupted: trial {trial.number} is queued again; rerun "
-                     "the same command to resume")
+        try:
+            with self.storage.without_retry():
+                for trial in self.in_flight.values():
+                    frozen = self.storage.get_trial(trial_id(trial))
+                    if frozen.state != TrialState.RUNNING:
+                        continue
+                    self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                    if retry is not None:
+                        retry(self.study, self.storage.get_trial(trial_id(trial)))
+                    log.info(f"[sweep {self.name}] interrupted: trial {trial.number} is queued again; "
+                             "rerun the same command to resume")
+        except Exception as error:  # noqa: BLE001 - the next command requeues what is left
+            log.info(f"[sweep {self.name}] the storage did not take the running trials back "
+                     f"({mask(first_line(error))}); the next sweep queues them again once their "
+                     "heartbeats have stopped")
         self.in_flight.clear()
 
-    def _finish(self, status: str) -> None:
-        """Close orphaned child runs, write the parent's summary, end the parent run."""
+    def _finish(self, status: str, storage_answers: bool = True) -> None:
+        """Close orphaned child runs, write the parent's summary, end the parent run and say how the
+        study stands; after the storage stopped answering, only end the parent run."""
+        tally = None
         try:
+            if not storage_answers:
+                return
             parent.close_orphaned_children(self.study, self.parent_id)
             s = self.settings
             note = _tracking.write_summary(self.study, self.parent_id, s.space, {
@@ -223,10 +242,12 @@ class StudyLoop:
             })
             if note:
                 log.info(f"[sweep {self.name}] note: {note}")
+            tally = Tally.of(self.study.get_trials(deepcopy=False))
         finally:
             parent.end_parent(self.parent_id, status)
             self.lock.close()
-        tally = Tally.of(self.study.get_trials(deepcopy=False))
+        if tally is None:
+            return
         best = (f"best trial {tally.best.number} val_rmse={tally.best.value:.4f}"
                 if tally.best is not None else "no trial completed")
         log.info(f"[sweep {self.name}] {status.lower()}: {tally.finished}/{self.settings.n_trials} "

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from lstmlab.errors import LstmlabError
 from lstmlab.runtime import check_store
+from lstmlab.secrets import mask
 from lstmlab.sweep import study as identity
 from lstmlab.sweep.launchers import parallelism
 from lstmlab.sweep.optuna_specs import make_pruner, pruner_spec
@@ -24,7 +25,7 @@ from lstmlab.sweep.preflight import check_jobs
 
 from ._sampling import SamplerFactory, sampler_factory
 from ._space import SearchSpace, parse_space, validate
-from ._storage import redact, resolve_url
+from ._storage import resolve_url
 from .config import LstmlabOptunaSweeperConf
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,13 @@ class SweepSettings:
     pruner: dict[str, Any]
     max_failure_rate: float
     heartbeat_interval: int
+    storage_retry_s: float  # how long a storage that answered before may stop answering
     data_fingerprint: str  # of the data the study runs on (lstmlab.sweep.study)
 
     @property
     def shown_storage(self) -> str:
         """The storage URL as messages, tags and files show it: without its password."""
-        return redact(self.storage_url)
+        return mask(self.storage_url)
 
 
 def resolve_settings(options: LstmlabOptunaSweeperConf, arguments: list[str], config: DictConfig,
@@ -83,7 +85,8 @@ def resolve_settings(options: LstmlabOptunaSweeperConf, arguments: list[str], co
     return SweepSettings(
         study_name=name, n_trials=n_trials, batch_size=batch, storage_url=resolve_url(options.storage),
         space=space, sampler=sampler, pruner=pruner, max_failure_rate=options.max_failure_rate,
-        heartbeat_interval=options.heartbeat_interval, data_fingerprint=fingerprint,
+        heartbeat_interval=options.heartbeat_interval, storage_retry_s=options.storage_retry_s,
+        data_fingerprint=fingerprint,
     )
 
 
@@ -100,6 +103,9 @@ def _check_numbers(options: LstmlabOptunaSweeperConf, launcher: Any) -> int:
     if not isinstance(interval, int) or interval < 1:
         raise LstmlabError(f"hydra.sweeper.heartbeat_interval={interval} must be a whole number of "
                            "seconds, at least 1")
+    if not isinstance(options.storage_retry_s, int) or options.storage_retry_s < 0:
+        raise LstmlabError(f"hydra.sweeper.storage_retry_s={options.storage_retry_s} must be a whole "
+                           "number of seconds, at least 0")
     return batch
 
 

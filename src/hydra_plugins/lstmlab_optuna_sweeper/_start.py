@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
 from typing import Any
 
 import optuna
 from hydra.core.utils import JobReturn
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lstmlab.runtime import use_store
 from lstmlab.sweep import parent
 from lstmlab.sweep import study as identity
+from lstmlab.sweep.link import hand_over_storage
 
+from . import _hydra_files
 from ._loop import OpenStudy, StudyLoop
 from ._settings import Compose, SweepSettings, resolve_settings
 from ._space import SearchSpace
@@ -32,14 +33,15 @@ def run_study(options: LstmlabOptunaSweeperConf, arguments: list[str], config: D
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     settings = resolve_settings(options, arguments, config, compose)
     opened = _open(settings, config)
-    _save_multirun_config(config)
+    hand_over_storage(settings.storage_url)  # the jobs' link shows it masked (lstmlab.sweep.link)
+    _hydra_files.prepare(config, settings.shown_storage)
     return StudyLoop(settings, opened, launcher, compose).run()
 
 
 def _open(settings: SweepSettings, config: DictConfig) -> OpenStudy:
-    lock = StudyLock(settings.storage_url, settings.study_name)
+    lock = StudyLock(settings.storage_url, settings.study_name, settings.storage_retry_s)
     with lock:
-        storage = open_storage(settings.storage_url, settings.heartbeat_interval)
+        storage = open_storage(settings.storage_url, settings.heartbeat_interval, settings.storage_retry_s)
         experiment = use_store(config.tracking)  # a read-only store: before the study
         study = open_study(storage, settings.study_name, settings.sampler.make())
         identity.check_data(study, settings.data_fingerprint, settings.shown_storage)
@@ -57,9 +59,3 @@ def _remember_setup(study: optuna.Study, space: SearchSpace) -> None:
         elif study.user_attrs[key] != value:
             log.info(f"[sweep {study.study_name}] note: {key.replace('_', ' ')} differ from the ones "
                      f"the study started with ({study.user_attrs[key]}); its trials mix both")
-
-
-def _save_multirun_config(config: DictConfig) -> None:
-    sweep_dir = Path(str(config.hydra.sweep.dir))
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(config, sweep_dir / "multirun.yaml")

@@ -80,9 +80,10 @@ class Heartbeat:
         self.thread.join()
 
     def _beat(self) -> None:
-        while not self.stop.wait(self.interval):
-            for beating in self.trial_ids:
-                try:
-                    self.storage.record_heartbeat(beating)
-                except Exception:  # noqa: BLE001 - a missed beat is retried next interval
-                    pass
+        with self.storage.without_retry():  # a missed beat is retried next interval
+            while not self.stop.wait(self.interval):
+                for beating in self.trial_ids:
+                    try:
+                        self.storage.record_heartbeat(beating)
+                    except Exception:  # noqa: BLE001 - a missed beat is retried next interval
+                        pass

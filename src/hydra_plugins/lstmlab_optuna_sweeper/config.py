@@ -39,6 +39,9 @@ class LstmlabOptunaSweeperConf:
     # Seconds between liveness records of running trials; a trial silent for 3 intervals is
     # failed and queued again (a killed worker's trial does not stay RUNNING).
     heartbeat_interval: int = 30
+    # Seconds a storage that answered before may stop answering (a database restart, a dropped
+    # connection) before the sweep stops: its calls are tried again meanwhile, in every job too.
+    storage_retry_s: int = 60
 
 
 ConfigStore.instance().store(

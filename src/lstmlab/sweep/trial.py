@@ -15,32 +15,38 @@ from typing import Any
 from omegaconf import DictConfig, open_dict
 
 from lstmlab.errors import LstmlabError, first_line
+from lstmlab.secrets import mask
 from lstmlab.sweep.compat import running_trial
 from lstmlab.sweep.link import TrialLink
 from lstmlab.sweep.optuna_specs import make_pruner
 
 
 def connect(link: TrialLink) -> Any:
-    """The running `optuna.Trial` behind `link`, loaded from the shared storage."""
+    """The running `optuna.Trial` behind `link`, loaded from the shared storage; each call to it
+    rides out a storage that stops answering for up to `link.storage_retry_s` seconds."""
     import optuna
     import sqlalchemy
 
+    from lstmlab.sweep.outages import RetryingStorage, retry_transient
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = link.storage_url()
     try:
         # No connection pool: jobs often run inside the sweeper's process, one storage each,
         # and pooled connections would pile up there (a PostgreSQL server allows ~100).
-        storage = optuna.storages.RDBStorage(
-            link.storage, engine_kwargs={"poolclass": sqlalchemy.pool.NullPool})
+        storage = retry_transient(lambda: RetryingStorage(
+            url, retry_s=link.storage_retry_s, engine_kwargs={"poolclass": sqlalchemy.pool.NullPool}),
+            link.storage_retry_s, link.storage)
         # A sampler with no per-trial work: jobs only report and ask whether to prune.
         study = optuna.load_study(study_name=link.study, storage=storage,
                                   sampler=optuna.samplers.RandomSampler(),
                                   pruner=make_pruner(link.pruner))
         return running_trial(study, storage, link.number)
-    except LstmlabError:
+    except LstmlabError:  # StorageUnavailable among them
         raise
     except Exception as error:  # noqa: BLE001 - any storage failure is the same for the user
         raise LstmlabError(f"cannot reach Optuna trial {link.number} of study {link.study!r}: "
-                           f"{first_line(error)}") from None
+                           f"{mask(first_line(error))}") from None
 
 
 class PruningHook:
