@@ -45,9 +45,13 @@ def url_with_password():
             admin.close()
 
 
-def test_a_password_in_the_storage_url_is_written_nowhere(project_dir, url_with_password):
+@pytest.mark.parametrize("launcher", [
+    [],  # Hydra's basic launcher: the jobs run in the sweeper's process
+    ["hydra/launcher=submitit_local", "hydra.sweeper.n_jobs=2"],  # SLURM's code path: pickled jobs, new processes
+], ids=["basic", "submitit_local"])
+def test_a_password_in_the_storage_url_is_written_nowhere(project_dir, url_with_password, launcher):
     url, password = url_with_password
-    result = subprocess.run([*SWEEP, "hydra.sweeper.study_name=secret", "hydra.sweeper.n_trials=2",
+    result = subprocess.run([*SWEEP, *launcher, "hydra.sweeper.study_name=secret", "hydra.sweeper.n_trials=2",
                              f"hydra.sweeper.storage={url}"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     study = optuna.load_study(study_name="secret", storage=url.replace("postgresql://", "postgresql+psycopg2://"))

@@ -213,12 +213,13 @@ def test_a_walk_forward_sweep_minimizes_the_mean_fold_val_rmse():
         folds = client.get_metric_history(run.info.run_id, "fold_val_rmse")
         assert [m.step for m in folds] == [1, 2]
         assert trial.value == pytest.approx(np.mean([m.value for m in folds]), rel=1e-9)
-        # one step per fold-epoch: fold 1 epochs 0-1, then fold 2 epochs 0-1 at steps 2-3, the
-        # steps of the run's val_rmse curve; the final val_rmse (the trial's value) at step 4
-        assert sorted(trial.intermediate_values) == [0, 1, 2, 3]
+        # one step per fold-epoch, numbered as the console numbers epochs: fold 1 epochs 1-2, then
+        # fold 2 epochs 1-2 at steps 3-4 (the run's val_rmse curve has them at 0-3); the final
+        # val_rmse (the trial's value) at step 4 of the curve
+        assert sorted(trial.intermediate_values) == [1, 2, 3, 4]
         curve = client.get_metric_history(run.info.run_id, "val_rmse")
         assert [m.step for m in curve] == [0, 1, 2, 3, 4]
-        assert [trial.intermediate_values[s] for s in (0, 1, 2, 3)] == pytest.approx([m.value for m in curve[:4]])
+        assert [trial.intermediate_values[s] for s in (1, 2, 3, 4)] == pytest.approx([m.value for m in curve[:4]])
         assert curve[4].value == pytest.approx(trial.value, rel=1e-9)
 
 
@@ -227,11 +228,11 @@ def test_a_trial_pruned_in_a_later_fold_trains_no_further_fold():
 
     from lstmlab.sweep.trial import PruningHook
 
-    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1e-9, n_warmup_steps=2))
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1e-9, n_warmup_steps=3))
     hook = PruningHook(study.ask())
     result = run_experiment(tiny_config(*FAST, *WALK, "trainer.epochs=2"), epoch_hooks=[hook])
-    assert hook.pruned_at == 3  # judged from step 2: fold 2's first epoch
-    assert sorted(study.trials[0].intermediate_values) == [0, 1, 2]
+    assert hook.pruned_at == 3  # judged from step 3: fold 2's first epoch
+    assert sorted(study.trials[0].intermediate_values) == [1, 2, 3]
     client = MlflowClient()
     assert [m.step for m in client.get_metric_history(result["run_id"], "fold_val_rmse")] == [1, 2]
     assert result["epochs_run"] == 3  # fold 1 in full, one epoch of fold 2, no fold 3

@@ -27,7 +27,7 @@ from lstmlab.secrets import mask
 from lstmlab.sweep import parent
 from lstmlab.sweep.compat import failed_job, job_error, retry_history, trial_id
 from lstmlab.sweep.link import TrialLink
-from lstmlab.sweep.outages import StorageUnavailable
+from lstmlab.sweep.outages import RetryingStorage, StorageUnavailable
 
 from . import _tracking
 from ._settings import Compose, SweepSettings
@@ -45,7 +45,7 @@ class OpenStudy:
     the study's MLflow parent run."""
 
     study: optuna.Study
-    storage: Any  # optuna.storages.RDBStorage with heartbeats (see _storage.open_storage)
+    storage: RetryingStorage  # Optuna's RDB storage with heartbeats and retries (_storage.open_storage)
     lock: StudyLock
     parent_id: str
 
@@ -76,7 +76,7 @@ class StudyLoop:
             waiting_said = False
             while True:
                 interrupts.check()  # a safe point: between trials
-                trials, tally = self._claim()
+                trials, tally = self._claim(s.batch_size)
                 if trials:
                     waiting_said = False
                     returns.append(self._run_batch(trials))
@@ -104,14 +104,15 @@ class StudyLoop:
         self._finish("FINISHED")
         return returns
 
-    def _claim(self) -> tuple[list[optuna.Trial], Tally]:
-        """Under the study lock: fail stale trials, count, and ask for what the budget allows."""
+    def _claim(self, slots: int) -> tuple[list[optuna.Trial], Tally]:
+        """Under the study lock: fail stale trials, count, and ask up to `slots` trials, as many
+        as the budget allows."""
         s = self.settings
         with self.lock:
             optuna.storages.fail_stale_trials(self.study)
             trials = self.study.get_trials(deepcopy=False)
             tally = Tally.of(trials)
-            wanted = min(s.batch_size, max(0, s.n_trials - tally.used) + tally.waiting)
+            wanted = min(slots, max(0, s.n_trials - tally.used) + tally.waiting)
             asked = []
             for i in range(wanted):
                 self.study.sampler = s.sampler.make(len(trials) + i)
@@ -129,12 +130,15 @@ class StudyLoop:
                 if (overrides := self._job_overrides(trial)) is not None]
         if not jobs:
             return []
-        with Heartbeat(self.storage, [trial_id(t) for t, _ in jobs], self.settings.heartbeat_interval):
+        with Heartbeat(self.storage, self._running_ids, self.settings.heartbeat_interval):
             results = self.launcher.launch([o for _, o in jobs], initial_job_idx=self.job_index)
         self.job_index += len(jobs)
         failures = [self._record(trial, result) for (trial, _), result in zip(jobs, results)]
         self._check_failure_rate([f for f in failures if f is not None])
         return list(results)
+
+    def _running_ids(self) -> list[int]:
+        return [trial_id(trial) for trial in list(self.in_flight.values())]
 
     def _job_overrides(self, trial: optuna.Trial) -> list[str] | None:
         """The trial's job overrides: its sampled values and its link; None (the trial recorded
@@ -225,24 +229,12 @@ class StudyLoop:
         self.in_flight.clear()
 
     def _finish(self, status: str, storage_answers: bool = True) -> None:
-        """Close orphaned child runs, write the parent's summary, end the parent run and say how the
-        study stands; after the storage stopped answering, only end the parent run."""
+        """End the parent run as `status`, with the study's summary and closing line when the
+        storage answers (after it stopped answering, only the MLflow part)."""
         tally = None
         try:
-            if not storage_answers:
-                return
-            parent.close_orphaned_children(self.study, self.parent_id)
-            s = self.settings
-            note = _tracking.write_summary(self.study, self.parent_id, s.space, {
-                "storage": s.shown_storage,
-                "n_trials": s.n_trials,
-                "sampler": s.sampler.spec,
-                "pruner": s.pruner,
-                "fixed_overrides": list(s.space.fixed),
-            })
-            if note:
-                log.info(f"[sweep {self.name}] note: {note}")
-            tally = Tally.of(self.study.get_trials(deepcopy=False))
+            if storage_answers:
+                tally = self._summarize()
         finally:
             parent.end_parent(self.parent_id, status)
             self.lock.close()
@@ -253,6 +245,21 @@ class StudyLoop:
         log.info(f"[sweep {self.name}] {status.lower()}: {tally.finished}/{self.settings.n_trials} "
                  f"trials ({tally.complete} complete, {tally.pruned} pruned, {tally.failed} failed); "
                  f"{best}; MLflow parent run {self.parent_id}")
+
+    def _summarize(self) -> Tally:
+        """Close orphaned child runs, write the parent's summary; the study's tally."""
+        parent.close_orphaned_children(self.study, self.parent_id)
+        s = self.settings
+        note = _tracking.write_summary(self.study, self.parent_id, s.space, {
+            "storage": s.shown_storage,
+            "n_trials": s.n_trials,
+            "sampler": s.sampler.spec,
+            "pruner": s.pruner,
+            "fixed_overrides": list(s.space.fixed),
+        })
+        if note:
+            log.info(f"[sweep {self.name}] note: {note}")
+        return Tally.of(self.study.get_trials(deepcopy=False))
 
 
 class StopSweep(Exception):

@@ -26,7 +26,7 @@ from lstmlab.sweep.preflight import check_jobs
 from ._sampling import SamplerFactory, sampler_factory
 from ._space import SearchSpace, parse_space, validate
 from ._storage import resolve_url
-from .config import LstmlabOptunaSweeperConf
+from .config import DEFAULT_STORAGE, LstmlabOptunaSweeperConf
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ def resolve_settings(options: LstmlabOptunaSweeperConf, arguments: list[str], co
         raise LstmlabError("the search space is empty: set hydra.sweeper.params (e.g. with "
                            "hparams_search=variants) or give a sweep such as "
                            "'model.dropout=interval(0,0.5)'")
+    _check_direction(options.direction)
     batch = _check_numbers(options, config.hydra.launcher)
     check_store(config.tracking)  # a dead tracking server: said before anything is written
     composed: list[DictConfig] = []  # the job configs validate composes, checked as a run would be
@@ -83,11 +84,20 @@ def resolve_settings(options: LstmlabOptunaSweeperConf, arguments: list[str], co
         log.info(f"[sweep {name}] the grid has {grid} points: running {grid} trials, not {n_trials}")
         n_trials = grid
     return SweepSettings(
-        study_name=name, n_trials=n_trials, batch_size=batch, storage_url=resolve_url(options.storage),
+        study_name=name, n_trials=n_trials, batch_size=batch,
+        storage_url=resolve_url(options.storage or DEFAULT_STORAGE),
         space=space, sampler=sampler, pruner=pruner, max_failure_rate=options.max_failure_rate,
         heartbeat_interval=options.heartbeat_interval, storage_retry_s=options.storage_retry_s,
         data_fingerprint=fingerprint,
     )
+
+
+def _check_direction(direction: Any) -> None:
+    """hydra-optuna-sweeper's `direction`: lstmlab's objective is minimized, so only `minimize`."""
+    if str(getattr(direction, "name", direction)).lower() != "minimize":
+        raise LstmlabError(f"hydra.sweeper.direction={direction}: lstmlab sweeps minimize val_rmse, the "
+                           "validation RMSE in price units every run returns (lower is better); remove "
+                           "the key or write minimize")
 
 
 def _check_numbers(options: LstmlabOptunaSweeperConf, launcher: Any) -> int:

@@ -33,6 +33,7 @@ from lstmlab.secrets import mask
 from lstmlab.sqlite_files import exclusive, read_only_part
 from lstmlab.sweep.outages import RetryingStorage, retry_transient
 
+OBJECTIVE = "val_rmse"  # the study's one metric, minimized
 # A trial whose worker has not recorded a heartbeat for this many intervals is failed.
 GRACE_INTERVALS = 3
 
@@ -195,4 +196,6 @@ def open_study(storage: optuna.storages.RDBStorage, name: str, sampler: Any) -> 
     if study.direction != optuna.study.StudyDirection.MINIMIZE:
         raise LstmlabError(f"study {name!r} in {mask(storage.url)} maximizes; lstmlab sweeps "
                            "minimize val_rmse: choose another hydra.sweeper.study_name")
+    if study.metric_names != [OBJECTIVE]:  # what Optuna's dashboard and CLI call the value
+        study.set_metric_names([OBJECTIVE])
     return study

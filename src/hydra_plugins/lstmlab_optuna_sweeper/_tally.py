@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,9 +62,10 @@ class Tally:
 
 
 class Heartbeat:
-    """Records that our running trials are alive, every interval, while a batch runs."""
+    """Records that our running trials are alive, every interval, while they run; `trial_ids`
+    says which they are at each beat."""
 
-    def __init__(self, storage: Any, trial_ids: list[int], interval: int) -> None:
+    def __init__(self, storage: Any, trial_ids: Callable[[], list[int]], interval: int) -> None:
         self.storage = storage
         self.trial_ids = trial_ids
         self.interval = interval
@@ -82,7 +83,7 @@ class Heartbeat:
     def _beat(self) -> None:
         with self.storage.without_retry():  # a missed beat is retried next interval
             while not self.stop.wait(self.interval):
-                for beating in self.trial_ids:
+                for beating in self.trial_ids():
                     try:
                         self.storage.record_heartbeat(beating)
                     except Exception:  # noqa: BLE001 - a missed beat is retried next interval

@@ -1,6 +1,6 @@
 """The study's summary on its MLflow parent run (lstmlab.sweep.parent): at the end of each sweep
-the parent carries the best trial's params and `val_rmse`, `optimization_results.yaml` and
-Optuna's plots.
+the parent carries the best trial's params and its value as `best_val_rmse`,
+`optimization_results.yaml` and Optuna's plots.
 """
 
 from __future__ import annotations
@@ -26,11 +26,14 @@ from ._tally import Tally
 log = logging.getLogger(__name__)
 
 RESULTS_ARTIFACT = "optimization_results.yaml"
+# The best trial's val_rmse on the parent, under a name of its own: a query over runs (grouped by a
+# param, say) counts each trial once, not the best one twice.
+BEST_METRIC = "best_val_rmse"
 
 
 def write_summary(study: optuna.Study, parent_id: str, space: SearchSpace,
                   record: Mapping[str, Any]) -> str | None:
-    """Best params, val_rmse, trial counts, results file and plots on the parent run.
+    """Best params, best_val_rmse, trial counts, results file and plots on the parent run.
 
     Returns a note when the parent's params could not follow a new best trial (MLflow params
     never change once logged: a study extended later keeps its first best trial's params).
@@ -44,7 +47,7 @@ def write_summary(study: optuna.Study, parent_id: str, space: SearchSpace,
         client.log_metric(parent_id, f"trials_{name}", count)
     note = None
     if best is not None:
-        client.log_metric(parent_id, "val_rmse", best.value)
+        client.log_metric(parent_id, BEST_METRIC, best.value)
         client.set_tag(parent_id, "best_trial", str(best.number))
         if "mlflow_run_id" in best.user_attrs:
             client.set_tag(parent_id, "best_run_id", best.user_attrs["mlflow_run_id"])

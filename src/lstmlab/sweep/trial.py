@@ -53,27 +53,28 @@ class PruningHook:
     """An epoch hook of `run_experiment`: reports `val_rmse` to the trial and asks to stop
     training when the pruner says so (remembering where, for the message).
 
-    The step is the run's epoch step: with walk-forward, (fold - 1) × trainer.epochs + epoch, so
-    at a given step every trial of the study is at the same epoch of the same fold, judged on the
-    same val days. Optuna's pruners then hold as they are: median, percentile and threshold
-    compare trials at one step, successive halving and hyperband read steps as resource spent
-    (and later steps are more training). A holdout run's steps are its epochs. A pruned run
-    trains no further fold.
+    The step reported is the epoch as the console numbers it ("Epoch 3/10" is step 3), counted on
+    across walk-forward folds: (fold - 1) × trainer.epochs + epoch. So at a given step every trial
+    of the study is at the same epoch of the same fold, judged on the same val days, and Optuna's
+    pruners hold as they are: median, percentile and threshold compare trials at one step,
+    successive halving and hyperband read steps as resource spent (later steps are more training),
+    and `n_warmup_steps` counts epochs. A pruned run trains no further fold.
     """
 
     def __init__(self, trial: Any) -> None:
         self.trial = trial
-        self.pruned_at: int | None = None  # steps trained when the pruner stopped the run
+        self.pruned_at: int | None = None  # epochs trained (the step) when the pruner stopped the run
         self.last_value: float | None = None
 
     def __call__(self, step: int, logs: dict) -> bool:
         value = logs.get("val_rmse")
         if value is None:
             return False
+        epoch = step + 1  # run_experiment's hooks count from 0, as Keras does
         self.last_value = float(value)
-        self.trial.report(self.last_value, step=step)
+        self.trial.report(self.last_value, step=epoch)
         if self.pruned_at is None and self.trial.should_prune():
-            self.pruned_at = step + 1
+            self.pruned_at = epoch
         return self.pruned_at is not None
 
 
