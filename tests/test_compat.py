@@ -105,3 +105,39 @@ def test_the_joblib_launchers_private_core_is_what_the_parallel_launcher_relies_
     assert _compat.parallel_options(given) == {"n_jobs": 2, "backend": "loky", "batch_size": 4,
                                                "pre_dispatch": 8, "max_nbytes": "1M"}
     assert given["batch_size"] == "4"  # the launcher's own options are left as they were
+
+
+def test_the_private_storage_calls_of_optunas_cached_storage_are_the_ones_retried() -> None:
+    """Optuna wraps a study's RDB storage in _CachedStorage, which calls some private RDBStorage
+    methods; lstmlab.sweep.outages retries those by name (compat.CACHED_STORAGE_PRIVATE_CALLS), so
+    a call added or renamed upstream must fail here, not go unretried in a restart."""
+    import inspect
+    import re
+
+    from optuna.storages._cached_storage import _CachedStorage
+
+    from lstmlab.sweep.outages import DATABASE_METHODS, RetryingStorage
+
+    called = set(re.findall(r"self\._backend\.(_\w+)\(", inspect.getsource(_CachedStorage)))
+    assert called == set(compat.CACHED_STORAGE_PRIVATE_CALLS)
+    for name in called:
+        assert name in DATABASE_METHODS and getattr(RetryingStorage, name) is not getattr(compat.HeartbeatStorage, name)
+
+
+def test_the_read_fallback_warning_dropped_is_still_optunas() -> None:
+    """compat.quiet_read_fallback filters a warning by its logger and first words: both Optuna's."""
+    import inspect
+    import logging
+
+    from optuna.storages._rdb import storage
+
+    assert storage._logger.name == compat.RDB_STORAGE_LOGGER
+    assert f'f"{compat.FALLBACK_WARNING}: {{e!s}}. "' in inspect.getsource(storage.RDBStorage._get_trials)
+    compat.quiet_read_fallback()
+    compat.quiet_read_fallback()  # once, however often storages are made
+    logger = logging.getLogger(compat.RDB_STORAGE_LOGGER)
+    assert len(logger.filters) == 1
+    kept = logging.LogRecord(compat.RDB_STORAGE_LOGGER, logging.WARNING, "", 0, "other", None, None)
+    dropped = logging.LogRecord(compat.RDB_STORAGE_LOGGER, logging.WARNING, "", 0,
+                                f"{compat.FALLBACK_WARNING}: (psycopg2.OperationalError) server closed", None, None)
+    assert logger.filter(kept) and not logger.filter(dropped)

@@ -126,9 +126,10 @@ def test_a_restart_mid_sweep_is_ridden_out(cluster):
         if sweep.poll() is None:
             sweep.kill()
     assert sweep.returncode == 0, err[-3000:]
-    assert "Traceback" not in err
-    assert "does not answer" in out and "answers again" in out
-    assert [t.state for t in _trials(cluster)] == [TrialState.COMPLETE] * 2
+    assert "Traceback" not in err, err[-3000:]
+    assert "does not answer" in out and "answers again" in out, out[-3000:]
+    trials = _trials(cluster)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2, [t.user_attrs for t in trials]
     assert _running_runs() == []
 
 

@@ -124,7 +124,7 @@ class StudyLock:
                 unlock = ("SELECT pg_advisory_unlock(:k)" if self._backend == "postgresql"
                           else "SELECT RELEASE_LOCK(:n)")
                 self._connection.execute(sqlalchemy.text(unlock), {"k": self._key, "n": self._name})
-        except sqlalchemy.exc.DBAPIError:
+        except sqlalchemy.exc.SQLAlchemyError:
             pass  # its connection is gone, and the lock with it
         finally:
             self._release()
@@ -134,7 +134,7 @@ class StudyLock:
         if self._connection is not None:
             try:
                 self._connection.close()
-            except sqlalchemy.exc.DBAPIError:
+            except sqlalchemy.exc.SQLAlchemyError:
                 pass  # already broken
             self._connection = None
 

@@ -28,7 +28,7 @@ from optuna.storages import BaseStorage
 from lstmlab import interrupts
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.secrets import mask
-from lstmlab.sweep.compat import HeartbeatStorage
+from lstmlab.sweep.compat import CACHED_STORAGE_PRIVATE_CALLS, HeartbeatStorage, quiet_read_fallback
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +40,25 @@ class StorageUnavailable(LstmlabError):
     """The storage did not answer for the whole retry time."""
 
 
-def is_transient(error: BaseException) -> bool:
-    """Whether `error` (or the database error behind Optuna's) says the connection failed."""
-    for cause in (error, error.__cause__, error.__context__):
-        if isinstance(cause, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
-            return True
+def transient_cause(error: BaseException) -> BaseException | None:
+    """The database error behind `error` (Optuna's StorageInternalError wraps SQLAlchemy's) when it
+    says the connection failed, else None."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+                              sqlalchemy.exc.PendingRollbackError)):  # the last: after a dropped connection
+            return cause
         if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated:
-            return True
-    return False
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _said(cause: BaseException) -> str:
+    """The driver's own words (`server closed the connection unexpectedly`), password masked."""
+    return mask(first_line(getattr(cause, "orig", None) or cause))
 
 
 def retry_transient(call: Callable[[], T], retry_s: float, where: str) -> T:
@@ -60,15 +71,16 @@ def retry_transient(call: Callable[[], T], retry_s: float, where: str) -> T:
         try:
             result = call()
         except Exception as error:
-            if not is_transient(error):
+            cause = transient_cause(error)
+            if cause is None:
                 raise
             if failed_at is None:
                 failed_at = time.monotonic()
-                log.info(f"the Optuna storage {where} does not answer ({first_line(error)}); trying again "
+                log.info(f"the Optuna storage {where} does not answer ({_said(cause)}); trying again "
                          f"for up to {retry_s:.0f} s")
             if time.monotonic() + pause > deadline:
                 raise StorageUnavailable(f"the Optuna storage {where} did not answer for {retry_s:.0f} s "
-                                         f"({first_line(error)})") from None
+                                         f"({_said(cause)})") from None
             interrupts.check()
             time.sleep(pause)
             pause = min(2 * pause, LONGEST_PAUSE_S)
@@ -88,6 +100,7 @@ class RetryingStorage(HeartbeatStorage):
 
     def __init__(self, url: str, retry_s: float, **kwargs: Any) -> None:
         self.retry_s = retry_s
+        quiet_read_fallback()  # this module says an outage, not Optuna's misleading warning
         super().__init__(url, **kwargs)
 
     @contextmanager
@@ -127,11 +140,13 @@ def _retried(method: Callable[..., T]) -> Callable[..., T]:
 
 
 # Every storage method that reads or writes the database: the public ones of Optuna's BaseStorage,
-# the heartbeat's, and the stale-trial query fail_stale_trials asks (see lstmlab.sweep.compat).
+# the heartbeat's, and the private ones Optuna's own wrapper of a study's storage calls (see
+# lstmlab.sweep.compat). A retried `_create_new_trial` whose first try was written before its
+# connection broke leaves one trial RUNNING with no heartbeat: failed as stale, then rerun.
 NOT_DATABASE = {"check_trial_is_updatable", "remove_session"}
 DATABASE_METHODS = sorted(
     {name for name in dir(BaseStorage) if not name.startswith("_") and callable(getattr(BaseStorage, name))}
-    - NOT_DATABASE | {"record_heartbeat", "_get_stale_trial_ids"}
+    - NOT_DATABASE | {"record_heartbeat", *CACHED_STORAGE_PRIVATE_CALLS}
 )
 for _name in DATABASE_METHODS:
     setattr(RetryingStorage, _name, _retried(getattr(HeartbeatStorage, _name)))
