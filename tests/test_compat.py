@@ -80,3 +80,64 @@ def test_a_running_trial_that_never_beat_is_stale_once_its_start_is_past_the_gra
     assert states[ids["new"]] == states[beating] == TrialState.RUNNING
     (retry,) = [t for t in study.get_trials() if t.state == TrialState.WAITING]
     assert retry.params == {"x": 0.5} and compat.retry_history(retry) == [0]
+
+
+def test_the_joblib_launchers_private_core_is_what_the_parallel_launcher_relies_on() -> None:
+    """hydra_plugins.lstmlab_launcher._compat: every option of Hydra's JobLibLauncherConf is one
+    joblib.Parallel takes (upstream's main adds `inner_max_num_threads`, which it is not), and
+    `_core` keeps the two functions the launcher calls, with the same parameters and effect."""
+    import dataclasses
+    import inspect
+
+    import joblib
+
+    from hydra_plugins.hydra_joblib_launcher import _core
+    from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
+    from hydra_plugins.lstmlab_launcher import _compat
+
+    options = {f.name for f in dataclasses.fields(JobLibLauncherConf)} - {"_target_"}
+    assert options == set(_compat.PARALLEL_OPTIONS)
+    assert options <= set(inspect.signature(joblib.Parallel).parameters)
+    assert list(inspect.signature(_core.execute_job).parameters) == [
+        "idx", "overrides", "hydra_context", "config", "task_function", "singleton_state"]
+    assert _compat.execute_hydra_job is _core.execute_job
+    given = {"n_jobs": 2, "backend": None, "batch_size": "4", "pre_dispatch": "8", "max_nbytes": "1M"}
+    assert _compat.parallel_options(given) == {"n_jobs": 2, "backend": "loky", "batch_size": 4,
+                                               "pre_dispatch": 8, "max_nbytes": "1M"}
+    assert given["batch_size"] == "4"  # the launcher's own options are left as they were
+
+
+def test_the_private_storage_calls_of_optunas_cached_storage_are_the_ones_retried() -> None:
+    """Optuna wraps a study's RDB storage in _CachedStorage, which calls some private RDBStorage
+    methods; lstmlab.sweep.outages retries those by name (compat.CACHED_STORAGE_PRIVATE_CALLS), so
+    a call added or renamed upstream must fail here, not go unretried in a restart."""
+    import inspect
+    import re
+
+    from optuna.storages._cached_storage import _CachedStorage
+
+    from lstmlab.sweep.outages import DATABASE_METHODS, RetryingStorage
+
+    called = set(re.findall(r"self\._backend\.(_\w+)\(", inspect.getsource(_CachedStorage)))
+    assert called == set(compat.CACHED_STORAGE_PRIVATE_CALLS)
+    for name in called:
+        assert name in DATABASE_METHODS and getattr(RetryingStorage, name) is not getattr(compat.HeartbeatStorage, name)
+
+
+def test_the_read_fallback_warning_dropped_is_still_optunas() -> None:
+    """compat.quiet_read_fallback filters a warning by its logger and first words: both Optuna's."""
+    import inspect
+    import logging
+
+    from optuna.storages._rdb import storage
+
+    assert storage._logger.name == compat.RDB_STORAGE_LOGGER
+    assert f'f"{compat.FALLBACK_WARNING}: {{e!s}}. "' in inspect.getsource(storage.RDBStorage._get_trials)
+    compat.quiet_read_fallback()
+    compat.quiet_read_fallback()  # once, however often storages are made
+    logger = logging.getLogger(compat.RDB_STORAGE_LOGGER)
+    assert len(logger.filters) == 1
+    kept = logging.LogRecord(compat.RDB_STORAGE_LOGGER, logging.WARNING, "", 0, "other", None, None)
+    dropped = logging.LogRecord(compat.RDB_STORAGE_LOGGER, logging.WARNING, "", 0,
+                                f"{compat.FALLBACK_WARNING}: (psycopg2.OperationalError) server closed", None, None)
+    assert logger.filter(kept) and not logger.filter(dropped)

@@ -47,9 +47,9 @@ def test_a_run_records_everything_design_lists():
     assert params["trainer.seed"] == "42" and params["data.lookback"] == "8"
     for name in ("train_loss", "val_loss"):
         history = client.get_metric_history(run.info.run_id, name)
-        assert [m.step for m in history] == [0, 1, 2]
+        assert [m.step for m in history] == [1, 2, 3]  # epochs as the console numbers them
     val_rmse = client.get_metric_history(run.info.run_id, "val_rmse")
-    assert [m.step for m in val_rmse] == [0, 1, 2, 3]  # per epoch, then the final value
+    assert [m.step for m in val_rmse] == [1, 2, 3, 4]  # per epoch, then the final value
     assert run.data.metrics["val_rmse"] == val_rmse[-1].value == result["val_rmse"]
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= ARTIFACTS
     model = mlflow.keras.load_model(f"runs:/{run.info.run_id}/model")

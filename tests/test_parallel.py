@@ -4,6 +4,7 @@ hydra-submitit-launcher's `submitit_local` (the SLURM code path, run locally).""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -180,3 +181,51 @@ def test_a_sweep_through_submitit_local_runs_its_trials_as_submitit_jobs(project
     # submitit ran them: one job folder with a log per task of the array
     logs = sorted(p.name for p in (project_dir / "experiments/sweeps/submitit/.submitit").glob("*/*_log.out"))
     assert len(logs) == n_trials, logs
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_kill_9_of_a_parallel_multirun_takes_its_workers_with_it(project_dir):
+    # Three long jobs, two at a time; the multirun's process is killed outright (no handler runs).
+    command = [*LSTMLAB, "train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *JOBS,
+               "trainer.epochs=100000", "variant=baseline,tanh,sgd"]
+    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    try:
+        _wait_until_training(job, project_dir / "mlflow.db", 2)
+        workers = [pid for pid in _children(job.pid)
+                   if "popen_loky_posix" in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert len(workers) == 2
+        job.kill()
+        job.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(_alive(pid) for pid in workers)  # gone within seconds, not left training
+        time.sleep(3)  # ... and the third job was not started by a worker after its parent died
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of the group
+            os.killpg(job.pid, signal.SIGKILL)
+    runs = all_runs()
+    assert sorted(r.data.tags["variant"] for r in runs) in (["baseline", "tanh"], ["baseline", "sgd"],
+                                                            ["sgd", "tanh"])
+    assert {r.info.status for r in runs} == {"KILLED"}  # each worker closed its run on the way out

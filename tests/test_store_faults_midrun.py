@@ -91,7 +91,7 @@ def test_the_next_job_of_the_same_process_closes_the_run_its_dead_server_left(tm
     use_store(url, monkeypatch)
 
     def kill_server(step: int, logs: dict) -> bool:
-        if step == 1:  # after the second epoch's metrics: the third's find no server
+        if step == 2:  # after the second epoch's metrics: the third's find no server
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         return False
@@ -110,7 +110,7 @@ def test_the_next_job_of_the_same_process_closes_the_run_its_dead_server_left(tm
         assert closed.info.status == "FAILED"
         assert closed.data.tags[CLOSED] == (f"the MLflow tracking server {url} stopped answering (connection refused); "
                                             "closed when the store answered again")
-        assert [m.step for m in MlflowClient(url).get_metric_history(run.info.run_id, "val_rmse")] == [0, 1]
+        assert [m.step for m in MlflowClient(url).get_metric_history(run.info.run_id, "val_rmse")] == [1, 2]
     finally:
         stop_server(server)
 

@@ -68,7 +68,7 @@ def test_variants_sweep_records_the_study_and_resumes_to_n_trials():
         assert child.data.params["model.units"].replace(" ", "") == trial.params["model.units"]
     complete = [t for t in found if t.state == TrialState.COMPLETE]
     best = min(complete, key=lambda t: t.value)
-    assert parent.data.metrics["val_rmse"] == pytest.approx(best.value)
+    assert parent.data.metrics["best_val_rmse"] == pytest.approx(best.value)
     assert parent.data.tags["best_trial"] == str(best.number)
     assert parent.data.params["optimizer"] == best.params["optimizer"]
     assert parent.data.params["loss"] == best.params["loss"]
@@ -117,7 +117,7 @@ def test_a_pruned_and_a_diverged_trial_do_not_stop_the_sweep():
     by_lr = {t.params["optimizer.learning_rate"]: t for t in trials("prune-fail")}
     assert by_lr[1e12].state == TrialState.FAIL
     assert "training diverged" in by_lr[1e12].user_attrs["error"]
-    assert by_lr[0.01].state == TrialState.PRUNED and list(by_lr[0.01].intermediate_values) == [0]
+    assert by_lr[0.01].state == TrialState.PRUNED and list(by_lr[0.01].intermediate_values) == [1]  # epoch 1
 
     parent, children = parent_and_children("prune-fail")
     runs = {float(c.data.params["optimizer.learning_rate"]): c for c in children}

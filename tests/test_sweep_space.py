@@ -17,7 +17,7 @@ from hydra_plugins.lstmlab_optuna_sweeper._loop import Tally
 from hydra_plugins.lstmlab_optuna_sweeper._space import format_value, parse_space
 from lstmlab.errors import LstmlabError
 from lstmlab.paths import config_dir
-from lstmlab.sweep.pruners import make_pruner, pruner_spec
+from lstmlab.sweep.optuna_specs import make_pruner, pruner_spec
 
 
 def test_the_variants_space_becomes_optuna_distributions():
@@ -102,7 +102,7 @@ def test_a_rerun_trial_replaces_the_interrupted_one_in_the_count():
 
 
 def test_pruner_specs_get_defaults_and_reject_bad_arguments():
-    assert pruner_spec("median") == {"name": "median", "n_startup_trials": 3, "n_warmup_steps": 3}
+    assert pruner_spec("median") == {"name": "median", "n_startup_trials": 3, "n_warmup_steps": 4}
     assert pruner_spec({"name": "median", "n_warmup_steps": 0})["n_warmup_steps"] == 0
     assert pruner_spec("none") == {"name": "none"}
     assert isinstance(make_pruner(pruner_spec("hyperband")), optuna.pruners.HyperbandPruner)

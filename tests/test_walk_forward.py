@@ -98,13 +98,13 @@ def test_fold_metrics_are_logged_at_steps_one_to_folds_and_curves_across_folds(w
         rows = table[table["fold"] == k]
         assert m.value == pytest.approx(np.sqrt(np.mean((rows["predicted"] - rows["actual"]) ** 2)), rel=1e-6)
     assert run.data.metrics["val_rmse"] == pytest.approx(np.mean(fold_val), rel=1e-9)  # the objective
-    # DESIGN.md's per-epoch names, fold k's one epoch at step k - 1; the final metrics one step on
+    # DESIGN.md's per-epoch names, fold k's one epoch at step k; the final metrics one step on
     for name in ("train_loss", "val_loss"):
-        assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [0, 1, 2]
+        assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [1, 2, 3]
     val_rmse = client.get_metric_history(run.info.run_id, "val_rmse")
-    assert [m.step for m in val_rmse] == [0, 1, 2, 3]
+    assert [m.step for m in val_rmse] == [1, 2, 3, 4]
     assert val_rmse[-1].value == run.data.metrics["val_rmse"]  # the final one is the one shown
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_rmse")] == [3]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_rmse")] == [4]
     assert not [name for name in run.data.metrics if "/" in name]  # no per-fold curve names
     assert run.data.metrics["epochs_run"] == 3  # one epoch per fold, summed
 
@@ -213,12 +213,13 @@ def test_a_walk_forward_sweep_minimizes_the_mean_fold_val_rmse():
         folds = client.get_metric_history(run.info.run_id, "fold_val_rmse")
         assert [m.step for m in folds] == [1, 2]
         assert trial.value == pytest.approx(np.mean([m.value for m in folds]), rel=1e-9)
-        # one step per fold-epoch: fold 1 epochs 0-1, then fold 2 epochs 0-1 at steps 2-3, the
-        # steps of the run's val_rmse curve; the final val_rmse (the trial's value) at step 4
-        assert sorted(trial.intermediate_values) == [0, 1, 2, 3]
+        # one step per fold-epoch, numbered as the console numbers epochs: fold 1 epochs 1-2, then
+        # fold 2 epochs 1-2 at steps 3-4, in Optuna and in the run's val_rmse curve alike; the
+        # final val_rmse (the trial's value) at step 5 of the curve
+        assert sorted(trial.intermediate_values) == [1, 2, 3, 4]
         curve = client.get_metric_history(run.info.run_id, "val_rmse")
-        assert [m.step for m in curve] == [0, 1, 2, 3, 4]
-        assert [trial.intermediate_values[s] for s in (0, 1, 2, 3)] == pytest.approx([m.value for m in curve[:4]])
+        assert [m.step for m in curve] == [1, 2, 3, 4, 5]
+        assert [trial.intermediate_values[s] for s in (1, 2, 3, 4)] == pytest.approx([m.value for m in curve[:4]])
         assert curve[4].value == pytest.approx(trial.value, rel=1e-9)
 
 
@@ -227,11 +228,11 @@ def test_a_trial_pruned_in_a_later_fold_trains_no_further_fold():
 
     from lstmlab.sweep.trial import PruningHook
 
-    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1e-9, n_warmup_steps=2))
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1e-9, n_warmup_steps=3))
     hook = PruningHook(study.ask())
     result = run_experiment(tiny_config(*FAST, *WALK, "trainer.epochs=2"), epoch_hooks=[hook])
-    assert hook.pruned_at == 3  # judged from step 2: fold 2's first epoch
-    assert sorted(study.trials[0].intermediate_values) == [0, 1, 2]
+    assert hook.pruned_at == 3  # judged from step 3: fold 2's first epoch
+    assert sorted(study.trials[0].intermediate_values) == [1, 2, 3]
     client = MlflowClient()
     assert [m.step for m in client.get_metric_history(result["run_id"], "fold_val_rmse")] == [1, 2]
     assert result["epochs_run"] == 3  # fold 1 in full, one epoch of fold 2, no fold 3
@@ -239,13 +240,13 @@ def test_a_trial_pruned_in_a_later_fold_trains_no_further_fold():
 
 def test_with_early_stopping_the_final_metrics_follow_the_last_epoch_logged():
     """Folds stopped early leave gaps in the steps: the final val_rmse goes after the last fold's
-    last epoch (step 7), not at the summed epochs (6), where MLflow would show an epoch's."""
+    last epoch (step 8), not after the summed epochs (6), where MLflow would show an epoch's."""
     result = run_experiment(tiny_config(*FAST, *WALK, "trainer.epochs=3", "trainer.early_stopping.enabled=true",
                                         "trainer.early_stopping.patience=1",
                                         "trainer.early_stopping.min_delta=1e9"))
     assert result["epochs_run"] == 6  # two epochs in each fold
     client = MlflowClient()
     curve = client.get_metric_history(result["run_id"], "val_rmse")
-    assert [m.step for m in curve] == [0, 1, 3, 4, 6, 7, 8]
+    assert [m.step for m in curve] == [1, 2, 4, 5, 7, 8, 9]
     assert client.get_run(result["run_id"]).data.metrics["val_rmse"] == curve[-1].value == result["val_rmse"]
-    assert [m.step for m in client.get_metric_history(result["run_id"], "test_rmse")] == [8]
+    assert [m.step for m in client.get_metric_history(result["run_id"], "test_rmse")] == [9]

@@ -9,6 +9,8 @@ Ctrl-C or SIGTERM is passed to the running jobs, which stop after their current 
 lstmlab.interrupts), end their runs as KILLED (a sweep's trials are queued again by the sweeper)
 and return; jobs not started yet do not start; then the command stops with "interrupted" or
 "terminated". The signal a second time, or `interrupt_grace_s` without an answer, kills them.
+A worker whose launching process died (kill -9) stops its job the same way and exits
+(_parent_watch.py).
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from hydra_plugins.hydra_joblib_launcher import _core
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from lstmlab import interrupts
 
+from . import _parent_watch
+from ._compat import execute_hydra_job, parallel_options
 from .config import ParallelLauncherConf  # noqa: F401 - registers hydra/launcher=parallel
 
 log = logging.getLogger(__name__)
@@ -50,8 +53,7 @@ class ParallelLauncher(JoblibLauncher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        options = {**self.joblib, "backend": "loky"}  # processes: threads would share one Keras
-        _core.process_joblib_cfg(options)
+        options = parallel_options(self.joblib)
         log.info(f"Launching {len(job_overrides)} jobs, {effective_n_jobs(options['n_jobs'])} at once, "
                  f"sweep output dir : {sweep_dir}")
         for idx, overrides in enumerate(job_overrides):
@@ -60,13 +62,14 @@ class ParallelLauncher(JoblibLauncher):
         launched_at = time.time()
         with graceful_interrupt(self.interrupt_grace_s):
             return Parallel(**options)(
-                delayed(execute_job)(os.getpid(), launched_at, initial_job_idx + idx, overrides,
-                                     self.hydra_context, self.config, self.task_function, singleton_state)
+                delayed(execute_job)(os.getpid(), launched_at, self.interrupt_grace_s, initial_job_idx + idx,
+                                     overrides, self.hydra_context, self.config, self.task_function,
+                                     singleton_state)
                 for idx, overrides in enumerate(job_overrides)
             )
 
 
-def execute_job(launcher_pid: int, launched_at: float, idx: int, overrides: Sequence[str],
+def execute_job(launcher_pid: int, launched_at: float, grace_s: float, idx: int, overrides: Sequence[str],
                 hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
                 singleton_state: dict[Any, Any]) -> JobReturn:
     """One job, as Hydra's joblib launcher runs it, under lstmlab's stop handling.
@@ -78,10 +81,14 @@ def execute_job(launcher_pid: int, launched_at: float, idx: int, overrides: Sequ
     """
     in_worker = os.getpid() != launcher_pid
     if in_worker:
+        if _parent_watch.orphaned(launcher_pid):  # queued before the launching process died
+            return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=KeyboardInterrupt())
         interrupts.install_in_worker(since=launched_at)
+        _parent_watch.watch(launcher_pid, grace_s)
     try:
         interrupts.check()  # a job of a launch interrupted already does not start
-        return _core.execute_job(idx, overrides, hydra_context, config, task_function, singleton_state)
+        with _parent_watch.job():
+            return execute_hydra_job(idx, overrides, hydra_context, config, task_function, singleton_state)
     except KeyboardInterrupt as interrupt:
         if not in_worker:
             raise

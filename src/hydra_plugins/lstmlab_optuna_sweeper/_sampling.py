@@ -15,19 +15,10 @@ from typing import Any
 import optuna
 
 from lstmlab.errors import LstmlabError, first_line
-from lstmlab.sweep.pruners import named_spec
+from lstmlab.sweep.optuna_specs import SAMPLERS, named_spec
 
 from ._space import SearchSpace
 
-SAMPLERS = {
-    "tpe": "TPESampler",
-    "random": "RandomSampler",
-    "grid": "GridSampler",
-    "qmc": "QMCSampler",
-    "cmaes": "CmaEsSampler",
-    "gp": "GPSampler",
-    "bruteforce": "BruteForceSampler",
-}
 # Samplers whose package Optuna imports only when sampling: checked before the study starts.
 REQUIRES = {"cmaes": "cmaes", "gp": "torch"}
 # QMC's scrambling must stay fixed over the study: it takes the seed as given.

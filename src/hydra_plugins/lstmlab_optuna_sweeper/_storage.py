@@ -8,6 +8,10 @@ lock beside a SQLite file. Heartbeats (Optuna's RDB heartbeat) let any worker fa
 a worker that died, and queue them again. A RUNNING trial that never recorded a heartbeat (its
 worker stopped between asking for it and the first beat, or it was asked outside a sweep) is
 judged by its start time instead: silent for the same grace period, it is stale too.
+
+Once the storage has answered, a transient database error (a restart, a dropped connection) is
+tried again for `hydra.sweeper.storage_retry_s` seconds, by the storage (lstmlab.sweep.outages)
+and by the lock; an address that never answered is one line at once.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ import sqlalchemy
 from sqlalchemy.engine import URL, make_url
 
 from lstmlab.errors import LstmlabError, first_line
+from lstmlab.secrets import mask
 from lstmlab.sqlite_files import exclusive, read_only_part
-from lstmlab.sweep.compat import HeartbeatStorage
+from lstmlab.sweep.outages import RetryingStorage, retry_transient
 
+OBJECTIVE = "val_rmse"  # the study's one metric, minimized
 # A trial whose worker has not recorded a heartbeat for this many intervals is failed.
 GRACE_INTERVALS = 3
 
@@ -49,14 +55,6 @@ def resolve_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages, tags and files."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a URL we cannot parse is shown as given
-        return url
-
-
 def _parse(url: str) -> URL:
     try:
         return make_url(url)
@@ -68,15 +66,21 @@ def _parse(url: str) -> URL:
 
 
 class StudyLock:
-    """Serializes counting-and-asking for one study across all its workers."""
+    """Serializes counting-and-asking for one study across all its workers.
 
-    def __init__(self, url: str, study_name: str):
+    A database lock lives on its connection: a restart ends it with the connection, and the next
+    `with` takes it again (tried for `retry_s` seconds once the lock has been taken once).
+    """
+
+    def __init__(self, url: str, study_name: str, retry_s: float):
         parsed = _parse(url)
         self._backend = parsed.get_backend_name()
         digest = hashlib.sha256(f"lstmlab-optuna-study:{study_name}".encode()).digest()
         self._key = int.from_bytes(digest[:8], "big", signed=True)
         self._name = "lstmlab:" + digest.hex()[:40]
         self._url = url
+        self._retry_s = retry_s
+        self._taken_once = False
         self._connection: Any = None
         self._engine: Any = None
         self._file_lock = contextlib.ExitStack()
@@ -86,16 +90,32 @@ class StudyLock:
             self._database = None
 
     def __enter__(self) -> StudyLock:
-        if self._backend == "postgresql":
-            self._connect().execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
-        elif self._backend in ("mysql", "mariadb"):
-            self._connect().execute(sqlalchemy.text("SELECT GET_LOCK(:n, -1)"), {"n": self._name})
-        elif self._database is not None:
+        if self._database is not None:
             try:
                 self._file_lock.enter_context(exclusive(self._database))
             except OSError as error:
                 raise LstmlabError(unwritable(self._url, error)) from None
+        elif self._backend in ("postgresql", "mysql", "mariadb"):
+            if self._taken_once:
+                retry_transient(self._take, self._retry_s, mask(self._url))
+            else:
+                try:
+                    self._take()
+                except Exception as error:  # noqa: BLE001 - reported as an unreachable storage
+                    raise LstmlabError(unreachable(self._url, error)) from None
+            self._taken_once = True
         return self
+
+    def _take(self) -> None:
+        self._release()  # a connection a failed try left open
+        if self._engine is None:
+            self._engine = sqlalchemy.create_engine(self._url, poolclass=sqlalchemy.pool.NullPool)
+        self._connection = self._engine.connect()
+        self._connection.execution_options(isolation_level="AUTOCOMMIT")
+        if self._backend == "postgresql":
+            self._connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+        else:
+            self._connection.execute(sqlalchemy.text("SELECT GET_LOCK(:n, -1)"), {"n": self._name})
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -104,21 +124,19 @@ class StudyLock:
                 unlock = ("SELECT pg_advisory_unlock(:k)" if self._backend == "postgresql"
                           else "SELECT RELEASE_LOCK(:n)")
                 self._connection.execute(sqlalchemy.text(unlock), {"k": self._key, "n": self._name})
+        except sqlalchemy.exc.SQLAlchemyError:
+            pass  # its connection is gone, and the lock with it
         finally:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+            self._release()
             self._file_lock.close()
 
-    def _connect(self) -> Any:
-        try:
-            if self._engine is None:
-                self._engine = sqlalchemy.create_engine(self._url, poolclass=sqlalchemy.pool.NullPool)
-            self._connection = self._engine.connect()
-        except Exception as error:  # noqa: BLE001 - reported as an unreachable storage
-            raise LstmlabError(unreachable(self._url, error)) from None
-        self._connection.execution_options(isolation_level="AUTOCOMMIT")
-        return self._connection
+    def _release(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except sqlalchemy.exc.SQLAlchemyError:
+                pass  # already broken
+            self._connection = None
 
     def close(self) -> None:
         if self._engine is not None:
@@ -127,12 +145,12 @@ class StudyLock:
 
 
 def unreachable(url: str, error: BaseException) -> str:
-    return (f"cannot open the Optuna storage {redact(url)}: {first_line(error)}; check hydra.sweeper.storage "
+    return (f"cannot open the Optuna storage {mask(url)}: {mask(first_line(error))}; check hydra.sweeper.storage "
             "(is the database server running, and does the database exist?)")
 
 
 def unwritable(url: str, error: OSError) -> str:
-    return (f"cannot write the Optuna storage {redact(url)}: {error.strerror or error}; choose a "
+    return (f"cannot write the Optuna storage {mask(url)}: {error.strerror or error}; choose a "
             "writable place with hydra.sweeper.storage (e.g. sqlite:///mlruns/optuna.db)")
 
 
@@ -146,7 +164,7 @@ def _check_writable(url: str, path: Path) -> None:
         raise LstmlabError(unwritable(url, PermissionError(13, "read-only")))
 
 
-def open_storage(url: str, heartbeat_interval: int) -> optuna.storages.RDBStorage:
+def open_storage(url: str, heartbeat_interval: int, retry_s: float) -> RetryingStorage:
     """The RDB storage with heartbeats on; stale trials are queued again with the same params."""
     backend = _parse(url).get_backend_name()
     if backend == "sqlite":
@@ -159,8 +177,9 @@ def open_storage(url: str, heartbeat_interval: int) -> optuna.storages.RDBStorag
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            return HeartbeatStorage(  # a trial that never beat can be stale too (see compat)
+            return RetryingStorage(  # a trial that never beat can be stale too (see compat)
                 url,
+                retry_s=retry_s,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=GRACE_INTERVALS * heartbeat_interval,
@@ -175,6 +194,8 @@ def open_study(storage: optuna.storages.RDBStorage, name: str, sampler: Any) -> 
     study = optuna.create_study(storage=storage, study_name=name, direction="minimize",
                                 sampler=sampler, load_if_exists=True)
     if study.direction != optuna.study.StudyDirection.MINIMIZE:
-        raise LstmlabError(f"study {name!r} in {redact(storage.url)} maximizes; lstmlab sweeps "
+        raise LstmlabError(f"study {name!r} in {mask(storage.url)} maximizes; lstmlab sweeps "
                            "minimize val_rmse: choose another hydra.sweeper.study_name")
+    if study.metric_names != [OBJECTIVE]:  # what Optuna's dashboard and CLI call the value
+        study.set_metric_names([OBJECTIVE])
     return study

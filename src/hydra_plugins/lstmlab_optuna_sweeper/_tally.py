@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ class Tally:
     failed: int  # FAIL trials that were not queued again
     running: int
     waiting: int
+    requeued: int  # FAIL trials queued again (a dead worker's, an interrupted one): their rerun counts
     best: FrozenTrial | None
 
     @classmethod
@@ -30,8 +31,11 @@ class Tally:
         trials = list(trials)
         replaced = {n for t in trials for n in retry_history(t)}
         count = {state: 0 for state in TrialState}
+        requeued = 0
         for t in trials:
-            if not (t.state == TrialState.FAIL and t.number in replaced):
+            if t.state == TrialState.FAIL and t.number in replaced:
+                requeued += 1
+            else:
                 count[t.state] += 1
         return cls(
             complete=count[TrialState.COMPLETE],
@@ -39,8 +43,14 @@ class Tally:
             failed=count[TrialState.FAIL],
             running=count[TrialState.RUNNING],
             waiting=count[TrialState.WAITING],
+            requeued=requeued,
             best=best_trial(trials),
         )
+
+    def counts(self) -> dict[str, int]:
+        """Each count by name, for records (`optimization_results.yaml`)."""
+        return {"complete": self.complete, "pruned": self.pruned, "fail": self.failed,
+                "running": self.running, "waiting": self.waiting, "fail_requeued": self.requeued}
 
     @property
     def finished(self) -> int:
@@ -52,9 +62,10 @@ class Tally:
 
 
 class Heartbeat:
-    """Records that our running trials are alive, every interval, while a batch runs."""
+    """Records that our running trials are alive, every interval, while they run; `trial_ids`
+    says which they are at each beat."""
 
-    def __init__(self, storage: Any, trial_ids: list[int], interval: int) -> None:
+    def __init__(self, storage: Any, trial_ids: Callable[[], list[int]], interval: int) -> None:
         self.storage = storage
         self.trial_ids = trial_ids
         self.interval = interval
@@ -70,9 +81,10 @@ class Heartbeat:
         self.thread.join()
 
     def _beat(self) -> None:
-        while not self.stop.wait(self.interval):
-            for beating in self.trial_ids:
-                try:
-                    self.storage.record_heartbeat(beating)
-                except Exception:  # noqa: BLE001 - a missed beat is retried next interval
-                    pass
+        with self.storage.without_retry():  # a missed beat is retried next interval
+            while not self.stop.wait(self.interval):
+                for beating in self.trial_ids():
+                    try:
+                        self.storage.record_heartbeat(beating)
+                    except Exception:  # noqa: BLE001 - a missed beat is retried next interval
+                        pass

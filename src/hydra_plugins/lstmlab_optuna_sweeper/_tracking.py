@@ -1,6 +1,6 @@
 """The study's summary on its MLflow parent run (lstmlab.sweep.parent): at the end of each sweep
-the parent carries the best trial's params and `val_rmse`, `optimization_results.yaml` and
-Optuna's plots.
+the parent carries the best trial's params and its value as `best_val_rmse`,
+`optimization_results.yaml` and Optuna's plots.
 """
 
 from __future__ import annotations
@@ -19,31 +19,35 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from lstmlab.errors import first_line
-from lstmlab.sweep.results import best_trial
 
 from ._space import SearchSpace
+from ._tally import Tally
 
 log = logging.getLogger(__name__)
 
 RESULTS_ARTIFACT = "optimization_results.yaml"
+# The best trial's val_rmse on the parent, under a name of its own: a query over runs (grouped by a
+# param, say) counts each trial once, not the best one twice.
+BEST_METRIC = "best_val_rmse"
 
 
 def write_summary(study: optuna.Study, parent_id: str, space: SearchSpace,
                   record: Mapping[str, Any]) -> str | None:
-    """Best params, val_rmse, trial counts, results file and plots on the parent run.
+    """Best params, best_val_rmse, trial counts, results file and plots on the parent run.
 
     Returns a note when the parent's params could not follow a new best trial (MLflow params
     never change once logged: a study extended later keeps its first best trial's params).
     """
     client = MlflowClient()
     trials = study.get_trials(deepcopy=False)
-    best = best_trial(trials)
-    counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
-    for name in ("complete", "pruned", "fail"):
-        client.log_metric(parent_id, f"trials_{name}", counts[name])
+    tally = Tally.of(trials)  # counted as n_trials and the sweep's lines count them
+    best = tally.best
+    counts = {"complete": tally.complete, "pruned": tally.pruned, "fail": tally.failed}
+    for name, count in counts.items():
+        client.log_metric(parent_id, f"trials_{name}", count)
     note = None
     if best is not None:
-        client.log_metric(parent_id, "val_rmse", best.value)
+        client.log_metric(parent_id, BEST_METRIC, best.value)
         client.set_tag(parent_id, "best_trial", str(best.number))
         if "mlflow_run_id" in best.user_attrs:
             client.set_tag(parent_id, "best_run_id", best.user_attrs["mlflow_run_id"])
@@ -59,14 +63,14 @@ def write_summary(study: optuna.Study, parent_id: str, space: SearchSpace,
                     f"{best.number}: see its tag best_trial and {RESULTS_ARTIFACT}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        results = _results(study, trials, best, counts, space, record)
+        results = _results(study, trials, best, tally, space, record)
         (folder / RESULTS_ARTIFACT).write_text(OmegaConf.to_yaml(OmegaConf.create(results)))
         _plots(study, folder)
         client.log_artifacts(parent_id, str(folder))
     return note
 
 
-def _results(study: optuna.Study, trials: list, best: Any, counts: dict[str, int],
+def _results(study: optuna.Study, trials: list, best: Any, tally: Tally,
              space: SearchSpace, record: Mapping[str, Any]) -> dict[str, Any]:
     def value(t: Any) -> float | None:
         return None if t.value is None else float(t.value)
@@ -76,7 +80,7 @@ def _results(study: optuna.Study, trials: list, best: Any, counts: dict[str, int
         "objective": "val_rmse (minimize)",
         **record,
         "search_space": space.record(),
-        "trials": {k: v for k, v in counts.items() if v},
+        "trials": {k: v for k, v in tally.counts().items() if v},
         "best_trial": None if best is None else {
             "number": best.number,
             "val_rmse": value(best),

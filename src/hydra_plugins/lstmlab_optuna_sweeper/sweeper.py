@@ -2,7 +2,7 @@
 
 Hydra instantiates it from `hydra.sweeper` (see config.py), calls `setup` with the task
 function and the config, then `sweep` with the command-line overrides. The study itself
-runs in _loop.py; this module stays light because Hydra imports it on every start.
+runs in _start.py and _loop.py; this module stays light because Hydra imports it on every start.
 """
 
 from __future__ import annotations
@@ -14,34 +14,13 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from .config import LstmlabOptunaSweeperConf  # noqa: F401 - registers hydra/sweeper=lstmlab_optuna
+from .config import LstmlabOptunaSweeperConf  # also registers hydra/sweeper=lstmlab_optuna
 
 
 class LstmlabOptunaSweeper(Sweeper):
-    def __init__(
-        self,
-        params: dict[str, str] | None,
-        n_trials: int,
-        n_jobs: int | str,
-        study_name: str | None,
-        storage: str,
-        sampler: Any,
-        seed: int | None,
-        pruner: Any,
-        max_failure_rate: float,
-        heartbeat_interval: int,
-    ) -> None:
+    def __init__(self, **options: Any) -> None:
         super().__init__()
-        self.params = dict(params or {})
-        self.n_trials = n_trials
-        self.n_jobs = n_jobs
-        self.study_name = study_name
-        self.storage = storage
-        self.sampler = sampler
-        self.seed = seed
-        self.pruner = pruner
-        self.max_failure_rate = max_failure_rate
-        self.heartbeat_interval = heartbeat_interval
+        self.options = LstmlabOptunaSweeperConf(**options)  # hydra.sweeper as given: _settings checks it
         self.hydra_context: HydraContext | None = None
         self.config: DictConfig | None = None
         self.launcher: Any = None
@@ -62,6 +41,7 @@ class LstmlabOptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from ._loop import run_study  # Optuna and MLflow load only when a sweep starts
+        from ._start import run_study  # Optuna and MLflow load only when a sweep starts
 
-        return run_study(self, list(arguments))
+        assert self.config is not None
+        return run_study(self.options, list(arguments), self.config, self.compose, self.launcher)

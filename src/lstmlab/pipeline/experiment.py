@@ -12,9 +12,8 @@ from lstmlab import interrupts, runtime
 from lstmlab.tracking.open import check_store, use_store
 
 # Called after each epoch with (step, logs incl. val_rmse); returning True stops training (and,
-# in walk-forward, the folds after it). The step is the epoch, counted on across walk-forward
-# folds: (fold - 1) × trainer.epochs + epoch. Plain callables, not Keras callbacks, so callers
-# (the sweep) need not import Keras.
+# in walk-forward, the folds after it). The step: pipeline.train.epoch_step. Plain callables, not
+# Keras callbacks, so callers (the sweep) need not import Keras.
 EpochHook = Callable[[int, dict], bool]
 
 log = logging.getLogger(__name__)
@@ -36,12 +35,10 @@ def run_experiment(
     `evaluation=walk_forward` every fold trains a fresh model from the same seed.
     """
     from lstmlab.pipeline import evaluation
-    from lstmlab.pipeline.checks import check_activation, check_config
+    from lstmlab.pipeline.checks import check_activation
 
-    check_config(cfg)  # every value, before data, framework or run: a bad one leaves nothing behind
+    splits = preflight(cfg)
     runtime.use_backend(cfg.trainer.backend)  # before the pipeline modules below import Keras
-    splits = evaluation.splits(cfg)  # data errors are found before the seconds a framework import costs
-    check_store(cfg.tracking)  # so is a tracking server that does not answer (nothing written)
     if cfg.tracking.get("skip_finished"):  # before Keras loads: a reused job costs a query
         from lstmlab.pipeline.reuse import finished_run
 
@@ -66,10 +63,9 @@ def run_experiment(
                 log.info("fold %d/%d: trains on %d days to %s, tests %s … %s", number, len(splits),
                          len(data.train.y) + len(data.val.y), data.val.dates[-1].date(),
                          data.test.dates[0].date(), data.test.dates[-1].date())
-            # One curve across the folds: fold k's epochs at steps (k - 1) × trainer.epochs + epoch.
-            curves = track.EpochMetrics(run.info.run_id, offset=(number - 1) * cfg.trainer.epochs)
-            hooks = train.EpochHooks(epoch_hooks, offset=(number - 1) * cfg.trainer.epochs)
-            model, fitted, fold = _train_fold(cfg, data, [curves, hooks])
+            hooks = train.EpochHooks([track.epoch_curves(run.info.run_id), *epoch_hooks],
+                                     fold=number, epochs=cfg.trainer.epochs)
+            model, fitted, fold = _train_fold(cfg, data, [hooks])
             folds.append(fold)
             histories.append(fitted.history)
             if walk_forward:
@@ -78,8 +74,26 @@ def run_experiment(
                 break
         metrics, predictions = evaluation.summarize(cfg, folds)
         # The last fold's model and scalers: trained on the latest rows, what `forecast` applies.
-        track.log_results(cfg, folds[-1].data, model, histories, predictions, metrics, curves.next_step)
+        track.log_results(cfg, folds[-1].data, model, histories, predictions, metrics, hooks.last_step + 1)
     return {**metrics, "run_id": run.info.run_id}
+
+
+def preflight(cfg: DictConfig) -> list:
+    """What a job checks before any framework is imported or anything is written, in one place
+    for a run and for a sweep (whose sweeper runs it on every job config before the study opens):
+    every config value, then the data and its evaluation splits, then whether a tracking server
+    answers. A bad one is one line and leaves no run, store or trial behind. Only what needs Keras
+    (the activation's name, the optimizer's and loss's arguments) is checked later, by the job,
+    once its backend is chosen. The splits (the datasets to train on) are kept per process."""
+    from lstmlab.console import quiet_environment
+    from lstmlab.pipeline import evaluation
+    from lstmlab.pipeline.checks import check_config
+
+    check_config(cfg)  # every value, before data, framework or run
+    quiet_environment()  # before TensorFlow or MLflow are imported
+    splits = evaluation.splits(cfg)  # data errors are found before the seconds a framework import costs
+    check_store(cfg.tracking)  # so is a tracking server that does not answer (nothing written)
+    return splits
 
 
 def _train_fold(cfg: DictConfig, data, callbacks: list) -> tuple:

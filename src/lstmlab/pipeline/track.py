@@ -115,23 +115,16 @@ def log_input(dataset: mlflow.data.Dataset, context: str, tries: int = 3) -> Non
 EPOCH_METRICS = {"loss": "train_loss", "val_loss": "val_loss", "val_rmse": "val_rmse"}
 
 
-class EpochMetrics(keras.callbacks.Callback):
-    """Logs train_loss, val_loss and val_rmse per epoch, one MLflow call each, at step = epoch +
-    `offset`: a walk-forward fold k passes (k - 1) × trainer.epochs, as train.EpochHooks does, so
-    a run's folds continue one curve at the steps the pruner sees. `next_step` is the step after
-    the last one logged: where the final metrics go."""
+def epoch_curves(run_id: str):
+    """An epoch hook (train.EpochHooks) logging train_loss, val_loss and val_rmse to the run, one
+    MLflow call per epoch, at the epoch's step (train.epoch_step)."""
 
-    def __init__(self, run_id: str, offset: int = 0) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.offset = offset
-        self.next_step = offset
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
+    def log_epoch(step: int, logs: dict) -> bool:
         values = {name: float(logs[key]) for key, name in EPOCH_METRICS.items() if key in logs}
-        mlflow.log_metrics(values, step=self.offset + epoch, run_id=self.run_id)
-        self.next_step = self.offset + epoch + 1
+        mlflow.log_metrics(values, step=step, run_id=run_id)
+        return False
+
+    return log_epoch
 
 
 def log_results(

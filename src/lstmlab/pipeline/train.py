@@ -100,21 +100,33 @@ class ValRmse(keras.callbacks.Callback):
             logs["val_rmse"] = rmse
 
 
-class EpochHooks(keras.callbacks.Callback):
-    """Runs plain `(step, logs) -> stop?` hooks after each epoch (after val_rmse is known).
+def epoch_step(fold: int, epochs: int, epoch_index: int) -> int:
+    """The step of an epoch: one number for MLflow's per-epoch curves and the sweep's pruner.
 
-    `step` is the epoch plus `offset`: a walk-forward fold k passes (k - 1) × trainer.epochs, so
-    the steps of a run's folds follow one another. `stopped` remembers that a hook asked to stop.
+    It is the epoch as the console numbers it ("epoch 3/10" is step 3), counted on across
+    walk-forward folds: (fold − 1) × trainer.epochs + epoch, fold 1 for a holdout run. So a
+    run's folds continue one curve, and at a given step every trial of a study is at the same
+    epoch of the same fold, judged on the same val days. (`epoch_index` is Keras' 0-based one.)
     """
+    return (fold - 1) * epochs + epoch_index + 1
 
-    def __init__(self, hooks, offset: int = 0) -> None:
+
+class EpochHooks(keras.callbacks.Callback):
+    """Runs plain `(step, logs) -> stop?` hooks after each epoch (after val_rmse is known), at
+    `epoch_step`. Every hook sees every epoch; `stopped` remembers that one asked to stop, and
+    `last_step` is the step of the last epoch trained (the final metrics go one step later)."""
+
+    def __init__(self, hooks, fold: int = 1, epochs: int = 1) -> None:
         super().__init__()
         self.hooks = list(hooks)
-        self.offset = offset
+        self.fold = fold
+        self.epochs = epochs
         self.stopped = False
+        self.last_step = epoch_step(fold, epochs, -1)  # no epoch yet: the step before the fold's first
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if any([hook(self.offset + epoch, logs or {}) for hook in self.hooks]):  # every hook sees every epoch
+        self.last_step = epoch_step(self.fold, self.epochs, epoch)
+        if any([hook(self.last_step, logs or {}) for hook in self.hooks]):  # every hook sees every epoch
             self.stopped = True
             self.model.stop_training = True
 

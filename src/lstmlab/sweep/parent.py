@@ -7,6 +7,7 @@ resumed sweep and every worker on the same storage reuse it.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import mlflow
 import optuna
@@ -14,6 +15,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Experiment
 from optuna.trial import TrialState
 
+from lstmlab.tracking.open import use_store
 from lstmlab.tracking.orphans import close_run, owner_tags
 
 log = logging.getLogger(__name__)
@@ -21,8 +23,14 @@ log = logging.getLogger(__name__)
 PARENT_ATTR = "mlflow_parent_run_id"
 
 
+def open_experiment(tracking_cfg: Any) -> Experiment:
+    """The experiment the study's runs go to, its store opened and checked writable before the
+    study is touched (a read-only store: one line, nothing written)."""
+    return use_store(tracking_cfg)
+
+
 def parent_run(study: optuna.Study, experiment: Experiment, storage: str) -> str:
-    """The study's parent run in `experiment` (tracking.open.use_store's), created on the first sweep;
+    """The study's parent run in `experiment` (open_experiment's), created on the first sweep;
     marked RUNNING while a sweep runs.
 
     Call it under the study lock, so that workers starting together create one parent.

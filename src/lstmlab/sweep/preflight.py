@@ -13,12 +13,10 @@ from omegaconf import DictConfig
 
 
 def check_jobs(configs: Iterable[DictConfig]) -> None:
-    """The single-run checks that need no framework (every config value, the data and its
-    evaluation splits) on each job config. The Keras activation name is left to the trials: importing Keras here would fix the
-    backend of the sweeper's process before any trial chose it."""
-    from lstmlab.pipeline.checks import check_config
-    from lstmlab.pipeline.evaluation import splits
+    """A run's preflight (lstmlab.pipeline.experiment.preflight) on each job config; what needs
+    Keras is left to the trials: importing it here would fix the backend of the sweeper's process
+    before any trial chose it."""
+    from lstmlab.pipeline.experiment import preflight
 
     for cfg in configs:
-        check_config(cfg)
-        splits(cfg)
+        preflight(cfg)

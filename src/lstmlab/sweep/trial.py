@@ -15,49 +15,54 @@ from typing import Any
 from omegaconf import DictConfig, open_dict
 
 from lstmlab.errors import LstmlabError, first_line
+from lstmlab.secrets import mask
 from lstmlab.sweep.compat import running_trial
 from lstmlab.sweep.link import TrialLink
-from lstmlab.sweep.pruners import make_pruner
+from lstmlab.sweep.optuna_specs import make_pruner
 
 
 def connect(link: TrialLink) -> Any:
-    """The running `optuna.Trial` behind `link`, loaded from the shared storage."""
+    """The running `optuna.Trial` behind `link`, loaded from the shared storage; each call to it
+    rides out a storage that stops answering for up to `link.storage_retry_s` seconds."""
     import optuna
     import sqlalchemy
 
+    from lstmlab.sweep.outages import RetryingStorage, retry_transient
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = link.storage_url()
     try:
         # No connection pool: jobs often run inside the sweeper's process, one storage each,
         # and pooled connections would pile up there (a PostgreSQL server allows ~100).
-        storage = optuna.storages.RDBStorage(
-            link.storage, engine_kwargs={"poolclass": sqlalchemy.pool.NullPool})
+        storage = retry_transient(lambda: RetryingStorage(
+            url, retry_s=link.storage_retry_s, engine_kwargs={"poolclass": sqlalchemy.pool.NullPool}),
+            link.storage_retry_s, link.storage)
         # A sampler with no per-trial work: jobs only report and ask whether to prune.
         study = optuna.load_study(study_name=link.study, storage=storage,
                                   sampler=optuna.samplers.RandomSampler(),
                                   pruner=make_pruner(link.pruner))
         return running_trial(study, storage, link.number)
-    except LstmlabError:
+    except LstmlabError:  # StorageUnavailable among them
         raise
     except Exception as error:  # noqa: BLE001 - any storage failure is the same for the user
         raise LstmlabError(f"cannot reach Optuna trial {link.number} of study {link.study!r}: "
-                           f"{first_line(error)}") from None
+                           f"{mask(first_line(error))}") from None
 
 
 class PruningHook:
     """An epoch hook of `run_experiment`: reports `val_rmse` to the trial and asks to stop
     training when the pruner says so (remembering where, for the message).
 
-    The step is the run's epoch step: with walk-forward, (fold - 1) × trainer.epochs + epoch, so
-    at a given step every trial of the study is at the same epoch of the same fold, judged on the
-    same val days. Optuna's pruners then hold as they are: median, percentile and threshold
-    compare trials at one step, successive halving and hyperband read steps as resource spent
-    (and later steps are more training). A holdout run's steps are its epochs. A pruned run
-    trains no further fold.
+    The step reported is the run's epoch step (lstmlab.pipeline.train.epoch_step: the epoch as the
+    console numbers it, counted on across walk-forward folds), so Optuna's pruners hold as they
+    are: median, percentile and threshold compare trials at one step,
+    successive halving and hyperband read steps as resource spent (later steps are more training),
+    and `n_warmup_steps` counts epochs. A pruned run trains no further fold.
     """
 
     def __init__(self, trial: Any) -> None:
         self.trial = trial
-        self.pruned_at: int | None = None  # steps trained when the pruner stopped the run
+        self.pruned_at: int | None = None  # epochs trained (the step) when the pruner stopped the run
         self.last_value: float | None = None
 
     def __call__(self, step: int, logs: dict) -> bool:
@@ -67,7 +72,7 @@ class PruningHook:
         self.last_value = float(value)
         self.trial.report(self.last_value, step=step)
         if self.pruned_at is None and self.trial.should_prune():
-            self.pruned_at = step + 1
+            self.pruned_at = step
         return self.pruned_at is not None
 
 

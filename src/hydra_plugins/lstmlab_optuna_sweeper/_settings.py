@@ -1,0 +1,128 @@
+"""A sweep's settings, resolved once: `hydra.sweeper.*` and the command line, checked, turned into
+the objects the loop runs by (the space, a sampler factory, a pruner spec, the storage URL, the
+study's name), and frozen. The loop reads them and never writes back into the sweeper.
+
+Everything a user can get wrong is checked here, before any storage or MLflow run is touched:
+a bad number, space or config value, a tracking server that does not answer, data that do not load.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig
+
+from lstmlab.errors import LstmlabError
+from lstmlab.secrets import mask
+from lstmlab.sweep import study as identity
+from lstmlab.sweep.launchers import parallelism
+from lstmlab.sweep.optuna_specs import make_pruner, pruner_spec
+from lstmlab.sweep.preflight import check_jobs
+
+from ._sampling import SamplerFactory, sampler_factory
+from ._space import SearchSpace, parse_space, validate
+from ._storage import resolve_url
+from .config import DEFAULT_STORAGE, LstmlabOptunaSweeperConf
+
+log = logging.getLogger(__name__)
+
+Compose = Callable[[list[str]], DictConfig]  # the job config for some overrides, as launched
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What a sweep runs by; built by `resolve_settings`, never changed afterwards."""
+
+    study_name: str
+    n_trials: int  # the grid's size when a grid sampler has fewer points
+    batch_size: int  # trials asked of the sampler and launched together (hydra.sweeper.n_jobs)
+    storage_url: str  # as the database needs it (it may hold a password): show `shown_storage`
+    space: SearchSpace
+    sampler: SamplerFactory
+    pruner: dict[str, Any]
+    max_failure_rate: float
+    heartbeat_interval: int
+    storage_retry_s: float  # how long a storage that answered before may stop answering
+    data_fingerprint: str  # of the data the study runs on (lstmlab.sweep.study)
+
+    @property
+    def shown_storage(self) -> str:
+        """The storage URL as messages, tags and files show it: without its password."""
+        return mask(self.storage_url)
+
+
+def resolve_settings(options: LstmlabOptunaSweeperConf, arguments: list[str], config: DictConfig,
+                     compose: Compose) -> SweepSettings:
+    """Check everything the user gave (`options`: hydra.sweeper; `arguments`: the command line's
+    overrides; `config`: the multirun's config) and resolve it into the sweep's settings."""
+    space = parse_space(options.params, arguments)
+    if not space.dimensions:
+        raise LstmlabError("the search space is empty: set hydra.sweeper.params (e.g. with "
+                           "hparams_search=variants) or give a sweep such as "
+                           "'model.dropout=interval(0,0.5)'")
+    _check_direction(options.direction)
+    batch = _check_numbers(options, config.hydra.launcher)
+    composed: list[DictConfig] = []  # the job configs validate composes, checked as a run would be
+    validate(space, lambda overrides: composed.append(compose(overrides)))
+    check_jobs(composed)  # every config value, the data, a dead tracking server: before any storage
+    data_cfg = compose(list(space.fixed)).data
+    # Named after what it searches and the data when not named: see lstmlab.sweep.study.
+    name = options.study_name or identity.default_name(
+        config.hydra.runtime.choices.get("hparams_search"), data_cfg)
+    fingerprint = identity.data_fingerprint(data_cfg)
+    sampler = sampler_factory(options.sampler, options.seed, space)
+    pruner = pruner_spec(options.pruner)
+    make_pruner(pruner)  # a bad argument is one line now, not a failure in every trial
+    n_trials = options.n_trials
+    grid = sampler.grid_size()
+    if grid is not None and grid < n_trials:
+        log.info(f"[sweep {name}] the grid has {grid} points: running {grid} trials, not {n_trials}")
+        n_trials = grid
+    return SweepSettings(
+        study_name=name, n_trials=n_trials, batch_size=batch,
+        storage_url=resolve_url(options.storage or DEFAULT_STORAGE),
+        space=space, sampler=sampler, pruner=pruner, max_failure_rate=options.max_failure_rate,
+        heartbeat_interval=options.heartbeat_interval, storage_retry_s=options.storage_retry_s,
+        data_fingerprint=fingerprint,
+    )
+
+
+def _check_direction(direction: Any) -> None:
+    """hydra-optuna-sweeper's `direction`: lstmlab's objective is minimized, so only `minimize`."""
+    if str(getattr(direction, "name", direction)).lower() != "minimize":
+        raise LstmlabError(f"hydra.sweeper.direction={direction}: lstmlab sweeps minimize val_rmse, the "
+                           "validation RMSE in price units every run returns (lower is better); remove "
+                           "the key or write minimize")
+
+
+def _check_numbers(options: LstmlabOptunaSweeperConf, launcher: Any) -> int:
+    """Check the sweeper's numbers; the batch size they give."""
+    if not isinstance(options.n_trials, int) or options.n_trials < 1:
+        raise LstmlabError(f"hydra.sweeper.n_trials={options.n_trials} must be a whole number "
+                           "of at least 1")
+    batch = batch_size(options.n_jobs, launcher)
+    if not 0 <= options.max_failure_rate <= 1:
+        raise LstmlabError(f"hydra.sweeper.max_failure_rate={options.max_failure_rate} must be "
+                           "in [0, 1]")
+    interval = options.heartbeat_interval
+    if not isinstance(interval, int) or interval < 1:
+        raise LstmlabError(f"hydra.sweeper.heartbeat_interval={interval} must be a whole number of "
+                           "seconds, at least 1")
+    if not isinstance(options.storage_retry_s, int) or options.storage_retry_s < 0:
+        raise LstmlabError(f"hydra.sweeper.storage_retry_s={options.storage_retry_s} must be a whole "
+                           "number of seconds, at least 0")
+    return batch
+
+
+def batch_size(n_jobs: Any, launcher: Any) -> int:
+    """`hydra.sweeper.n_jobs` as a number: `auto` follows a parallel launcher's `n_jobs`
+    (joblib's convention: -1 = every usable core), else 1."""
+    if n_jobs == "auto":
+        return parallelism(launcher) if launcher is not None and launcher.get("n_jobs") is not None else 1
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise LstmlabError(f"hydra.sweeper.n_jobs={n_jobs} must be a whole number of at least 1, "
+                           "or auto")
+    return n_jobs
