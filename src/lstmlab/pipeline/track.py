@@ -11,11 +11,14 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import keras
 import mlflow
-import mlflow.data
 import mlflow.keras
+import numpy as np
+import pandas as pd
+from mlflow.data.pandas_dataset import from_pandas
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
@@ -85,7 +88,7 @@ def log_dataset(cfg: DictConfig, data: Dataset) -> None:
         # A plain path or name fits both of MLflow's local sources ("" and file:), which it
         # says in a UserWarning before taking the local one: the right one for us.
         warnings.simplefilter("ignore", UserWarning)
-        dataset = mlflow.data.from_pandas(
+        dataset = from_pandas(
             data.table.reset_index(), source=data_source(cfg.data), targets=data.target,
             name=data_name(cfg.data), digest=data.sha256[:DIGEST_CHARS],
         )
@@ -127,7 +130,7 @@ class EpochMetrics(keras.callbacks.Callback):
         self.offset = offset
         self.next_step = offset
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         values = {name: float(logs[key]) for key, name in EPOCH_METRICS.items() if key in logs}
         mlflow.log_metrics(values, step=self.offset + epoch, run_id=self.run_id)
@@ -139,7 +142,7 @@ def log_results(
     data: Dataset,
     model: keras.Model,
     histories: list[dict[str, list[float]]],
-    predictions,
+    predictions: pd.DataFrame,
     metrics: dict[str, float],
     step: int,
 ) -> None:
@@ -167,7 +170,7 @@ def log_results(
         log_model(model, data.test.x[:2])
 
 
-def log_model(model: keras.Model, example) -> None:
+def log_model(model: keras.Model, example: np.ndarray) -> None:
     """Keras flavor with explicit requirements (MLflow's inference would cost seconds per run)
     and a signature: windows (lookback, features) in, one scaled price out, inferred from
     `example` (a few input windows) and the model's outputs for them."""
