@@ -74,7 +74,7 @@ def train_in_own_store(folder: Path, *overrides: str, cfg: DictConfig | None = N
         patch.chdir(folder)
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         result = run_experiment(cfg)
-    return {"uri": uri, "run_id": result["run_id"], "config": cfg}
+    return {"uri": uri, "run_id": result.run_id, "config": cfg}
 
 
 def use_store(uri: str, monkeypatch: pytest.MonkeyPatch) -> None:

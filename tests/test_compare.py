@@ -299,7 +299,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         for name, overrides in (("baseline", BASELINE), ("crippled", CRIPPLED)):
             for seed in (1, 2, 3):
-                ids[name].append(run_experiment(tiny_config(*overrides, f"trainer.seed={seed}"))["run_id"])
+                ids[name].append(run_experiment(tiny_config(*overrides, f"trainer.seed={seed}")).run_id)
     return {"uri": uri, "ids": ids}
 
 

@@ -23,18 +23,18 @@ def test_same_config_and_seed_give_identical_metrics_and_another_seed_does_not()
     first = run_experiment(tiny_config(SMALL))
     second = run_experiment(tiny_config(SMALL))
     other_seed = run_experiment(tiny_config(SMALL, "trainer.seed=7"))
-    timing = {"train_seconds", "run_id"}
-    assert {k: v for k, v in first.items() if k not in timing} == \
-        {k: v for k, v in second.items() if k not in timing}
-    assert first["test_rmse"] != other_seed["test_rmse"]
+    timing = {"train_seconds"}
+    assert {k: v for k, v in first.metrics.items() if k not in timing} == \
+        {k: v for k, v in second.metrics.items() if k not in timing}
+    assert first.metrics["test_rmse"] != other_seed.metrics["test_rmse"]
 
 
 def test_a_run_records_everything_design_lists():
     result = run_experiment(tiny_config(SMALL, "trainer.epochs=3", "tracking.log_model=true"))
     client = MlflowClient()
-    run = client.get_run(result["run_id"])
+    run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == "baseline"
-    assert set(result) - {"run_id"} == set(FINAL_METRICS)  # the names compare and rerun read
+    assert set(result.metrics) == set(FINAL_METRICS)  # the names compare and rerun read
     assert set(FINAL_METRICS) <= run.data.metrics.keys()
     assert all(math.isfinite(run.data.metrics[name]) for name in FINAL_METRICS)
     assert run.data.metrics["epochs_run"] == 3
@@ -50,7 +50,7 @@ def test_a_run_records_everything_design_lists():
         assert [m.step for m in history] == [1, 2, 3]  # epochs as the console numbers them
     val_rmse = client.get_metric_history(run.info.run_id, "val_rmse")
     assert [m.step for m in val_rmse] == [1, 2, 3, 4]  # per epoch, then the final value
-    assert run.data.metrics["val_rmse"] == val_rmse[-1].value == result["val_rmse"]
+    assert run.data.metrics["val_rmse"] == val_rmse[-1].value == result.metrics["val_rmse"]
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= ARTIFACTS
     model = mlflow.keras.load_model(f"runs:/{run.info.run_id}/model")
     assert model.count_params() > 0
@@ -58,24 +58,24 @@ def test_a_run_records_everything_design_lists():
 
 def test_logged_metrics_agree_with_the_logged_predictions():
     result = run_experiment(tiny_config(SMALL))
-    path = mlflow.artifacts.download_artifacts(run_id=result["run_id"], artifact_path="predictions.csv")
+    path = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="predictions.csv")
     table = pd.read_csv(path)
     error = table["predicted"] - table["actual"]
     naive_error = table["naive"] - table["actual"]
     rmse = float(np.sqrt(np.mean(error**2)))
     naive_rmse = float(np.sqrt(np.mean(naive_error**2)))
-    assert result["test_rmse"] == pytest.approx(rmse, rel=1e-6)
-    assert result["naive_test_rmse"] == pytest.approx(naive_rmse, rel=1e-6)
-    assert result["test_mae"] == pytest.approx(float(np.mean(np.abs(error))), rel=1e-6)
-    assert result["test_skill"] == pytest.approx(1 - rmse / naive_rmse, rel=1e-6)
+    assert result.metrics["test_rmse"] == pytest.approx(rmse, rel=1e-6)
+    assert result.metrics["naive_test_rmse"] == pytest.approx(naive_rmse, rel=1e-6)
+    assert result.metrics["test_mae"] == pytest.approx(float(np.mean(np.abs(error))), rel=1e-6)
+    assert result.metrics["test_skill"] == pytest.approx(1 - rmse / naive_rmse, rel=1e-6)
     moved = np.sign(table["actual"] - table["naive"])
-    assert result["test_directional_accuracy"] == pytest.approx(
+    assert result.metrics["test_directional_accuracy"] == pytest.approx(
         float(np.mean(np.sign(table["predicted"] - table["naive"]) == moved)))
 
 
 def test_the_variant_name_names_the_run_and_only_the_baseline_is_tagged_baseline():
     result = run_experiment(tiny_config("variant=tanh", SMALL))
-    run = mlflow.get_run(result["run_id"])
+    run = mlflow.get_run(result.run_id)
     assert run.info.run_name == "tanh"
     assert run.data.tags["variant"] == "tanh" and run.data.tags["baseline"] == "false"
     assert run.data.params["model.activation"] == "tanh"
@@ -102,4 +102,4 @@ def test_early_stopping_on_val_rmse_ends_training_early():
     cfg = tiny_config(SMALL, "trainer.epochs=6", "trainer.early_stopping.enabled=true",
                       "trainer.early_stopping.patience=1", "trainer.early_stopping.min_delta=1e9")
     result = run_experiment(cfg)
-    assert result["epochs_run"] == 2  # the first epoch sets the best; no later one beats it by 1e9
+    assert result.metrics["epochs_run"] == 2  # the first epoch sets the best; no later one beats it by 1e9

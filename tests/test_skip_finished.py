@@ -31,14 +31,14 @@ def finished_runs() -> list:
 
 def test_a_finished_configuration_is_reused_and_a_changed_one_is_trained(project_dir, caplog):
     first = run_experiment(tiny_config("tracking.skip_finished=true"))
-    assert "reused" not in first
+    assert not first.reused
 
     caplog.set_level("INFO", logger="lstmlab")
     again = run_experiment(tiny_config("tracking.skip_finished=true", "tracking.run_name=again"))
-    assert again["reused"] is True and again["run_id"] == first["run_id"]  # how it is recorded: no matter
-    assert again["val_rmse"] == first["val_rmse"] and again["test_rmse"] == first["test_rmse"]
+    assert again.reused is True and again.run_id == first.run_id  # how it is recorded: no matter
+    assert again.metrics["val_rmse"] == first.metrics["val_rmse"] and again.metrics["test_rmse"] == first.metrics["test_rmse"]
     reused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reused run")]
-    assert reused == [f"reused run {first['run_id']} (baseline): this configuration has a FINISHED run on these "
+    assert reused == [f"reused run {first.run_id} (baseline): this configuration has a FINISHED run on these "
                       "data; not trained again (tracking.skip_finished=true)"]
 
     changed = {
@@ -49,25 +49,25 @@ def test_a_finished_configuration_is_reused_and_a_changed_one_is_trained(project
     }
     for what, cfg in changed.items():
         result = run_experiment(cfg)
-        assert "reused" not in result and result["run_id"] != first["run_id"], what
+        assert not result.reused and result.run_id != first.run_id, what
     assert len(finished_runs()) == 1 + len(changed)
 
 
 def test_without_skip_finished_every_job_trains(project_dir):
     first = run_experiment(tiny_config())
     second = run_experiment(tiny_config())
-    assert first["run_id"] != second["run_id"] and "reused" not in second
+    assert first.run_id != second.run_id and not second.reused
 
 
 def test_a_pruned_or_killed_run_is_never_reused(project_dir):
     first = run_experiment(tiny_config("tracking.skip_finished=true"))
     client = mlflow.MlflowClient()
-    client.set_tag(first["run_id"], "state", "pruned")  # what a pruned sweep trial carries
+    client.set_tag(first.run_id, "state", "pruned")  # what a pruned sweep trial carries
     second = run_experiment(tiny_config("tracking.skip_finished=true"))
-    assert "reused" not in second
-    client.set_terminated(second["run_id"], "KILLED")
+    assert not second.reused
+    client.set_terminated(second.run_id, "KILLED")
     third = run_experiment(tiny_config("tracking.skip_finished=true"))
-    assert "reused" not in third and third["run_id"] not in (first["run_id"], second["run_id"])
+    assert not third.reused and third.run_id not in (first.run_id, second.run_id)
 
 
 def test_an_interrupted_multirun_started_again_trains_only_the_rest(project_dir):

@@ -234,8 +234,8 @@ def test_a_trial_pruned_in_a_later_fold_trains_no_further_fold():
     assert hook.pruned_at == 3  # judged from step 3: fold 2's first epoch
     assert sorted(study.trials[0].intermediate_values) == [1, 2, 3]
     client = MlflowClient()
-    assert [m.step for m in client.get_metric_history(result["run_id"], "fold_val_rmse")] == [1, 2]
-    assert result["epochs_run"] == 3  # fold 1 in full, one epoch of fold 2, no fold 3
+    assert [m.step for m in client.get_metric_history(result.run_id, "fold_val_rmse")] == [1, 2]
+    assert result.metrics["epochs_run"] == 3  # fold 1 in full, one epoch of fold 2, no fold 3
 
 
 def test_with_early_stopping_the_final_metrics_follow_the_last_epoch_logged():
@@ -244,9 +244,9 @@ def test_with_early_stopping_the_final_metrics_follow_the_last_epoch_logged():
     result = run_experiment(tiny_config(*FAST, *WALK, "trainer.epochs=3", "trainer.early_stopping.enabled=true",
                                         "trainer.early_stopping.patience=1",
                                         "trainer.early_stopping.min_delta=1e9"))
-    assert result["epochs_run"] == 6  # two epochs in each fold
+    assert result.metrics["epochs_run"] == 6  # two epochs in each fold
     client = MlflowClient()
-    curve = client.get_metric_history(result["run_id"], "val_rmse")
+    curve = client.get_metric_history(result.run_id, "val_rmse")
     assert [m.step for m in curve] == [1, 2, 4, 5, 7, 8, 9]
-    assert client.get_run(result["run_id"]).data.metrics["val_rmse"] == curve[-1].value == result["val_rmse"]
-    assert [m.step for m in client.get_metric_history(result["run_id"], "test_rmse")] == [9]
+    assert client.get_run(result.run_id).data.metrics["val_rmse"] == curve[-1].value == result.metrics["val_rmse"]
+    assert [m.step for m in client.get_metric_history(result.run_id, "test_rmse")] == [9]

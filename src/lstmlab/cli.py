@@ -16,6 +16,8 @@ from pathlib import Path
 from lstmlab.commands import COMMANDS
 from lstmlab.errors import EXIT_USER_ERROR, LstmlabError, error_line, first_line
 
+ExitCode = int | str | None  # what SystemExit carries and sys.exit takes
+
 USAGE = """usage: lstmlab COMMAND [ARGS]
 
 LSTM stock-price forecasting experiments (Hydra configs, Optuna sweeps, MLflow records).
@@ -111,7 +113,7 @@ def run() -> None:
     cleanup, C++ destructors) costs 1-3 s of nothing. atexit handlers still all run (they flush
     logs and MLflow's queues); then the process ends with main's status, skipping only that.
     """
-    status: dict[str, object] = {"code": 1}  # a traceback (a bug) exits 1, as Python would
+    status: dict[str, ExitCode] = {"code": 1}  # a traceback (a bug) exits 1, as Python would
     atexit.register(_exit_now, status)  # registered first, so it runs after every other handler
     try:
         status["code"] = main()
@@ -126,7 +128,7 @@ def run() -> None:
     sys.exit(status["code"])
 
 
-def _exit_now(status: dict[str, object]) -> None:
+def _exit_now(status: dict[str, ExitCode]) -> None:
     code = status["code"]
     if "logging" in sys.modules:
         sys.modules["logging"].shutdown()

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from types import FrameType
 
 _received: int | None = None
 _received_at = 0.0
@@ -55,7 +55,7 @@ def _install(in_worker: bool, since: float | None) -> None:
         signal.signal(number, _handle)
 
 
-def _handle(number: int, frame: Any) -> None:
+def _handle(number: int, frame: FrameType | None) -> None:
     global _received, _received_at
     if _received is not None and not _in_worker:
         raise _interrupt(number)
@@ -88,7 +88,7 @@ def repeat(number: int) -> None:
     """The signal `number` again, as if it came a second time: stops at once."""
     import _thread
 
-    _thread.interrupt_main(number)
+    _thread.interrupt_main(signal.Signals(number))
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from types import ModuleType
 
 from lstmlab import console
 from lstmlab.errors import LstmlabError
@@ -44,7 +45,7 @@ def use_backend(name: str) -> str:
     return name
 
 
-def import_keras():
+def import_keras() -> ModuleType:
     """Keras on the backend `use_backend` chose, imported with its native start-up lines hidden
     (see console.native_stderr_hidden). Call it where a command first needs Keras."""
     if "keras" not in sys.modules:

@@ -59,5 +59,7 @@ def hydra_completions(config_dir: str, config_name: str, line: str) -> list[str]
     from hydra.plugins.completion_plugin import DefaultCompletionPlugin
 
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        loader = GlobalHydra.instance().hydra.config_loader
+        hydra = GlobalHydra.instance().hydra
+        assert hydra is not None  # initialize_config_dir has just set it
+        loader = hydra.config_loader
         return DefaultCompletionPlugin(loader)._query(config_name=config_name, line=line)

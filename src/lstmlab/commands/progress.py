@@ -13,7 +13,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
@@ -86,7 +86,7 @@ class MultirunProgress(Callback):
         print(line(everything, plan["total"], plan["parallel"]), flush=True)
 
 
-def _lock(handle: Any) -> None:
+def _lock(handle: IO[str]) -> None:
     """An exclusive lock on the open file until it is closed (none where fcntl is missing)."""
     try:
         import fcntl

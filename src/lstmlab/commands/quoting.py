@@ -48,13 +48,15 @@ def _hydra_string(text: str, quote: str) -> str:
 def _reads_as(override: str, values: list[str]) -> bool:
     """Whether Hydra parses `override` to exactly `values` (one value, or a sweep over them)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
     from hydra.errors import HydraException
 
     try:
         parsed = OverridesParser.create().parse_override(override)
     except HydraException:
         return False
-    found = parsed.value().list if parsed.is_sweep_override() else [parsed.value()]
+    value = parsed.value()
+    found = value.list if isinstance(value, ChoiceSweep) else [value]  # a sweep of quoted values: a choice
     return [str(getattr(item, "text", item)) for item in found] == values  # QuotedString in a sweep
 
 

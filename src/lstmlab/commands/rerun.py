@@ -20,10 +20,10 @@ def report(result: Rerun, rel_tol: float) -> str:
         f"Rerun of {result.run_name} {result.original_run_id} → new run {result.run_id} "
         f"(tagged rerun_of={result.original_run_id})",
     ]
-    if result.data_changed:
-        lines.append(data_changed_line(result.original_data_sha256, result.data_sha256))
-    elif result.original_data_sha256 is None:
+    if result.original_data_sha256 is None:
         lines.append("data: the original run has no data_sha256 tag; cannot tell whether the data changed")
+    elif result.data_changed:
+        lines.append(data_changed_line(result.original_data_sha256, result.data_sha256))
     else:
         lines.append(f"data: same fingerprint as the original ({result.data_sha256[:12]}…)")
     if result.original_backend and result.original_backend != result.backend:

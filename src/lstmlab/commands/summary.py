@@ -26,9 +26,10 @@ def _number(value: float | None, fmt: str = ".4f") -> str:
 
 def verdict(summary: RunSummary) -> str:
     """Plain words: did the model beat the naive forecast, tomorrow = today?"""
-    if summary.beat_naive is None:
+    test, naive = summary.test_rmse, summary.naive_test_rmse
+    if test is None or naive is None:  # beat_naive is None
         return "no test metrics to judge"
-    ratio = summary.test_rmse / summary.naive_test_rmse if summary.naive_test_rmse else float("inf")
+    ratio = test / naive if naive else float("inf")
     if summary.beat_naive:
         return f'the model BEAT the naive forecast "tomorrow = today" (test RMSE {1 - ratio:.0%} lower)'
     return (f'the model did NOT beat the naive forecast "tomorrow = today" '

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.conf import HydraConf
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
@@ -49,12 +50,11 @@ def task(cfg: DictConfig) -> float:
         # Here, not in the command line: Hydra would add "Error executing job ..." on the way up.
         print(error_line("train", str(error)), file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None
-    _show(result["run_id"], hydra_cfg, multirun, trial=cfg.get("trial") is not None,
-          reused=bool(result.get("reused")))
-    return result["val_rmse"]
+    _show(result.run_id, hydra_cfg, multirun, trial=cfg.get("trial") is not None, reused=result.reused)
+    return result.metrics["val_rmse"]
 
 
-def _show(run_id: str, hydra_cfg: DictConfig, multirun: bool, trial: bool, reused: bool) -> None:
+def _show(run_id: str, hydra_cfg: HydraConf, multirun: bool, trial: bool, reused: bool) -> None:
     """The run's summary (a single run), or its line and job record (a multirun's job)."""
     import mlflow
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TypeGuard
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, DictKeyType, ListConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
 from lstmlab.runtime import BACKENDS
@@ -52,11 +53,11 @@ TARGETS = {  # key → (module, classes, what it names)
 INSTANTIATE_KEYS = ("_args_", "_partial_", "_convert_", "_recursive_")
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -68,7 +69,9 @@ def whole(low: int, high: int | None = None) -> Callable[[object], str | None]:
     return check
 
 
-def number(low: float, high: float | None = None, low_open: bool = False, high_open: bool = True):
+def number(
+    low: float, high: float | None = None, low_open: bool = False, high_open: bool = True
+) -> Callable[[object], str | None]:
     def check(value: object) -> str | None:
         if _is_number(value) and (value > low if low_open else value >= low) and (
             high is None or (value < high if high_open else value <= high)
@@ -206,7 +209,7 @@ def check_data(cfg: DictConfig) -> None:
     for key, value in scaler.items():  # the scalers' arguments: flags, numbers, ranges
         numbers = isinstance(value, ListConfig) and all(_is_number(v) for v in value)  # a range
         if key != "_target_" and not (_is_number(value) or isinstance(value, bool) or numbers):
-            raise LstmlabError(f"data.scaler.{key}={value!r} must be a number, true/false or a list of numbers")
+            raise LstmlabError(f"data.scaler.{key!s}={value!r} must be a number, true/false or a list of numbers")
 
 
 def check_targets(node: DictConfig, section: str = "") -> None:
@@ -228,7 +231,7 @@ def check_targets(node: DictConfig, section: str = "") -> None:
                                f"{module}.<{'|'.join(sorted(classes))}>")
 
 
-def _resolved(node: DictConfig) -> dict:
+def _resolved(node: DictConfig) -> dict[DictKeyType, object]:
     """`node` as `instantiate` would see it, without Hydra's own `hydra` node: its callbacks and
     plugins belong to the command, not the run (and a sweep checks its jobs' config before
     hydra.job.num, which the node refers to, exists)."""
@@ -238,9 +241,9 @@ def _resolved(node: DictConfig) -> dict:
             for key in node if key != "hydra"}
 
 
-def _instantiated(node: object, path: str) -> list[tuple[str, dict]]:
+def _instantiated(node: object, path: str) -> list[tuple[str, dict[str, object]]]:
     """(dotted path, node) of every mapping in `node` that `instantiate` would act on."""
-    found = []
+    found: list[tuple[str, dict[str, object]]] = []
     if isinstance(node, dict):
         if "_target_" in node or any(key in node for key in INSTANTIATE_KEYS):
             found.append((path, node))

@@ -14,9 +14,11 @@ import io
 import os
 import stat
 import warnings
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+from omegaconf import DictConfig
 
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.pipeline import formats
@@ -41,7 +43,7 @@ MAGIC = {
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # Excel's "Unicode text" export: UTF-16, tab-separated
 
 
-def read_price_csv(cfg) -> pd.DataFrame:
+def read_price_csv(cfg: DictConfig) -> pd.DataFrame:
     """The date-indexed table of `cfg.path` with the target and feature columns as floats.
 
     Rows stay in file order (the caller sorts); a date that appears twice is an error, since
@@ -68,7 +70,7 @@ def read_price_csv(cfg) -> pd.DataFrame:
     return pd.DataFrame(values, index=dates)
 
 
-def match_column(columns, name: str, where: str, key: str) -> str:
+def match_column(columns: Iterable[str], name: str, where: str, key: str) -> str:
     """The column called `name`, ignoring case and surrounding spaces."""
     by_lower = {str(c).strip().lower(): c for c in columns}
     try:
@@ -78,7 +80,7 @@ def match_column(columns, name: str, where: str, key: str) -> str:
         raise LstmlabError(f"{key}={name!r}: no such column in {where} (columns: {shown})") from None
 
 
-def _key(name: str, cfg) -> str:
+def _key(name: str, cfg: DictConfig) -> str:
     return "data.target" if name == cfg.target else "data.features"
 
 

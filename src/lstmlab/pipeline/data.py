@@ -182,7 +182,8 @@ class Table:
     @cached_property
     def prices(self) -> np.ndarray:
         """The target in price units, what every metric is computed in."""
-        return self.frame[self.target].to_numpy()
+        prices: np.ndarray = self.frame[self.target].to_numpy()
+        return prices
 
 
 def read_table(cfg: DictConfig) -> Table:

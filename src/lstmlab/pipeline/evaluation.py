@@ -25,7 +25,8 @@ from lstmlab.pipeline.data import Dataset, holdout_dataset, make_dataset, traini
 def method(cfg: DictConfig) -> str:
     """`holdout` or `walk_forward` (checked by pipeline.checks); a config recorded before
     evaluations existed is holdout."""
-    return OmegaConf.select(cfg, "evaluation.name", default="holdout")
+    name: str = OmegaConf.select(cfg, "evaluation.name", default="holdout")
+    return name
 
 
 def fold_rows(n_rows: int, data: DictConfig, evaluation: DictConfig) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

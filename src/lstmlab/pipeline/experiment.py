@@ -4,19 +4,39 @@ a sweep trial and a rerun all call `run_experiment`."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
 from lstmlab import interrupts, runtime
 from lstmlab.tracking.open import check_store, use_store
 
+if TYPE_CHECKING:  # pandas and Keras: imported where they are used, after the checks
+    import keras
+
+    from lstmlab.pipeline.data import Dataset
+    from lstmlab.pipeline.evaluation import FoldForecast
+    from lstmlab.pipeline.train import Fit
+
 # Called after each epoch with (step, logs incl. val_rmse); returning True stops training (and,
 # in walk-forward, the folds after it). The step: pipeline.train.epoch_step. Plain callables, not
 # Keras callbacks, so callers (the sweep) need not import Keras.
-EpochHook = Callable[[int, dict], bool]
+EpochHook = Callable[[int, dict[str, Any]], bool]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What `run_experiment` returns: the MLflow run that holds the result, its final metrics
+    (lstmlab.names.FINAL_METRICS, price units), and whether that run was reused rather than
+    trained (`tracking.skip_finished`)."""
+
+    run_id: str
+    metrics: Mapping[str, float]
+    reused: bool = False
 
 
 def run_experiment(
@@ -25,10 +45,10 @@ def run_experiment(
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
     parent_run_id: str | None = None,
-) -> dict[str, float]:
-    """Train, evaluate and record one run; returns its final metrics (and `run_id`); with
+) -> RunResult:
+    """Train, evaluate and record one run; returns the run and its final metrics; with
     `tracking.skip_finished`, those of a FINISHED run of the same configuration and data when
-    there is one (and `reused`: True).
+    there is one (`reused`).
 
     Everything a user can get wrong is checked before the MLflow run starts, so a bad config
     leaves no run behind; a failure after the start ends the run as FAILED. With
@@ -46,7 +66,7 @@ def run_experiment(
         if found is not None:
             log.info("reused run %s (%s): this configuration has a FINISHED run on these data; not "
                      "trained again (tracking.skip_finished=true)", found.run_id, found.run_name)
-            return {**found.metrics, "run_id": found.run_id, "reused": True}
+            return RunResult(found.run_id, found.metrics, reused=True)
     runtime.import_keras()  # TensorFlow's start-up lines hidden; before the modules below
     import mlflow
 
@@ -75,10 +95,10 @@ def run_experiment(
         metrics, predictions = evaluation.summarize(cfg, folds)
         # The last fold's model and scalers: trained on the latest rows, what `forecast` applies.
         track.log_results(cfg, folds[-1].data, model, histories, predictions, metrics, hooks.last_step + 1)
-    return {**metrics, "run_id": run.info.run_id}
+    return RunResult(run.info.run_id, metrics)
 
 
-def preflight(cfg: DictConfig) -> list:
+def preflight(cfg: DictConfig) -> list[Dataset]:
     """What a job checks before any framework is imported or anything is written, in one place
     for a run and for a sweep (whose sweeper runs it on every job config before the study opens):
     every config value, then the data and its evaluation splits, then whether a tracking server
@@ -96,7 +116,7 @@ def preflight(cfg: DictConfig) -> list:
     return splits
 
 
-def _train_fold(cfg: DictConfig, data, callbacks: list) -> tuple:
+def _train_fold(cfg: DictConfig, data: Dataset, callbacks: list[Any]) -> tuple[keras.Model, Fit, FoldForecast]:
     """A fresh model trained on one fold (or the holdout split) from the same seed."""
     import keras
 

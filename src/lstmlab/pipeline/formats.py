@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,7 +27,7 @@ _CURRENCY = r"[$€£¥]"
 _GROUP_SPACE = r"[ '\u00a0\u202f]"  # thousands separators that never mean a decimal point
 
 
-def _number_pattern(decimal: str) -> re.Pattern:
+def _number_pattern(decimal: str) -> re.Pattern[str]:
     """A number with `decimal` as decimal point, optionally grouped by the other mark or spaces."""
     point, group = re.escape(decimal), re.escape("," if decimal == "." else ".")
     integer = rf"(?:\d{{1,3}}(?:{group}\d{{3}})+|\d{{1,3}}(?:{_GROUP_SPACE}\d{{3}})+|\d+)"
@@ -40,7 +39,7 @@ PATTERNS = {decimal: _number_pattern(decimal) for decimal in DECIMALS}
 NON_FINITE = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
 
 
-def lines_text(lines: Sequence[int], limit: int = 5) -> str:
+def lines_text(lines: np.ndarray, limit: int = 5) -> str:
     shown = ", ".join(str(int(line)) for line in lines[:limit])
     return shown + (f" and {len(lines) - limit} more" if len(lines) > limit else "")
 
@@ -51,7 +50,8 @@ def _clean(values: pd.Series) -> pd.Series:
 
 
 def _fits(text: pd.Series, decimal: str) -> np.ndarray:
-    return text.str.fullmatch(PATTERNS[decimal]).to_numpy(dtype=bool)
+    fits: np.ndarray = text.str.fullmatch(PATTERNS[decimal]).to_numpy(dtype=bool)
+    return fits
 
 
 def decide_decimal(columns: dict[str, pd.Series], lines: np.ndarray, where: str, decimal: str | None) -> str:
@@ -61,7 +61,7 @@ def decide_decimal(columns: dict[str, pd.Series], lines: np.ndarray, where: str,
     if decimal is not None:
         return decimal
     settled: dict[str, str] = {}  # column -> the one mark all its values fit
-    ambiguous: dict[str, tuple] = {}  # column -> (line, value) the two marks read differently
+    ambiguous: dict[str, tuple[int, str]] = {}  # column -> (line, value) the two marks read differently
     for name, values in columns.items():
         text = _clean(values.dropna())
         if text.empty:
@@ -123,7 +123,7 @@ def parse_numbers(values: pd.Series, name: str, lines: np.ndarray, where: str, d
     if decimal == ",":
         plain = plain.str.replace(",", ".", regex=False)
     with np.errstate(over="ignore"):
-        numbers = pd.to_numeric(plain, errors="coerce").to_numpy(dtype=float)
+        numbers: np.ndarray = pd.to_numeric(plain, errors="coerce").to_numpy(dtype=float)
     huge = np.flatnonzero(~(np.abs(numbers) <= MAX_ABS_VALUE) & present)
     if len(huge):
         raise LstmlabError(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, DictKeyType, OmegaConf
 
 from lstmlab.names import NOT_CONFIGURING, PARAM_DEFAULTS
 from lstmlab.secrets import masked
@@ -24,14 +24,14 @@ def flatten(node: object, prefix: str = "") -> dict[str, str]:
     return {prefix.rstrip("."): value}
 
 
-def run_config(cfg: DictConfig) -> dict:
+def run_config(cfg: DictConfig) -> dict[DictKeyType, object]:
     """The resolved config of a run as it is recorded (params, config.yaml), without the `trial`
     node: how a sweep reached the run is not how it is configured (and a rerun must not rejoin
     the study). Every URL's password is masked: a rerun takes its store from the environment it
     runs in (records.rerun), so the record loses nothing by it."""
     container = OmegaConf.to_container(cfg, resolve=True)
-    container.pop("trial", None)
-    return masked(container)
+    assert isinstance(container, dict)  # what a DictConfig converts to (OmegaConf's type covers any node)
+    return {key: masked(value) for key, value in container.items() if key != "trial"}
 
 
 def run_params(cfg: DictConfig) -> dict[str, str]:

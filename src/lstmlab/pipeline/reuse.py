@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
@@ -20,6 +21,9 @@ from lstmlab.errors import LstmlabError, first_line
 from lstmlab.names import DATA_TAG, FINAL_METRICS, REPORT_TAG
 from lstmlab.pipeline.params import configuring, run_params
 from lstmlab.secrets import mask
+
+if TYPE_CHECKING:  # MLflow itself is imported when the store is asked
+    from mlflow.entities import Run
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +81,7 @@ def finished_run(cfg: DictConfig, data_sha256: str) -> Finished | None:
     return None
 
 
-def _is_trained_result(run) -> bool:
+def _is_trained_result(run: Run) -> bool:
     """A run that trained to the end: final metrics, not pruned, not a report or a sweep's parent."""
     tags = run.data.tags
     return ("val_rmse" in run.data.metrics and "test_rmse" in run.data.metrics

@@ -41,7 +41,7 @@ def from_json(text: str | bytes) -> dict[str, Any]:
     return {role: _rebuild(document.get(role), role) for role in ROLES}
 
 
-def _describe(scaler: Any) -> dict:
+def _describe(scaler: Any) -> dict[str, Any]:
     name = type(scaler).__name__
     if name not in SCALERS or not type(scaler).__module__.startswith("sklearn.preprocessing"):
         raise TypeError(f"{type(scaler).__module__}.{name} is not a scaler lstmlab records")

@@ -11,11 +11,14 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import keras
 import mlflow
-import mlflow.data
 import mlflow.keras
+import numpy as np
+import pandas as pd
+from mlflow.data.pandas_dataset import from_pandas
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
@@ -28,6 +31,9 @@ from lstmlab.pipeline.scalers import to_json
 from lstmlab.tracking import faults
 from lstmlab.tracking.ending import end_run
 from lstmlab.tracking.orphans import owner_tags
+
+if TYPE_CHECKING:
+    from lstmlab.pipeline.experiment import EpochHook
 
 
 def run_tags(cfg: DictConfig, data: Dataset) -> dict[str, str]:
@@ -85,7 +91,7 @@ def log_dataset(cfg: DictConfig, data: Dataset) -> None:
         # A plain path or name fits both of MLflow's local sources ("" and file:), which it
         # says in a UserWarning before taking the local one: the right one for us.
         warnings.simplefilter("ignore", UserWarning)
-        dataset = mlflow.data.from_pandas(
+        dataset = from_pandas(
             data.table.reset_index(), source=data_source(cfg.data), targets=data.target,
             name=data_name(cfg.data), digest=data.sha256[:DIGEST_CHARS],
         )
@@ -115,11 +121,11 @@ def log_input(dataset: mlflow.data.Dataset, context: str, tries: int = 3) -> Non
 EPOCH_METRICS = {"loss": "train_loss", "val_loss": "val_loss", "val_rmse": "val_rmse"}
 
 
-def epoch_curves(run_id: str):
+def epoch_curves(run_id: str) -> EpochHook:
     """An epoch hook (train.EpochHooks) logging train_loss, val_loss and val_rmse to the run, one
     MLflow call per epoch, at the epoch's step (train.epoch_step)."""
 
-    def log_epoch(step: int, logs: dict) -> bool:
+    def log_epoch(step: int, logs: dict[str, Any]) -> bool:
         values = {name: float(logs[key]) for key, name in EPOCH_METRICS.items() if key in logs}
         mlflow.log_metrics(values, step=step, run_id=run_id)
         return False
@@ -132,7 +138,7 @@ def log_results(
     data: Dataset,
     model: keras.Model,
     histories: list[dict[str, list[float]]],
-    predictions,
+    predictions: pd.DataFrame,
     metrics: dict[str, float],
     step: int,
 ) -> None:
@@ -160,7 +166,7 @@ def log_results(
         log_model(model, data.test.x[:2])
 
 
-def log_model(model: keras.Model, example) -> None:
+def log_model(model: keras.Model, example: np.ndarray) -> None:
     """Keras flavor with explicit requirements (MLflow's inference would cost seconds per run)
     and a signature: windows (lookback, features) in, one scaled price out, inferred from
     `example` (a few input windows) and the model's outputs for them."""

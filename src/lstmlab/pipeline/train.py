@@ -6,7 +6,9 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -18,6 +20,9 @@ from lstmlab import interrupts
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.pipeline import metrics
 from lstmlab.pipeline.data import Dataset
+
+if TYPE_CHECKING:
+    from lstmlab.pipeline.experiment import EpochHook
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +42,8 @@ def seed_everything(seed: int) -> None:
     # takes TensorFlow as absent (what it seeds on this backend is unchanged).
     hide = "tensorflow" not in sys.modules
     if hide:
-        sys.modules["tensorflow"] = None  # makes `import tensorflow` fail at once
+        # makes `import tensorflow` fail at once (the import system's rule; typeshed allows modules only)
+        sys.modules["tensorflow"] = None  # type: ignore[assignment]
     try:
         keras.utils.set_random_seed(seed)
     finally:
@@ -57,13 +63,13 @@ def progress(verbose: int | str) -> tuple[int | str, list[keras.callbacks.Callba
 class EpochLines(keras.callbacks.Callback):
     """One log line per epoch: epoch, training loss, val_rmse, seconds."""
 
-    def on_train_begin(self, logs: dict | None = None) -> None:
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.epochs = self.params.get("epochs")
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.started = time.perf_counter()
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         loss, val = logs.get("loss"), logs.get("val_rmse")
         log.info("epoch %d/%s  loss %s  val_rmse %s  %.1f s", epoch + 1, self.epochs,
@@ -71,7 +77,9 @@ class EpochLines(keras.callbacks.Callback):
                  time.perf_counter() - self.started)
 
 
-def optimizer_and_loss(optimizer_cfg: DictConfig, loss_cfg: DictConfig) -> tuple:
+def optimizer_and_loss(
+    optimizer_cfg: DictConfig, loss_cfg: DictConfig
+) -> tuple[keras.optimizers.Optimizer, keras.losses.Loss]:
     """Keras optimizer and loss instantiated from their config groups (`_target_` + arguments)."""
     try:
         return instantiate(optimizer_cfg), instantiate(loss_cfg)
@@ -84,11 +92,11 @@ class ValRmse(keras.callbacks.Callback):
     training loss, scaled) and `val_rmse` (price units) to the logs, for early stopping, pruning
     and MLflow. Keras' own validation (`validation_data`) would be a second pass, in batches of 32."""
 
-    def __init__(self, data: Dataset):
+    def __init__(self, data: Dataset) -> None:
         super().__init__()
         self.data = data
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         scaled = predict(self.model, self.data.val.x)
         loss = self.model.compute_loss(y=self.data.val.y, y_pred=scaled, training=False)
         predicted = self.data.to_price(scaled, self.data.val.previous)
@@ -116,7 +124,7 @@ class EpochHooks(keras.callbacks.Callback):
     `epoch_step`. Every hook sees every epoch; `stopped` remembers that one asked to stop, and
     `last_step` is the step of the last epoch trained (the final metrics go one step later)."""
 
-    def __init__(self, hooks, fold: int = 1, epochs: int = 1) -> None:
+    def __init__(self, hooks: Iterable[EpochHook], fold: int = 1, epochs: int = 1) -> None:
         super().__init__()
         self.hooks = list(hooks)
         self.fold = fold
@@ -124,7 +132,7 @@ class EpochHooks(keras.callbacks.Callback):
         self.stopped = False
         self.last_step = epoch_step(fold, epochs, -1)  # no epoch yet: the step before the fold's first
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.last_step = epoch_step(self.fold, self.epochs, epoch)
         if any([hook(self.last_step, logs or {}) for hook in self.hooks]):  # every hook sees every epoch
             self.stopped = True
@@ -139,10 +147,10 @@ class StopOnNonFinite(keras.callbacks.Callback):
         self.diverged_at: int | None = None
         self._epoch = 0
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.diverged_at = self._epoch + 1
@@ -152,7 +160,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
 class StopOnRequest(keras.callbacks.Callback):
     """Raises a Ctrl-C or SIGTERM after the batch it came in (lstmlab.interrupts)."""
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         interrupts.check()
 
 
@@ -167,7 +175,7 @@ def fit(
     model: keras.Model,
     data: Dataset,
     cfg: DictConfig,
-    callbacks: list[keras.callbacks.Callback] = (),
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> Fit:
     """Fit on the training part, validating on the val part; `callbacks` run after val_rmse is known."""
     guard = StopOnNonFinite()

@@ -22,7 +22,7 @@ def leading_rows(name: str) -> int:
 
 def model_values(table: pd.DataFrame, name: str, where: str) -> np.ndarray:
     """The table's columns in model space, row by row; the first `leading_rows` rows are NaN."""
-    values = table.to_numpy(dtype=np.float64)
+    values: np.ndarray = table.to_numpy(dtype=np.float64)
     if name == "none":
         return values
     bad = table.index[(values <= 0).any(axis=1)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
 from lstmlab.records import store as records
@@ -42,6 +42,7 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
     uri = records.model_uri(run)
     scalers = records.load_scalers(run)
     data_cfg = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
+    assert isinstance(data_cfg, DictConfig)  # made from a mapping (OmegaConf's type covers lists)
     if data_path:  # the file itself is checked as any data.path is
         data_cfg.source, data_cfg.path = "csv", data_path
     else:

@@ -84,15 +84,15 @@ def rerun(run_id: str, rel_tol: float = REL_TOLERANCE, announce=print) -> Rerun:
 
     checks = []
     for metric in FINAL_METRICS:
-        if metric not in original.data.metrics and metric not in result:
+        if metric not in original.data.metrics and metric not in result.metrics:
             continue
         before = float(original.data.metrics.get(metric, math.nan))
-        after = float(result.get(metric, math.nan))
+        after = float(result.metrics.get(metric, math.nan))
         checked = metric not in TIMING_METRICS
         checks.append(MetricCheck(metric, before, after, checked, same(before, after, rel_tol)))
     return Rerun(
         original_run_id=run_id,
-        run_id=result["run_id"],
+        run_id=result.run_id,
         run_name=name,
         original_data_sha256=old_sha,
         data_sha256=new_sha,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import string
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -107,6 +107,7 @@ def load_config(run: Run, what: str = "rebuild it") -> DictConfig:
 def _interpolation(node: object, path: str = "") -> str | None:
     """The first key whose value is an interpolation. A logged config is resolved, so one there was
     written by hand, e.g. `${oc.env:AWS_SECRET_ACCESS_KEY}`, which a rerun would log as a param."""
+    items: Iterable[tuple[object, object]]
     if isinstance(node, dict):
         items = node.items()
     elif isinstance(node, list):

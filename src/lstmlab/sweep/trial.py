@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, open_dict
 
 from lstmlab.errors import LstmlabError, first_line
+from lstmlab.pipeline.experiment import RunResult
 from lstmlab.secrets import mask
 from lstmlab.sweep.compat import running_trial
 from lstmlab.sweep.link import TrialLink
@@ -76,7 +77,7 @@ class PruningHook:
         return self.pruned_at is not None
 
 
-def run_trial(cfg: DictConfig) -> dict[str, float]:
+def run_trial(cfg: DictConfig) -> RunResult:
     """Run the job as Optuna trial `cfg.trial.number`: run_experiment's result, or TrialPruned."""
     import mlflow
     import optuna
@@ -99,9 +100,9 @@ def run_trial(cfg: DictConfig) -> dict[str, float]:
         tags={"optuna_trial": str(link.number)},
         parent_run_id=link.parent_run_id,
     )
-    trial.set_user_attr("mlflow_run_id", result["run_id"])  # Optuna dashboard → MLflow run
+    trial.set_user_attr("mlflow_run_id", result.run_id)  # Optuna dashboard → MLflow run
     if callback.pruned_at is not None:
-        mlflow.MlflowClient().set_tag(result["run_id"], "state", "pruned")
+        mlflow.MlflowClient().set_tag(result.run_id, "state", "pruned")
         fold, epoch = divmod(callback.pruned_at - 1, int(cfg.trainer.epochs))
         where = f"epoch {epoch + 1}" if method(cfg) == "holdout" else f"fold {fold + 1} epoch {epoch + 1}"
         raise optuna.TrialPruned(f"pruned after {where} (val_rmse {callback.last_value:.4g})")

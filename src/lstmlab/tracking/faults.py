@@ -68,7 +68,7 @@ def find(error: BaseException, uri: str) -> Fault | None:
 def _chain(error: BaseException) -> Iterator[BaseException]:
     """The error, its causes and contexts, and the driver errors SQLAlchemy wraps (`orig`)."""
     seen: set[int] = set()
-    todo = [error]
+    todo: list[BaseException | None] = [error]
     while todo:
         current = todo.pop()
         if current is None or id(current) in seen:
@@ -86,9 +86,9 @@ def _server_fault(errors: list[BaseException], uri: str) -> Fault | None:
         return None
     text = " ".join(str(e) for e in failed)
     if isinstance(failed[0], requests.exceptions.RetryError):  # it answers, with 5xx after 5xx
-        reason = re.search(r"ResponseError\('([^']+)'", text)
+        status = re.search(r"ResponseError\('([^']+)'", text)
         return Fault(f"the MLflow tracking server {mask(uri)} answered only with errors"
-                     f" ({reason[1] if reason else 'HTTP 5xx'})", "see the server's log")
+                     f" ({status[1] if status else 'HTTP 5xx'})", "see the server's log")
     if "timed out" in text.lower():
         reason = f"no answer within {os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT', '?')} s"
     elif "refused" in text.lower():
@@ -130,7 +130,7 @@ def _unwritable(path: Path) -> Fault:
                  "check the disk (dmesg) and its free space, then run again")
 
 
-def _size(count: int) -> str:
+def _size(count: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if count < 1000:
             return f"{count:.0f} {unit}"

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
 
 import mlflow
+from mlflow.entities import Experiment
+from omegaconf import DictConfig
 
 from lstmlab.tracking import faults
 from lstmlab.tracking.orphans import close_left, close_orphans, left_running
@@ -63,7 +64,8 @@ def _default_uri() -> str:
     name holds spaces or non-ASCII letters (MLflow 3.x; SQLAlchemy decodes the path and opens the
     right file). Only `%` and `?`, which SQLAlchemy would decode or cut at, stay encoded.
     """
-    mlflow.set_tracking_uri(None)  # forget any URI set before in this process
+    # forget any URI set before in this process (set_tracking_uri handles None; its hint says str only)
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
     default = mlflow.get_tracking_uri()
     path = sqlite_file(default)
     if path is None:
@@ -71,7 +73,7 @@ def _default_uri() -> str:
     return "sqlite:///" + str(path).replace("%", "%25").replace("?", "%3F")
 
 
-def use_store(tracking_cfg: Any) -> Any:
+def use_store(tracking_cfg: DictConfig) -> Experiment:
     """Point MLflow at `tracking.uri` and the experiment, checked writable (runs are written
     next); the experiment (an `mlflow.entities.Experiment`). Null means MLflow's default store,
     set explicitly: MLflow keeps the last URI set in a process (a rerun, an earlier run), and a
@@ -84,7 +86,7 @@ def use_store(tracking_cfg: Any) -> Any:
     return experiment
 
 
-def check_store(tracking_cfg: Any) -> None:
+def check_store(tracking_cfg: DictConfig) -> None:
     """Say now, writing nothing, when `tracking.uri` is a tracking server that does not answer."""
     check_server(usable(tracking_cfg.uri) if tracking_cfg.uri else "")  # http://user:password@host: credentials apart
 

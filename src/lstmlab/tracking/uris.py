@@ -49,7 +49,8 @@ def use_tracking_uri(uri: str | None) -> str:
     import mlflow
 
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or None
-    mlflow.set_tracking_uri(None if uri is None else usable(uri))
+    # None: MLflow's default store (set_tracking_uri handles it; its hint says str only)
+    mlflow.set_tracking_uri(None if uri is None else usable(uri))  # type: ignore[arg-type]
     current = mlflow.get_tracking_uri()
     if current not in _checked:
         _try(current)
