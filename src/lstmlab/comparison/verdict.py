@@ -117,7 +117,7 @@ def judge(groups: pd.DataFrame, runs: pd.DataFrame, codes: pd.Series, alpha: flo
     order = np.lexsort((run_ids, seed.fillna(np.inf).to_numpy()))
     members_of = [order[codes.to_numpy()[order] == g] for g in range(len(groups))]
     base = members_of[int(np.flatnonzero(groups["baseline_group"].to_numpy())[0])]
-    rows = []
+    rows: list[dict[str, object]] = []
     for members in members_of:
         if members is base or data[members[0]] != data[base[0]]:
             rows.append(dict.fromkeys(COLUMNS, math.nan) | {"verdict": "baseline" if members is base else OTHER_DATA})
