@@ -42,7 +42,7 @@ def aa_store(tmp_path_factory: pytest.TempPathFactory) -> dict:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         for half, seeds in SEEDS.items():
             for seed in seeds:
-                ids[half].append(run_experiment(tiny_config(f"+aa={half}", f"trainer.seed={seed}"))["run_id"])
+                ids[half].append(run_experiment(tiny_config(f"+aa={half}", f"trainer.seed={seed}")).run_id)
     return {"uri": uri, "ids": ids}
 
 
