@@ -106,6 +106,8 @@ def graceful_interrupt(grace: float) -> Iterator[None]:
     def pass_on(number: int) -> None:
         # A Ctrl-C in a terminal reached the workers already; `kill -INT` or SIGTERM did not.
         for worker in multiprocessing.active_children():
+            if worker.pid is None:  # not started
+                continue
             try:
                 os.kill(worker.pid, number)
             except OSError:

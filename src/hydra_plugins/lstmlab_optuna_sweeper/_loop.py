@@ -165,7 +165,7 @@ class StudyLoop:
             else:
                 detail = f"the task returned {value!r}, not a finite val_rmse"
         else:
-            error = job_error(result)
+            error = job_error(result) or RuntimeError(f"the job ended {result.status.name}")
             detail = first_line(error, with_type=not isinstance(error, optuna.TrialPruned))
             if isinstance(error, optuna.TrialPruned):
                 state = TrialState.PRUNED

@@ -61,6 +61,7 @@ class Dimension:
         d = self.distribution
         if isinstance(d, CategoricalDistribution):
             return list(d.choices)
+        assert isinstance(d, (IntDistribution, FloatDistribution))  # what parse_dimension builds
         return [d.low, d.high]
 
 
@@ -87,7 +88,7 @@ class SearchSpace:
             dist = d.distribution
             if isinstance(dist, CategoricalDistribution):
                 grid[d.name] = list(dist.choices)
-            elif dist.step is not None and not getattr(dist, "log", False):
+            elif isinstance(dist, (IntDistribution, FloatDistribution)) and dist.step is not None and not dist.log:
                 count = int(round((dist.high - dist.low) / dist.step)) + 1
                 grid[d.name] = [dist.low + i * dist.step for i in range(count)]
             else:
@@ -163,6 +164,8 @@ def _dimension(override: Override, line: str, where: str) -> Dimension:
 
 def _interval(value: IntervalSweep, log: bool) -> BaseDistribution:
     low, high = value.start, value.end
+    if low is None or high is None:  # Hydra's grammar gives both; its type allows neither
+        raise ValueError("interval(a, b) needs both bounds")
     if low > high:
         raise ValueError(f"interval({low}, {high}) is empty: write the lower bound first")
     if log and low <= 0:
@@ -174,6 +177,8 @@ def _interval(value: IntervalSweep, log: bool) -> BaseDistribution:
 
 def _range(value: RangeSweep) -> BaseDistribution:
     start, stop, step = value.start, value.stop, value.step
+    if start is None or stop is None or step is None:  # Hydra's grammar gives all three; its type allows none
+        raise ValueError("range(a, b, step) needs its start, end and step")
     if step == 0:
         raise ValueError("range(...) needs a step other than 0")
     count = max(0, math.ceil((stop - start) / step))
@@ -181,8 +186,8 @@ def _range(value: RangeSweep) -> BaseDistribution:
         raise ValueError(f"range({start}, {stop}, {step}) has no values (the end is excluded)")
     last = start + (count - 1) * step
     low, high = min(start, last), max(start, last)
-    if all(isinstance(v, int) for v in (start, stop, step)):
-        return IntDistribution(low, high, step=abs(step))
+    if isinstance(start, int) and isinstance(stop, int) and isinstance(step, int):
+        return IntDistribution(int(low), int(high), step=abs(step))
     return FloatDistribution(float(low), float(high), step=float(abs(step)))
 
 

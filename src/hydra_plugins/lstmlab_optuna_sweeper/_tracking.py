@@ -46,7 +46,7 @@ def write_summary(study: optuna.Study, parent_id: str, space: SearchSpace,
     for name, count in counts.items():
         client.log_metric(parent_id, f"trials_{name}", count)
     note = None
-    if best is not None:
+    if best is not None and best.value is not None:
         client.log_metric(parent_id, BEST_METRIC, best.value)
         client.set_tag(parent_id, "best_trial", str(best.number))
         if "mlflow_run_id" in best.user_attrs:
@@ -118,8 +118,8 @@ def _plots(study: optuna.Study, folder: Path) -> None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                axes = plot()
-            figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+                plot()
+            figure = plt.gcf()  # the one the plot drew on (it returns one Axes or an array of them)
             figure.set_size_inches(10, 6)
             figure.tight_layout()
             figure.savefig(folder / name, dpi=100)

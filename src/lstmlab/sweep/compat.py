@@ -106,6 +106,7 @@ class HeartbeatStorage(optuna.storages.RDBStorage):
             ids = {"ids": [frozen_trial_id(t) for t in running]}
             beating = {row[0] for row in connection.execute(query, ids)}
         # Optuna records datetime_start in the worker's local time, as datetime.now().
+        assert self.grace_period is not None  # _storage.open_storage always sets it
         started_before = datetime.now() - timedelta(seconds=self.grace_period)
         return [frozen_trial_id(t) for t in running if frozen_trial_id(t) not in beating
                 and t.datetime_start is not None and t.datetime_start < started_before]

@@ -14,7 +14,7 @@ def parallelism(launcher: Any) -> int:
     if launcher.get("n_jobs") is not None:
         import joblib
 
-        return max(1, joblib.effective_n_jobs(launcher.get("n_jobs")))
+        return max(1, int(joblib.effective_n_jobs(launcher.get("n_jobs"))))
     if launcher.get("array_parallelism") is not None:
         return max(1, int(launcher.get("array_parallelism")))
     return 1

@@ -55,6 +55,9 @@ class TrialLink:
     @classmethod
     def from_config(cls, node: DictConfig) -> TrialLink:
         values = OmegaConf.to_container(node, resolve=True)
+        if not isinstance(values, dict):
+            raise LstmlabError(f"trial={values}: not set by the Optuna sweeper; "
+                               "run sweeps with `lstmlab train -m hparams_search=...`")
         try:
             return cls(
                 study=str(values["study"]),

@@ -57,7 +57,9 @@ def named_spec(value: Any, key: str, names: Mapping[str, Any]) -> tuple[str, dic
     if isinstance(value, str):
         spec: dict[str, Any] = {"name": value}
     elif isinstance(value, Mapping) or OmegaConf.is_dict(value):
-        spec = dict(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
+        given = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+        assert isinstance(given, Mapping)  # a DictConfig gives a dict
+        spec = {str(k): v for k, v in given.items()}
     else:
         raise LstmlabError(f"hydra.sweeper.{key}={value!r}: give a name ({', '.join(names)}) "
                            "or {name: ..., <arguments>}")

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import optuna
 import sqlalchemy.exc
@@ -129,7 +129,7 @@ def _retried(method: Callable[..., T]) -> Callable[..., T]:
                 return method(self, *args, **kwargs)
             except optuna.exceptions.UpdateFinishedTrialError:
                 if tries > 1 and method.__name__ == "set_trial_state_values":
-                    return True  # the try that broke off had written it before its connection went
+                    return cast(T, True)  # the try that broke off had written it before its connection went
                 raise
             finally:
                 _calls.depth -= 1

@@ -48,7 +48,7 @@ def parent_run(study: optuna.Study, experiment: Experiment, storage: str) -> str
             client.update_run(run_id, status="RUNNING")
             for key, value in owner_tags().items():  # this sweep's process runs it now
                 client.set_tag(run_id, key, value)
-            return run_id
+            return str(run_id)
         log.info(f"[sweep {study.study_name}] the study's MLflow parent run {run_id} is not in "
               f"experiment {experiment.name!r} of this store; starting a new parent run")
     run = client.create_run(
@@ -57,7 +57,7 @@ def parent_run(study: optuna.Study, experiment: Experiment, storage: str) -> str
         tags={"optuna_study": study.study_name, "optuna_storage": storage, **owner_tags()},
     )
     study.set_user_attr(PARENT_ATTR, run.info.run_id)
-    return run.info.run_id
+    return str(run.info.run_id)
 
 
 def end_parent(run_id: str, status: str) -> None:

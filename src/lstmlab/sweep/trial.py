@@ -66,7 +66,7 @@ class PruningHook:
         self.pruned_at: int | None = None  # epochs trained (the step) when the pruner stopped the run
         self.last_value: float | None = None
 
-    def __call__(self, step: int, logs: dict) -> bool:
+    def __call__(self, step: int, logs: dict[str, float]) -> bool:
         value = logs.get("val_rmse")
         if value is None:
             return False
