@@ -6,7 +6,7 @@ restored in the worker), and `process_joblib_cfg` turns the string options jobli
 into numbers. Its `launch` hands every option of `JobLibLauncherConf` to `joblib.Parallel`, and so
 does this launcher; upstream's main already added an option that is not one of Parallel's
 (`inner_max_num_threads`, popped in `_core.launch`). So pyproject bounds the plugin's version, and
-tests/test_compat.py fails when any of this changes, here rather than in a user's sweep.
+tests/sweep/test_compat.py fails when any of this changes, here rather than in a user's sweep.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `lstmlab train` reads Hydra's own flags before Hydra runs (to print `--info` once, to answer
 `-sc install=bash` for the `lstmlab` command), and tab completion asks Hydra's completion query
 for the groups, keys, values and files after `lstmlab train`, and argparse parsers for their
-flags. Neither exposes these publicly; when an upgrade moves one, tests/test_completion.py fails
+flags. Neither exposes these publicly; when an upgrade moves one, tests/commands/test_completion.py fails
 here.
 """
 

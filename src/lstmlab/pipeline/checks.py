@@ -188,24 +188,24 @@ def check_config(cfg: DictConfig) -> None:
         raise LstmlabError(f"optimizer.learning_rate={cfg.optimizer.learning_rate} must be above 0")
 
 
-def check_data(cfg: DictConfig) -> None:
+def check_data(data_cfg: DictConfig) -> None:
     """The data section alone: what `data.load` needs and does not check again."""
-    _check(cfg, "data", DATA)
-    present = {key for key in DATA_OPTIONAL if key in cfg and not OmegaConf.is_missing(cfg, key)}
-    _check(cfg, "data", {key: rule for key, rule in DATA_OPTIONAL.items() if key in present})
-    if cfg.source == "csv" and ("path" not in present or not cfg.path):
+    _check(data_cfg, "data", DATA)
+    present = {key for key in DATA_OPTIONAL if key in data_cfg and not OmegaConf.is_missing(data_cfg, key)}
+    _check(data_cfg, "data", {key: rule for key, rule in DATA_OPTIONAL.items() if key in present})
+    if data_cfg.source == "csv" and ("path" not in present or not data_cfg.path):
         raise LstmlabError("data.path is not set; give the CSV file: data=csv data.path=prices.csv")
-    if cfg.source == "synthetic":  # their values come from conf/data/synthetic.yaml only
-        _check(cfg, "data", {key: DATA_OPTIONAL[key] for key in ("rows", "seed")})
-    if cfg.val_fraction + cfg.test_fraction >= 1:
+    if data_cfg.source == "synthetic":  # their values come from conf/data/synthetic.yaml only
+        _check(data_cfg, "data", {key: DATA_OPTIONAL[key] for key in ("rows", "seed")})
+    if data_cfg.val_fraction + data_cfg.test_fraction >= 1:
         raise LstmlabError(
-            f"data.val_fraction + data.test_fraction = {cfg.val_fraction + cfg.test_fraction:g} "
+            f"data.val_fraction + data.test_fraction = {data_cfg.val_fraction + data_cfg.test_fraction:g} "
             "leaves nothing to train on; keep the sum below 1"
         )
-    scaler = cfg.get("scaler")
+    scaler = data_cfg.get("scaler")
     if not isinstance(scaler, DictConfig) or not isinstance(scaler.get("_target_"), str):
         raise LstmlabError("data.scaler must name a scikit-learn scaler: data.scaler._target_=sklearn.preprocessing.MinMaxScaler")
-    check_targets(cfg, "data")
+    check_targets(data_cfg, "data")
     for key, value in scaler.items():  # the scalers' arguments: flags, numbers, ranges
         numbers = isinstance(value, ListConfig) and all(_is_number(v) for v in value)  # a range
         if key != "_target_" and not (_is_number(value) or isinstance(value, bool) or numbers):

@@ -43,18 +43,18 @@ MAGIC = {
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # Excel's "Unicode text" export: UTF-16, tab-separated
 
 
-def read_price_csv(cfg: DictConfig) -> pd.DataFrame:
-    """The date-indexed table of `cfg.path` with the target and feature columns as floats.
+def read_price_csv(data_cfg: DictConfig) -> pd.DataFrame:
+    """The date-indexed table of `data_cfg.path` with the target and feature columns as floats.
 
     Rows stay in file order (the caller sorts); a date that appears twice is an error, since
     which of the two rows is right cannot be known."""
-    path = cfg.path  # set: pipeline.checks
-    sample, size = _open_checked(path, float(cfg.get("max_file_mb") or DEFAULT_MAX_FILE_MB))
+    path = data_cfg.path  # set: pipeline.checks
+    sample, size = _open_checked(path, float(data_cfg.get("max_file_mb") or DEFAULT_MAX_FILE_MB))
     encoding, text = _encoding(sample, path)
     separator, header = _dialect(text, path, truncated=size > len(sample))
-    date_column = _date_column(header, cfg.get("date_column"), path)
-    wanted = [cfg.target, *(cfg.get("features") or [])]
-    numbers = list(dict.fromkeys(match_column(header, name, path, _key(name, cfg)) for name in wanted))
+    date_column = _date_column(header, data_cfg.get("date_column"), path)
+    wanted = [data_cfg.target, *(data_cfg.get("features") or [])]
+    numbers = list(dict.fromkeys(match_column(header, name, path, _key(name, data_cfg)) for name in wanted))
     leading = _leading_blank_lines(text)
     frame = _read_columns(path, separator, encoding, [date_column, *numbers], leading)
     blank = frame.isna().all(axis=1).to_numpy()  # blank lines were kept to keep line numbers
@@ -62,10 +62,10 @@ def read_price_csv(cfg: DictConfig) -> pd.DataFrame:
     frame = frame[~blank].reset_index(drop=True)
     if frame.empty:
         raise LstmlabError(f"{path} has a header line but no data rows")
-    dates = formats.parse_dates(frame[date_column], date_column, lines, path, cfg.get("date_format"))
+    dates = formats.parse_dates(frame[date_column], date_column, lines, path, data_cfg.get("date_format"))
     _refuse_repeated_dates(dates, lines, path)
     columns = {name: frame[name] for name in numbers}
-    decimal = formats.decide_decimal(columns, lines, path, cfg.get("decimal"))
+    decimal = formats.decide_decimal(columns, lines, path, data_cfg.get("decimal"))
     values = {name: formats.parse_numbers(frame[name], name, lines, path, decimal) for name in numbers}
     return pd.DataFrame(values, index=dates)
 
@@ -80,8 +80,8 @@ def match_column(columns: Iterable[str], name: str, where: str, key: str) -> str
         raise LstmlabError(f"{key}={name!r}: no such column in {where} (columns: {shown})") from None
 
 
-def _key(name: str, cfg: DictConfig) -> str:
-    return "data.target" if name == cfg.target else "data.features"
+def _key(name: str, data_cfg: DictConfig) -> str:
+    return "data.target" if name == data_cfg.target else "data.features"
 
 
 def _open_checked(path: str, max_mb: float) -> tuple[bytes, int]:

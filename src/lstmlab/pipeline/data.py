@@ -57,30 +57,30 @@ class Dataset:
         return transform.to_price(unscaled, previous, self.target_transform)
 
 
-def data_name(cfg: DictConfig) -> str:
-    """A short name for the data of `cfg`: sp500, synthetic, or csv-<file stem> (lstmlab.names)."""
-    return dataset_name(str(cfg.source), str(cfg.path) if cfg.get("path") else None)
+def data_name(data_cfg: DictConfig) -> str:
+    """A short name for the data of `data_cfg`: sp500, synthetic, or csv-<file stem> (lstmlab.names)."""
+    return dataset_name(str(data_cfg.source), str(data_cfg.path) if data_cfg.get("path") else None)
 
 
-def data_source(cfg: DictConfig) -> str:
-    """Where the data of `cfg` come from, in words a reader can follow back."""
-    if cfg.source == "csv" and cfg.get("path"):
-        return str(Path(str(cfg.path)).resolve())
-    if cfg.source == "synthetic":
-        return f"lstmlab.pipeline.data.synthetic_prices(rows={cfg.rows}, seed={cfg.seed})"
-    return "arch.data.sp500.load()" if cfg.source == "sp500" else str(cfg.source)
+def data_source(data_cfg: DictConfig) -> str:
+    """Where the data of `data_cfg` come from, in words a reader can follow back."""
+    if data_cfg.source == "csv" and data_cfg.get("path"):
+        return str(Path(str(data_cfg.path)).resolve())
+    if data_cfg.source == "synthetic":
+        return f"lstmlab.pipeline.data.synthetic_prices(rows={data_cfg.rows}, seed={data_cfg.seed})"
+    return "arch.data.sp500.load()" if data_cfg.source == "sp500" else str(data_cfg.source)
 
 
-def source_frame(cfg: DictConfig) -> pd.DataFrame:
-    """The raw table of `cfg.source`, indexed by date and sorted, columns as in the source."""
-    if cfg.source == "sp500":
+def source_frame(data_cfg: DictConfig) -> pd.DataFrame:
+    """The raw table of `data_cfg.source`, indexed by date and sorted, columns as in the source."""
+    if data_cfg.source == "sp500":
         import arch.data.sp500  # ships the CSV inside the package: no network
 
         frame = arch.data.sp500.load()
-    elif cfg.source == "csv":
-        frame = read_price_csv(cfg)
+    elif data_cfg.source == "csv":
+        frame = read_price_csv(data_cfg)
     else:  # synthetic: pipeline.checks accepts no other source
-        frame = synthetic_prices(rows=cfg.rows, seed=cfg.seed)
+        frame = synthetic_prices(rows=data_cfg.rows, seed=data_cfg.seed)
     return frame.sort_index(kind="stable")
 
 
@@ -101,21 +101,21 @@ def _dates(index: pd.Index) -> str:
     return ", ".join(shown) + more
 
 
-def select_columns(frame: pd.DataFrame, cfg: DictConfig, where: str) -> tuple[pd.DataFrame, list[str], str]:
-    """Numeric target and feature columns, NaNs handled by `cfg.nan_policy`."""
-    target = match_column(frame.columns, cfg.target, where, "data.target")
-    requested = list(cfg.features) if cfg.get("features") else [cfg.target]
+def select_columns(frame: pd.DataFrame, data_cfg: DictConfig, where: str) -> tuple[pd.DataFrame, list[str], str]:
+    """Numeric target and feature columns, NaNs handled by `data_cfg.nan_policy`."""
+    target = match_column(frame.columns, data_cfg.target, where, "data.target")
+    requested = list(data_cfg.features) if data_cfg.get("features") else [data_cfg.target]
     features = [match_column(frame.columns, name, where, "data.features") for name in requested]
     columns = list(dict.fromkeys([*features, target]))
     table = frame[columns].astype(float)  # a CSV's numbers are parsed by csv_table, as written
     missing = table.index[table.isna().any(axis=1)]
     if len(missing):
-        if cfg.nan_policy == "error":
+        if data_cfg.nan_policy == "error":
             raise LstmlabError(
                 f"{where}: missing values in {', '.join(columns)} on {_dates(missing)}; "
                 "set data.nan_policy=drop or data.nan_policy=ffill to handle them"
             )
-        table = table.dropna() if cfg.nan_policy == "drop" else table.ffill().dropna()
+        table = table.dropna() if data_cfg.nan_policy == "drop" else table.ffill().dropna()
     return table, features, target
 
 
@@ -128,19 +128,19 @@ def fingerprint(table: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def split_rows(n_rows: int, cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_rows(n_rows: int, data_cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row positions of the train, val and test parts, in time order (no shuffling)."""
     from sklearn.model_selection import train_test_split
 
     rows = np.arange(n_rows)
-    n_val, n_test = round(n_rows * cfg.val_fraction), round(n_rows * cfg.test_fraction)
+    n_val, n_test = round(n_rows * data_cfg.val_fraction), round(n_rows * data_cfg.test_fraction)
     try:  # whole row counts: fractions of fractions would round differently
         rest, test = train_test_split(rows, test_size=n_test, shuffle=False)
         train, val = train_test_split(rest, test_size=n_val, shuffle=False)
     except ValueError:
         raise LstmlabError(
             f"{n_rows} rows cannot be split into train/val/test with val_fraction="
-            f"{cfg.val_fraction} and test_fraction={cfg.test_fraction}: a part would be empty"
+            f"{data_cfg.val_fraction} and test_fraction={data_cfg.test_fraction}: a part would be empty"
         ) from None
     return train, val, test
 
@@ -151,10 +151,10 @@ def windows(values: np.ndarray, lookback: int) -> np.ndarray:
     return np.ascontiguousarray(view.transpose(0, 2, 1), dtype=np.float32)
 
 
-def holdout_dataset(cfg: DictConfig) -> Dataset:
+def holdout_dataset(data_cfg: DictConfig) -> Dataset:
     """The data config in, model-ready windows of the holdout split out."""
-    table = training_table(cfg)
-    return make_dataset(table, cfg, *split_rows(table.rows, cfg))
+    table = training_table(data_cfg)
+    return make_dataset(table, data_cfg, *split_rows(table.rows, data_cfg))
 
 
 @dataclass(frozen=True)
@@ -186,22 +186,22 @@ class Table:
         return prices
 
 
-def read_table(cfg: DictConfig) -> Table:
-    """The target and feature columns of the data of `cfg` (values checked by pipeline.checks),
+def read_table(data_cfg: DictConfig) -> Table:
+    """The target and feature columns of the data of `data_cfg` (values checked by pipeline.checks),
     with their fingerprint: what training and `lstmlab forecast` both start from."""
-    where = cfg.path if cfg.source == "csv" else f"the {cfg.source} data"
-    table, features, target = select_columns(source_frame(cfg), cfg, where)
-    name = cfg.get("target_transform", "none")  # none in configs logged before it existed
+    where = data_cfg.path if data_cfg.source == "csv" else f"the {data_cfg.source} data"
+    table, features, target = select_columns(source_frame(data_cfg), data_cfg, where)
+    name = data_cfg.get("target_transform", "none")  # none in configs logged before it existed
     return Table(table, features, target, where, name, fingerprint(table))
 
 
-def training_table(cfg: DictConfig) -> Table:
+def training_table(data_cfg: DictConfig) -> Table:
     """`read_table`, with enough rows for windows of `data.lookback` and a train, val and test part."""
-    table = read_table(cfg)
-    if table.rows < cfg.lookback + transform.leading_rows(table.transform) + 3:
+    table = read_table(data_cfg)
+    if table.rows < data_cfg.lookback + transform.leading_rows(table.transform) + 3:
         raise LstmlabError(
             f"{table.where} has {table.rows} usable rows: too few for windows of "
-            f"data.lookback={cfg.lookback} with a train, val and test part"
+            f"data.lookback={data_cfg.lookback} with a train, val and test part"
         )
     return table
 
@@ -216,10 +216,10 @@ def fitted_scaler(scaler_cfg: DictConfig, values: np.ndarray) -> TransformerMixi
 
 
 def make_dataset(
-    table: Table, cfg: DictConfig, train_rows: np.ndarray, val_rows: np.ndarray, test_rows: np.ndarray
+    table: Table, data_cfg: DictConfig, train_rows: np.ndarray, val_rows: np.ndarray, test_rows: np.ndarray
 ) -> Dataset:
     """Windows for the given row positions; the scalers see the training rows only."""
-    lookback, name = cfg.lookback, table.transform
+    lookback, name = data_cfg.lookback, table.transform
     first = lookback + transform.leading_rows(name)  # first row with a full window of model values
     if not (train_rows >= first).any():  # no training window at all
         raise LstmlabError(
@@ -229,8 +229,8 @@ def make_dataset(
     # Plain arrays, not frames: a forecast on a CSV with other column spellings must still work.
     feature_values, target_values = table.model_values
     fit_rows = train_rows[train_rows >= transform.leading_rows(name)]
-    feature_scaler = fitted_scaler(cfg.scaler, feature_values[fit_rows])
-    target_scaler = fitted_scaler(cfg.scaler, target_values[fit_rows])
+    feature_scaler = fitted_scaler(data_cfg.scaler, feature_values[fit_rows])
+    target_scaler = fitted_scaler(data_cfg.scaler, target_values[fit_rows])
     x_all = windows(feature_scaler.transform(feature_values), lookback)[:-1]
     y_all = target_scaler.transform(target_values).astype(np.float32)[lookback:]
     frame, prices = table.frame, table.prices

@@ -1,4 +1,4 @@
-"""Model: the stacked LSTM regressor, built from `cfg.model` so it reads like the seed's code."""
+"""Model: the stacked LSTM regressor, built from `model_cfg.model` so it reads like the seed's code."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import keras
 from omegaconf import DictConfig
 
 
-def build_model(cfg: DictConfig, lookback: int, n_features: int) -> keras.Sequential:
-    """Input → [LSTM(units, activation) → Dropout] for each entry of `cfg.units` → Dense(1)."""
-    units = list(cfg.units) if not isinstance(cfg.units, int) else [cfg.units]
+def build_model(model_cfg: DictConfig, lookback: int, n_features: int) -> keras.Sequential:
+    """Input → [LSTM(units, activation) → Dropout] for each entry of `model_cfg.units` → Dense(1)."""
+    units = list(model_cfg.units) if not isinstance(model_cfg.units, int) else [model_cfg.units]
     layers: list[keras.layers.Layer] = [keras.Input(shape=(lookback, n_features))]
     for i, n in enumerate(units):
         last = i == len(units) - 1
-        lstm = keras.layers.LSTM(n, activation=cfg.activation, return_sequences=not last)
-        layers.append(keras.layers.Bidirectional(lstm) if cfg.bidirectional else lstm)
-        layers.append(keras.layers.Dropout(cfg.dropout))
+        lstm = keras.layers.LSTM(n, activation=model_cfg.activation, return_sequences=not last)
+        layers.append(keras.layers.Bidirectional(lstm) if model_cfg.bidirectional else lstm)
+        layers.append(keras.layers.Dropout(model_cfg.dropout))
     layers.append(keras.layers.Dense(1))
     return keras.Sequential(layers, name="lstm_forecaster")

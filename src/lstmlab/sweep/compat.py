@@ -2,7 +2,7 @@
 
 Optuna's storages speak in trial ids while its public `Trial`/`Study` hide them, and Hydra's
 `JobReturn.return_value` re-raises a failed job's error instead of returning it. When an upgrade
-moves one of these, tests/test_compat.py fails here, not somewhere inside a sweep.
+moves one of these, tests/sweep/test_compat.py fails here, not somewhere inside a sweep.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def running_trial(study: optuna.Study, storage: Any, number: int) -> optuna.Tria
 
 # The private RDBStorage methods that Optuna's _CachedStorage (which wraps the RDB storage of every
 # Study: optuna.storages.get_storage) calls, besides public ones: lstmlab.sweep.outages retries
-# them as it retries the public ones. tests/test_compat.py reads _CachedStorage for the list.
+# them as it retries the public ones. tests/sweep/test_compat.py reads _CachedStorage for the list.
 CACHED_STORAGE_PRIVATE_CALLS = ("_create_new_trial", "_get_best_trial_id", "_get_stale_trial_ids",
                                 "_get_trials", "_set_trial_param")
 
@@ -66,7 +66,7 @@ CACHED_STORAGE_PRIVATE_CALLS = ("_create_new_trial", "_get_best_trial_id", "_get
 # and falls back to a slower read, with a warning that quotes the error: during a database restart
 # it says "Caught an error from sqlalchemy: ... server closed the connection" before the fallback
 # fails too and lstmlab.sweep.outages says the outage in its own words. Dropped here (it is not
-# actionable either way); tests/test_compat.py checks the logger and the words are still Optuna's.
+# actionable either way); tests/sweep/test_compat.py checks the logger and the words are still Optuna's.
 RDB_STORAGE_LOGGER = "optuna.storages._rdb.storage"
 FALLBACK_WARNING = "Caught an error from sqlalchemy"
 
@@ -88,7 +88,7 @@ class HeartbeatStorage(optuna.storages.RDBStorage):
 
     Optuna's own rule skips such a trial, so it stays RUNNING for good and every resume waits for
     it. `_get_stale_trial_ids` is the storage method `optuna.storages.fail_stale_trials` asks
-    (private in Optuna; tests/test_compat.py checks it is still asked); the trials it adds are
+    (private in Optuna; tests/sweep/test_compat.py checks it is still asked); the trials it adds are
     failed and queued again like any stale trial.
     """
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from test_interrupts import ENDLESS
+from test_tracking_server import free_port, start_server, stop_server
 
 from conftest import TINY, tiny_config, use_store
 from lstmlab.errors import LstmlabError
 from lstmlab.tracking.orphans import CLOSED, PID
 from lstmlab.tracking.reach import HTTP_DEFAULTS, bound_requests, quick_requests
-from test_interrupts import ENDLESS
-from test_tracking_server import free_port, start_server, stop_server
 
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 LEFT = "it is left RUNNING for now: the next lstmlab command that reaches the store closes it"

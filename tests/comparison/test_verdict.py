@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from arch.bootstrap import MCS, SPA
+from compare_store import ACTUAL, DAYS, NAIVE, Store, final_metrics
 from mlflow import MlflowClient
 from scipy import stats
 
-from compare_store import ACTUAL, DAYS, NAIVE, Store, final_metrics
 from conftest import tiny_config, use_store
 from lstmlab.cli import main as cli_main
 from lstmlab.comparison import forecasters

@@ -20,12 +20,12 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from test_forecast import artifact, damaged, model_files, one_error_line
 
 from conftest import make_config, tiny_config, train_in_own_store, use_store
 from lstmlab.paths import config_dir
 from lstmlab.pipeline.checks import LOSSES, OPTIMIZERS, SCALERS, check_config
 from lstmlab.pipeline.scalers import from_json, to_json
-from test_forecast import artifact, damaged, model_files, one_error_line
 
 LOOKBACK = 8  # conftest's TINY
 

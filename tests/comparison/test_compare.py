@@ -14,10 +14,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from compare_store import DAYS, Store, final_metrics
 from mlflow import MlflowClient
 from scipy import stats as scipy_stats
 
-from compare_store import DAYS, Store, final_metrics
 from conftest import tiny_config
 from lstmlab.cli import main as cli_main
 from lstmlab.comparison.compare import compare
@@ -332,7 +332,6 @@ def test_real_runs_a_crippled_variant_comes_out_significantly_worse(trained, mon
 
 def test_welch_on_test_rmse_holm_and_the_effect_equal_those_recomputed_from_the_runs_and_their_errors(known_store):
     from statsmodels.stats.multitest import multipletests
-
     from test_paired import two_level_by_hand
 
     result = compare()  # sorted by val_rmse, yet every test reads test_rmse

@@ -17,13 +17,13 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
-from mlflow import MlflowClient
-
 from compare_store import Store, final_metrics
+from mlflow import MlflowClient
+from test_compare import shocks
+
 from lstmlab.cli import main as cli_main
 from lstmlab.comparison.compare import compare
 from lstmlab.comparison.predictions import Damaged, parse
-from test_compare import shocks
 
 SEEDS = (1, 2, 3)
 # group → how its seed-2 run's predictions.csv is spoiled (`None`: removed)

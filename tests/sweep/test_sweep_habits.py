@@ -106,7 +106,7 @@ def test_what_lstmlab_does_not_do_is_one_line(user_config_dir, override, message
 
 def test_the_readme_before_and_after_say_the_same_keys():
     """The README's "Coming from hydra-optuna-sweeper" shows this file's config as its "after"."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("### Coming from hydra-optuna-sweeper", 1)[1].split("\n## ", 1)[0]
     after = section.split("After", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(after)["hydra"]["sweeper"].keys() == yaml.safe_load(OFFICIAL)["hydra"]["sweeper"].keys()
