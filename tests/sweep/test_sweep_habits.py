@@ -104,10 +104,10 @@ def test_what_lstmlab_does_not_do_is_one_line(user_config_dir, override, message
     assert not Path("mlruns/optuna.db").exists()
 
 
-def test_the_readme_before_and_after_say_the_same_keys():
-    """The README's "Coming from hydra-optuna-sweeper" shows this file's config as its "after"."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("### Coming from hydra-optuna-sweeper", 1)[1].split("\n## ", 1)[0]
+def test_the_guide_before_and_after_say_the_same_keys():
+    """docs/sweeps.md's "Coming from hydra-optuna-sweeper" shows this file's config as its "after"."""
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "sweeps.md").read_text()
+    section = guide.split("\n## Coming from hydra-optuna-sweeper\n", 1)[1].split("\n## ", 1)[0]
     after = section.split("After", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(after)["hydra"]["sweeper"].keys() == yaml.safe_load(OFFICIAL)["hydra"]["sweeper"].keys()
     assert textwrap.dedent(after).count("override /hydra/sweeper: lstmlab_optuna") == 1

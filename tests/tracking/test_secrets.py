@@ -125,7 +125,8 @@ def test_a_password_in_a_postgresql_tracking_url_is_written_nowhere(role_with_pa
     assert {run.data.params["tracking.uri"] for run in runs} == {f"postgresql://{role}:***@127.0.0.1:5432/{database}"}
     run_id = runs[0].info.run_id
 
-    # read back with the password in the environment, as the README says a rerun takes its store
+    # read back with the password in the environment: a rerun takes its store from today's environment
+    # (docs/reliability.md, Credentials)
     env["MLFLOW_TRACKING_URI"] = url
     rerun = lstmlab("rerun", run_id, "--check", cwd=tmp_path, env=env)
     assert "All 10 checked metrics identical" in rerun.stdout

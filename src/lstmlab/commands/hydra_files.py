@@ -7,8 +7,9 @@ Hydra records what the user typed (`tracking.uri=postgresql://user:PW@host/db`) 
 (after them, before the task runs) each is rewritten with every URL's `user:password@` made
 `user@` (lstmlab.secrets.drop_passwords). The files keep their YAML shape, so Hydra's habits
 work on them as before (`-cp <run>/.hydra -cn config`, the overrides typed again); a run started
-from them takes its password from where the README says to keep it (~/.pgpass, PGPASSWORD,
-MLFLOW_TRACKING_PASSWORD) rather than from a file anyone with the folder can read.
+from them takes its password from where docs/reliability.md (Credentials) says to keep it
+(~/.pgpass, PGPASSWORD, MLFLOW_TRACKING_PASSWORD) rather than from a file anyone with the folder
+can read.
 """
 
 from __future__ import annotations
