@@ -42,18 +42,29 @@ class FuturePool:
     """`submit(overrides, idx)` → a PoolJob; `wait(jobs, timeout)` → those that have ended, as
     soon as one has (or none after `timeout` seconds)."""
 
-    def __init__(self, executor: concurrent.futures.Executor, job: Callable[..., JobReturn]) -> None:
-        self.executor = executor
+    def __init__(self, make_executor: Callable[[], concurrent.futures.Executor],
+                 job: Callable[..., JobReturn]) -> None:
+        self.make_executor = make_executor
+        self.executor = make_executor()
         self.job = job  # execute_job with the launcher's part bound
         self.submitted: list[PoolJob] = []
 
     def submit(self, overrides: Sequence[str], idx: int) -> PoolJob:
         log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-        future = self.executor.submit(self.job, launched_at=time.time(), idx=idx, overrides=list(overrides),
-                                      singleton_state=Singleton.get_state())
+        try:
+            future = self._submit(overrides, idx)
+        except RuntimeError:  # loky's BrokenProcessPool, ShutdownExecutorError
+            # A worker died (the OOM killer, a crash): loky failed the jobs it ran and takes no
+            # more; a new pool will (get_reusable_executor makes one, as joblib does per batch).
+            self.executor = self.make_executor()
+            future = self._submit(overrides, idx)
         submitted = PoolJob(future, list(overrides))
         self.submitted = [*(j for j in self.submitted if not j.done()), submitted]
         return submitted
+
+    def _submit(self, overrides: Sequence[str], idx: int) -> concurrent.futures.Future[JobReturn]:
+        return self.executor.submit(self.job, launched_at=time.time(), idx=idx, overrides=list(overrides),
+                                    singleton_state=Singleton.get_state())
 
     def wait(self, jobs: Sequence[Any], timeout: float) -> list[Any]:
         done, _ = concurrent.futures.wait([j.future for j in jobs], timeout=timeout,

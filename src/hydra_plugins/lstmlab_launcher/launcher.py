@@ -84,21 +84,20 @@ class ParallelLauncher(JoblibLauncher):
         assert self.hydra_context is not None and self.task_function is not None
         job = partial(execute_job, os.getpid(), grace_s=self.interrupt_grace_s, hydra_context=self.hydra_context,
                       config=self.config, task_function=self.task_function)
-        executor = reusable_executor(workers)
-        pool = FuturePool(executor, job)
+        pool = FuturePool(partial(reusable_executor, workers), job)
         with graceful_interrupt(self.interrupt_grace_s):
             try:
                 yield pool
             except KeyboardInterrupt:  # the signal a second time: stop now, as joblib does
-                executor.shutdown(wait=False, kill_workers=True)
+                pool.executor.shutdown(wait=False, kill_workers=True)
                 raise
             except BaseException:
                 if pool.running():
                     pass_on(signal.SIGTERM)
                     pool.wait_all(self.interrupt_grace_s)
-                executor.shutdown(wait=False, kill_workers=True)
+                pool.executor.shutdown(wait=False, kill_workers=True)
                 raise
-        executor.shutdown(wait=True)
+        pool.executor.shutdown(wait=True)
 
     def _prepare(self) -> Path:
         """What every launch does first: Hydra's globals and log, the sweep folder."""

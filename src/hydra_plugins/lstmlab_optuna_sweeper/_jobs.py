@@ -67,7 +67,7 @@ def submitit_pool(launcher: Any) -> Iterator[JobPool]:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     if "mode" in launcher.config.hydra.sweep:
         os.chmod(sweep_dir, mode=int(str(launcher.config.hydra.sweep.mode), 8))
-    log.info(f"Submitit '{launcher._EXECUTOR}' jobs as workers free up, sweep output dir : {sweep_dir}")
+    log.info(f"{type(launcher).__name__}: a submitit job per trial as workers free up, sweep output dir : {sweep_dir}")
     yield SubmititPool(executor, launcher)
 
 

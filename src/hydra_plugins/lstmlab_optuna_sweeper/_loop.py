@@ -211,7 +211,8 @@ class StudyLoop:
         self._check_failure_rate([failure] if failure else [])
 
     def _running_ids(self) -> list[int]:
-        return [trial_id(trial) for trial in list(self.in_flight.values())]
+        # From the heartbeat thread while the loop adds and removes trials: a copy (atomic) first.
+        return [trial_id(trial) for trial in self.in_flight.copy().values()]
 
     def _job_overrides(self, trial: optuna.Trial) -> list[str] | None:
         """The trial's job overrides: its sampled values and its link; None (the trial recorded

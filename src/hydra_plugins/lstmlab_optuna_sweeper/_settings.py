@@ -83,7 +83,7 @@ def resolve_settings(options: LstmlabOptunaSweeperConf, arguments: list[str], co
         log.info(f"[sweep {name}] the grid has {grid} points: running {grid} trials, not {n_trials}")
         n_trials = grid
     return SweepSettings(
-        study_name=name, n_trials=n_trials, batch_size=batch, async_trials=_check_flag(options.async_trials),
+        study_name=name, n_trials=n_trials, batch_size=batch, async_trials=options.async_trials,
         storage_url=resolve_url(options.storage or DEFAULT_STORAGE),
         space=space, sampler=sampler, pruner=pruner, max_failure_rate=options.max_failure_rate,
         heartbeat_interval=options.heartbeat_interval, storage_retry_s=options.storage_retry_s,
@@ -97,12 +97,6 @@ def _check_direction(direction: Any) -> None:
         raise LstmlabError(f"hydra.sweeper.direction={direction}: lstmlab sweeps minimize val_rmse, the "
                            "validation RMSE in price units every run returns (lower is better); remove "
                            "the key or write minimize")
-
-
-def _check_flag(async_trials: Any) -> bool:
-    if not isinstance(async_trials, bool):
-        raise LstmlabError(f"hydra.sweeper.async_trials={async_trials} must be true or false")
-    return async_trials
 
 
 def _check_numbers(options: LstmlabOptunaSweeperConf, launcher: Any) -> int:
