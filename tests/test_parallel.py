@@ -291,8 +291,10 @@ def test_ctrl_c_in_a_sweep_as_workers_free_up_leaves_nothing_running_and_a_resum
     trials = optuna.load_study(study_name=study, storage=storage).get_trials()
     assert sorted(t.state.name for t in trials) == ["FAIL", "FAIL", "WAITING", "WAITING"]  # queued again
 
-    resumed = lstmlab(*sweep, "trainer.epochs=1")
+    # The resume in batches, as hydra.sweeper.async_trials=false asks (and says).
+    resumed = lstmlab(*sweep, "trainer.epochs=1", "hydra.sweeper.async_trials=false")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "trials run in batches of 2, each awaited whole: hydra.sweeper.async_trials=false" in resumed.stdout
     trials = optuna.load_study(study_name=study, storage=storage).get_trials()
     assert [t.state.name for t in trials].count("COMPLETE") == 2  # exactly n_trials
     assert {t.state for t in trials} == {TrialState.FAIL, TrialState.COMPLETE}

@@ -1,5 +1,10 @@
 """The sweep loop: take trials under the study lock, launch them, record how they ended.
 
+Where the launcher can start jobs one by one (_jobs.py: `parallel`, submitit), n_jobs trials run
+at once and each one's end is told to Optuna the moment it comes, the next trial claimed and
+started at once, so no worker waits for another's trial; any other launcher gets batches of
+n_jobs, each awaited whole. Both tell a trial's end through `_tell`.
+
 What counts towards `n_trials`: every trial that ran to a verdict (COMPLETE, PRUNED, FAIL) plus
 those running or queued now. A trial whose worker died or was interrupted is FAIL too, but it is
 queued again with the same params (Optuna's retry callback) and its retry takes its place, so
