@@ -131,7 +131,11 @@ def test_the_submitit_launchers_executor_and_job_arguments_are_built_as_its_laun
 
     import submitit
 
-    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher, LocalLauncher
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
+        BaseSubmititLauncher,
+        LocalLauncher,
+        SlurmLauncher,
+    )
 
     source = inspect.getsource(BaseSubmititLauncher.launch)
     for piece in ('init_params = {"folder": self.params["submitit_folder"]}',
@@ -149,6 +153,7 @@ def test_the_submitit_launchers_executor_and_job_arguments_are_built_as_its_laun
     executor = compat.submitit_executor(launcher)
     assert compat.is_submitit_launcher(launcher) and not compat.is_submitit_launcher(object())
     assert isinstance(executor, submitit.AutoExecutor) and executor.cluster == "local"
+    assert compat.submitit_cluster(launcher) == "local" and compat.submitit_cluster(SlurmLauncher()) == "slurm"
     assert executor._executor.parameters == {"timeout_min": 5, "tasks_per_node": 1, "nodes": 1, "name": "train"}
     overrides, job_dir_key, idx, job_id, _ = compat.submitit_job_args(["a=1"], 3)
     assert (overrides, job_dir_key, idx, job_id) == (["a=1"], "hydra.sweep.dir", 3, "job_id_for_3")

@@ -243,14 +243,16 @@ UNEQUAL = ["hydra/sweeper=lstmlab_optuna", "hydra.sweeper.sampler=random", "hydr
 
 
 def _no_worker_waited(result: subprocess.CompletedProcess, study: str) -> None:
-    """Trial 2 started as soon as trial 1 ended, while the longer trial 0 still ran: in batches
-    of two it would have waited for trial 0."""
+    """Trial 2 started as soon as one of trials 0 and 1 ended, while the other (the longer, as a
+    rule, unless start-up under load delays the short one past it) still ran: in batches of two
+    it would have waited for both."""
     assert result.returncode == 0, result.stderr[-3000:]
     assert "; 2 at a time, the next as soon as one ends;" in result.stdout
     assert re.search(rf"\[sweep {study}\] finished: 3/3 trials .*; busy share \d\.\d\d;", result.stdout)
     trials, _, _ = sweep_records(study, "sqlite:///mlruns/optuna.db", 3)
     assert [t.params["trainer.epochs"] for t in trials] == [30, 1, 1]
-    assert trials[2].datetime_start < trials[0].datetime_complete
+    times = [(t.number, str(t.datetime_start), str(t.datetime_complete)) for t in trials]
+    assert trials[2].datetime_start < max(t.datetime_complete for t in trials[:2]), times
 
 
 def test_a_parallel_sweep_starts_the_next_trial_as_soon_as_a_worker_is_free(project_dir):

@@ -23,11 +23,13 @@ from typing import Any, Protocol
 
 from hydra.core.utils import JobReturn, filter_overrides
 
-from lstmlab.sweep.compat import failed_job, is_submitit_launcher, submitit_executor, submitit_job_args
+from lstmlab.sweep.compat import failed_job, is_submitit_launcher, submitit_cluster, submitit_executor, submitit_job_args
 
 log = logging.getLogger(__name__)
 
-SUBMITIT_POLL_S = 0.5  # local jobs are processes; on SLURM, submitit's watcher rate-limits sacct itself
+# How often submitit's jobs are asked `done()`: it looks for the job's result file (on SLURM in a
+# shared folder, refreshing its cache) and asks sacct at most every minute or so by itself.
+SUBMITIT_POLL_S = {"local": 0.5, "slurm": 2.0}
 
 
 class Job(Protocol):
@@ -68,16 +70,17 @@ def submitit_pool(launcher: Any) -> Iterator[JobPool]:
     if "mode" in launcher.config.hydra.sweep:
         os.chmod(sweep_dir, mode=int(str(launcher.config.hydra.sweep.mode), 8))
     log.info(f"{type(launcher).__name__}: a submitit job per trial as workers free up, sweep output dir : {sweep_dir}")
-    yield SubmititPool(executor, launcher)
+    yield SubmititPool(executor, launcher, SUBMITIT_POLL_S.get(submitit_cluster(launcher), 2.0))
 
 
 class SubmititPool:
     """Jobs through submitit's executor, one `submit` each (the launcher itself is the job's
     function, as in its own `launch`)."""
 
-    def __init__(self, executor: Any, launcher: Any) -> None:
+    def __init__(self, executor: Any, launcher: Any, poll_s: float) -> None:
         self.executor = executor
         self.launcher = launcher
+        self.poll_s = poll_s
 
     def submit(self, overrides: Sequence[str], idx: int) -> SubmititJob:
         log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
@@ -90,7 +93,7 @@ class SubmititPool:
             done = [j for j in jobs if j.done()]
             if done or time.monotonic() >= deadline:
                 return done
-            time.sleep(SUBMITIT_POLL_S)
+            time.sleep(self.poll_s)
 
 
 class SubmititJob:

@@ -145,7 +145,7 @@ def submitit_executor(launcher: Any) -> Any:
 
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
-    cluster, params = launcher._EXECUTOR, launcher.params
+    cluster, params = submitit_cluster(launcher), launcher.params
     executor = submitit.AutoExecutor(
         cluster=cluster, folder=params["submitit_folder"],
         **{f"{cluster}_{key}": value for key, value in params.items() if key in SUBMITIT_INIT_KEYS})
@@ -154,6 +154,11 @@ def submitit_executor(launcher: Any) -> Any:
                                   for key, value in params.items()
                                   if key not in (*SUBMITIT_INIT_KEYS, "submitit_folder")})
     return executor
+
+
+def submitit_cluster(launcher: Any) -> str:
+    """Which submitit executor the launcher runs: `local` or `slurm`."""
+    return str(launcher._EXECUTOR)
 
 
 def submitit_job_args(overrides: list[str], idx: int) -> tuple[Any, ...]:
