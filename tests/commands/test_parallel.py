@@ -1,6 +1,7 @@
 """Jobs side by side: Hydra's joblib launcher (processes) and the project's `parallel` launcher on
 a fresh SQLite MLflow store, a real Ctrl-C to the whole process group, and a sweep through
-hydra-submitit-launcher's `submitit_local` (the SLURM code path, run locally)."""
+hydra-submitit-launcher's `submitit_local` (the SLURM code path, run locally). Sweeps through
+`parallel` and `submitit_local` start the next trial as soon as one ends (no batch barrier)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from conftest import TINY
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 # Tiny and on JAX (whose compiled programs are cached between processes).
 JOBS = [*TINY, "trainer.epochs=1", "trainer.backend=jax"]
+# The same with trainer.epochs left to the test.
+JOBS_ANY_EPOCHS = [o for o in JOBS if not o.startswith("trainer.epochs=")]
 PROGRESS = re.compile(r"^\[sweep (\S+)\] trial (\d+) (COMPLETE|PRUNED|FAIL) ", re.MULTILINE)
 
 
@@ -69,6 +72,7 @@ def test_a_sweep_with_the_joblib_launcher_runs_two_trials_at_a_time(project_dir)
                      f"hydra.sweeper.n_trials={n_trials}", "model.dropout=interval(0,0.5)")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "; 2 at a time;" in result.stdout  # the sweeper's n_jobs=auto follows the launcher
+    assert "trials run in batches of 2, each awaited whole: the launcher JoblibLauncher" in result.stdout
     assert sorted(int(n) for _, n, _ in PROGRESS.findall(result.stdout)) == list(range(n_trials))
 
     trials, parent, children = sweep_records("side-by-side", "sqlite:///mlruns/optuna.db", n_trials)
@@ -229,3 +233,71 @@ def test_kill_9_of_a_parallel_multirun_takes_its_workers_with_it(project_dir):
     assert sorted(r.data.tags["variant"] for r in runs) in (["baseline", "tanh"], ["baseline", "sgd"],
                                                             ["sgd", "tanh"])
     assert {r.info.status for r in runs} == {"KILLED"}  # each worker closed its run on the way out
+
+
+# Trial 0 long, trials 1 and 2 short: the random sampler draws trial n with seed + n, and from
+# seed 48 it draws 30, 1, 1 epochs.
+UNEQUAL = ["hydra/sweeper=lstmlab_optuna", "hydra.sweeper.sampler=random", "hydra.sweeper.seed=48",
+           "hydra.sweeper.pruner=none", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=2",
+           "trainer.epochs=choice(1,30)", *JOBS_ANY_EPOCHS]
+
+
+def _no_worker_waited(result: subprocess.CompletedProcess, study: str) -> None:
+    """Trial 2 started as soon as one of trials 0 and 1 ended, while the other (the longer, as a
+    rule, unless start-up under load delays the short one past it) still ran: in batches of two
+    it would have waited for both."""
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "; 2 at a time, the next as soon as one ends;" in result.stdout
+    assert re.search(rf"\[sweep {study}\] finished: 3/3 trials .*; busy share \d\.\d\d;", result.stdout)
+    trials, _, _ = sweep_records(study, "sqlite:///mlruns/optuna.db", 3)
+    assert [t.params["trainer.epochs"] for t in trials] == [30, 1, 1]
+    times = [(t.number, str(t.datetime_start), str(t.datetime_complete)) for t in trials]
+    assert trials[2].datetime_start < max(t.datetime_complete for t in trials[:2]), times
+
+
+def test_a_parallel_sweep_starts_the_next_trial_as_soon_as_a_worker_is_free(project_dir):
+    result = lstmlab("train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *UNEQUAL,
+                     "hydra.sweeper.study_name=free-worker")
+    _no_worker_waited(result, "free-worker")
+
+
+def test_a_submitit_local_sweep_starts_the_next_trial_as_soon_as_a_job_ends(project_dir):
+    result = lstmlab("train", "-m", "hydra/launcher=submitit_local", *UNEQUAL,
+                     "hydra.sweeper.study_name=free-job", "hydra.sweep.dir=experiments/sweeps/free-job")
+    _no_worker_waited(result, "free-job")
+    logs = list((project_dir / "experiments/sweeps/free-job/.submitit").glob("*/*_log.out"))
+    assert len(logs) == 3, logs  # one submitit job per trial
+
+
+def test_ctrl_c_in_a_sweep_as_workers_free_up_leaves_nothing_running_and_a_resume_finishes(project_dir):
+    study = "free-worker-stop"
+    sweep = ["train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *JOBS_ANY_EPOCHS,
+             "hydra/sweeper=lstmlab_optuna", f"hydra.sweeper.study_name={study}", "hydra.sweeper.n_trials=2",
+             "model.dropout=interval(0,0.5)"]
+    job = subprocess.Popen([*LSTMLAB, *sweep, "trainer.epochs=100000"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _wait_until_training(job, project_dir / "mlflow.db", 2)
+        os.killpg(job.pid, signal.SIGINT)
+        out, err = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode == 130, err[-3000:]
+    assert err.strip().splitlines()[-1] == "lstmlab train: interrupted" and "Traceback" not in err
+    assert f"[sweep {study}] killed: 0/2 trials" in out
+    runs = all_runs()
+    assert sorted((r.data.tags.get("optuna_trial", "parent"), r.info.status) for r in runs) == [
+        ("0", "KILLED"), ("1", "KILLED"), ("parent", "KILLED")]  # nothing RUNNING
+    storage = "sqlite:///mlruns/optuna.db"
+    trials = optuna.load_study(study_name=study, storage=storage).get_trials()
+    assert sorted(t.state.name for t in trials) == ["FAIL", "FAIL", "WAITING", "WAITING"]  # queued again
+
+    # The resume in batches, as hydra.sweeper.async_trials=false asks (and says).
+    resumed = lstmlab(*sweep, "trainer.epochs=1", "hydra.sweeper.async_trials=false")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "trials run in batches of 2, each awaited whole: hydra.sweeper.async_trials=false" in resumed.stdout
+    trials = optuna.load_study(study_name=study, storage=storage).get_trials()
+    assert [t.state.name for t in trials].count("COMPLETE") == 2  # exactly n_trials
+    assert {t.state for t in trials} == {TrialState.FAIL, TrialState.COMPLETE}
+    assert {r.info.status for r in all_runs()} == {"KILLED", "FINISHED"}

@@ -107,6 +107,58 @@ def test_the_joblib_launchers_private_core_is_what_the_parallel_launcher_relies_
     assert given["batch_size"] == "4"  # the launcher's own options are left as they were
 
 
+def test_the_loky_pool_the_parallel_launcher_submits_to_is_joblibs_and_a_futures_executor() -> None:
+    """_compat.reusable_executor: joblib's vendored loky pool, whose futures the sweeper waits on
+    and whose workers it kills after a second Ctrl-C."""
+    import concurrent.futures
+    import inspect
+
+    from joblib.externals import loky
+
+    from hydra_plugins.lstmlab_launcher import _compat
+
+    executor = _compat.reusable_executor(1)
+    assert isinstance(executor, concurrent.futures.Executor)
+    assert executor is loky.get_reusable_executor(max_workers=1)  # the same pool, reused
+    assert "kill_workers" in inspect.signature(executor.shutdown).parameters
+    assert executor.submit(int, "7").result(timeout=60) == 7
+
+
+def test_the_submitit_launchers_executor_and_job_arguments_are_built_as_its_launch_builds_them(tmp_path) -> None:
+    """compat.submitit_executor and submitit_job_args repeat what hydra-submitit-launcher's
+    `launch` does before `map_array`; when `launch` changes how, this fails."""
+    import inspect
+
+    import submitit
+
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
+        BaseSubmititLauncher,
+        LocalLauncher,
+        SlurmLauncher,
+    )
+
+    source = inspect.getsource(BaseSubmititLauncher.launch)
+    for piece in ('init_params = {"folder": self.params["submitit_folder"]}',
+                  'specific_init_keys = {"max_num_timeout"}',
+                  "submitit.AutoExecutor(cluster=self._EXECUTOR, **init_params)",
+                  'x if x in baseparams else f"{self._EXECUTOR}_{x}": y',
+                  '"hydra.sweep.dir",', 'f"job_id_for_{idx}",', "Singleton.get_state(),",
+                  "executor.map_array(self, *zip(*job_params))"):
+        assert piece in source, piece
+    assert list(inspect.signature(BaseSubmititLauncher.__call__).parameters) == [
+        "self", "sweep_overrides", "job_dir_key", "job_num", "job_id", "singleton_state"]
+
+    launcher = LocalLauncher(submitit_folder=str(tmp_path / "%j"), timeout_min=5, tasks_per_node=1,
+                             nodes=1, name="train", max_num_timeout=3)
+    executor = compat.submitit_executor(launcher)
+    assert compat.is_submitit_launcher(launcher) and not compat.is_submitit_launcher(object())
+    assert isinstance(executor, submitit.AutoExecutor) and executor.cluster == "local"
+    assert compat.submitit_cluster(launcher) == "local" and compat.submitit_cluster(SlurmLauncher()) == "slurm"
+    assert executor._executor.parameters == {"timeout_min": 5, "tasks_per_node": 1, "nodes": 1, "name": "train"}
+    overrides, job_dir_key, idx, job_id, _ = compat.submitit_job_args(["a=1"], 3)
+    assert (overrides, job_dir_key, idx, job_id) == (["a=1"], "hydra.sweep.dir", 3, "job_id_for_3")
+
+
 def test_the_private_storage_calls_of_optunas_cached_storage_are_the_ones_retried() -> None:
     """Optuna wraps a study's RDB storage in _CachedStorage, which calls some private RDBStorage
     methods; lstmlab.sweep.outages retries those by name (compat.CACHED_STORAGE_PRIVATE_CALLS), so

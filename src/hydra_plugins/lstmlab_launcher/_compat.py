@@ -7,6 +7,10 @@ into numbers. Its `launch` hands every option of `JobLibLauncherConf` to `joblib
 does this launcher; upstream's main already added an option that is not one of Parallel's
 (`inner_max_num_threads`, popped in `_core.launch`). So pyproject bounds the plugin's version, and
 tests/sweep/test_compat.py fails when any of this changes, here rather than in a user's sweep.
+
+`joblib.externals.loky` is joblib's vendored copy of loky: `get_reusable_executor` is the process
+pool `joblib.Parallel(backend="loky")` runs on, a `concurrent.futures.Executor` (the launcher's
+`job_pool` submits to it job by job).
 """
 
 from __future__ import annotations
@@ -30,3 +34,10 @@ def parallel_options(joblib_cfg: Mapping[str, Any]) -> dict[str, Any]:
     options = {**joblib_cfg, "backend": "loky"}
     _core.process_joblib_cfg(options)
     return options
+
+
+def reusable_executor(workers: int) -> Any:
+    """loky's process pool of `workers` processes (the one joblib's loky backend reuses)."""
+    from joblib.externals.loky import get_reusable_executor
+
+    return get_reusable_executor(max_workers=workers)

@@ -11,6 +11,9 @@ and return; jobs not started yet do not start; then the command stops with "inte
 "terminated". The signal a second time, or `interrupt_grace_s` without an answer, kills them.
 A worker whose launching process died (kill -9) stops its job the same way and exits
 (_parent_watch.py).
+
+Besides Hydra's `launch` (a batch, awaited whole), `job_pool` hands the sweeper the same workers
+job by job (_pool.py), so it can start the next trial the moment any worker is free.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +39,8 @@ from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from lstmlab import interrupts
 
 from . import _parent_watch
-from ._compat import execute_hydra_job, parallel_options
+from ._compat import execute_hydra_job, parallel_options, reusable_executor
+from ._pool import FuturePool
 from .config import ParallelLauncherConf  # noqa: F401 - registers hydra/launcher=parallel
 
 log = logging.getLogger(__name__)
@@ -48,11 +54,7 @@ class ParallelLauncher(JoblibLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from joblib import Parallel, delayed, effective_n_jobs
 
-        setup_globals()
-        assert self.config is not None and self.hydra_context is not None and self.task_function is not None
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        sweep_dir = self._prepare()
         options = parallel_options(self.joblib)
         log.info(f"Launching {len(job_overrides)} jobs, {effective_n_jobs(options['n_jobs'])} at once, "
                  f"sweep output dir : {sweep_dir}")
@@ -67,6 +69,44 @@ class ParallelLauncher(JoblibLauncher):
                                      singleton_state)
                 for idx, overrides in enumerate(job_overrides)
             )
+
+    @contextmanager
+    def job_pool(self) -> Iterator[FuturePool]:
+        """The workers `launch` uses, job by job: `submit(overrides, idx)` starts a job as soon as
+        a worker is free. On leaving: the workers are shut down; after an error with jobs still
+        running, those are asked to stop first (as Ctrl-C asks them); after a second Ctrl-C or
+        SIGTERM, killed at once."""
+        from joblib import effective_n_jobs
+
+        sweep_dir = self._prepare()
+        workers = effective_n_jobs(parallel_options(self.joblib)["n_jobs"])
+        log.info(f"Launching jobs as workers free up, {workers} at once, sweep output dir : {sweep_dir}")
+        assert self.hydra_context is not None and self.task_function is not None
+        job = partial(execute_job, os.getpid(), grace_s=self.interrupt_grace_s, hydra_context=self.hydra_context,
+                      config=self.config, task_function=self.task_function)
+        pool = FuturePool(partial(reusable_executor, workers), job)
+        with graceful_interrupt(self.interrupt_grace_s):
+            try:
+                yield pool
+            except KeyboardInterrupt:  # the signal a second time: stop now, as joblib does
+                pool.executor.shutdown(wait=False, kill_workers=True)
+                raise
+            except BaseException:
+                if pool.running():
+                    pass_on(signal.SIGTERM)
+                    pool.wait_all(self.interrupt_grace_s)
+                pool.executor.shutdown(wait=False, kill_workers=True)
+                raise
+        pool.executor.shutdown(wait=True)
+
+    def _prepare(self) -> Path:
+        """What every launch does first: Hydra's globals and log, the sweep folder."""
+        setup_globals()
+        assert self.config is not None and self.hydra_context is not None and self.task_function is not None
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        return sweep_dir
 
 
 def execute_job(launcher_pid: int, launched_at: float, grace_s: float, idx: int, overrides: Sequence[str],
@@ -103,21 +143,14 @@ def graceful_interrupt(grace: float) -> Iterator[None]:
     Afterwards the launch raises the interrupt."""
     timers: list[threading.Timer] = []
 
-    def pass_on(number: int) -> None:
-        # A Ctrl-C in a terminal reached the workers already; `kill -INT` or SIGTERM did not.
-        for worker in multiprocessing.active_children():
-            if worker.pid is None:  # not started
-                continue
-            try:
-                os.kill(worker.pid, number)
-            except OSError:
-                pass
+    def stop_workers(number: int) -> None:
+        pass_on(number)
         timer = threading.Timer(grace, interrupts.repeat, args=(number,))
         timer.daemon = True
         timer.start()
         timers.append(timer)
 
-    with interrupts.listening(pass_on):
+    with interrupts.listening(stop_workers):
         try:
             yield
         except Exception:
@@ -129,3 +162,15 @@ def graceful_interrupt(grace: float) -> Iterator[None]:
             for timer in timers:
                 timer.cancel()
     interrupts.check()
+
+
+def pass_on(number: int) -> None:
+    """Signal `number` to every worker process. A Ctrl-C in a terminal reached them already;
+    `kill -INT` or SIGTERM did not."""
+    for worker in multiprocessing.active_children():
+        if worker.pid is None:
+            continue
+        try:
+            os.kill(worker.pid, number)
+        except OSError:
+            pass

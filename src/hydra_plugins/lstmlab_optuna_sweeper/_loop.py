@@ -1,5 +1,10 @@
 """The sweep loop: take trials under the study lock, launch them, record how they ended.
 
+Where the launcher can start jobs one by one (_jobs.py: `parallel`, submitit), n_jobs trials run
+at once and each one's end is told to Optuna the moment it comes, the next trial claimed and
+started at once, so no worker waits for another's trial; any other launcher gets batches of
+n_jobs, each awaited whole. Both tell a trial's end through `_tell`.
+
 What counts towards `n_trials`: every trial that ran to a verdict (COMPLETE, PRUNED, FAIL) plus
 those running or queued now. A trial whose worker died or was interrupted is FAIL too, but it is
 queued again with the same params (Optuna's retry callback) and its retry takes its place, so
@@ -30,6 +35,7 @@ from lstmlab.sweep.link import TrialLink
 from lstmlab.sweep.outages import RetryingStorage, StorageUnavailable
 
 from . import _tracking
+from ._jobs import JobPool, batches_because, job_pool
 from ._settings import Compose, SweepSettings
 from ._storage import StudyLock
 from ._tally import Heartbeat, Tally
@@ -65,31 +71,30 @@ class StudyLoop:
         self.name = settings.study_name
         self.job_index = 0
         self.in_flight: dict[int, optuna.Trial] = {}  # by number: asked, not yet told
+        self.told: list[int] = []  # numbers of the trials this command told (their runs: the busy share)
+        self.waiting_said = False  # "waiting for trials in other workers" said, since the last claim
+        self.started = time.monotonic()
 
     def run(self) -> list[list[JobReturn]]:
         s = self.settings
+        pool = job_pool(self.launcher) if s.async_trials and s.batch_size > 1 else None
         log.info(f"[sweep {self.name}] study {self.name!r} in {s.shown_storage}: "
                  f"{Tally.of(self.study.get_trials(deepcopy=False)).finished} of {s.n_trials} "
-                 f"trials finished; {s.batch_size} at a time; MLflow parent run {self.parent_id}")
+                 f"trials finished; {s.batch_size} at a time"
+                 f"{', the next as soon as one ends' if pool is not None else ''}; MLflow parent run {self.parent_id}")
+        if pool is None and s.batch_size > 1:
+            log.info(f"[sweep {self.name}] trials run in batches of {s.batch_size}, each awaited whole: "
+                     f"{batches_because(self.launcher, s.async_trials)}")
         returns: list[list[JobReturn]] = []
+        self.started = time.monotonic()
         try:
-            waiting_said = False
-            while True:
-                interrupts.check()  # a safe point: between trials
-                trials, tally = self._claim(s.batch_size)
-                if trials:
-                    waiting_said = False
-                    returns.append(self._run_batch(trials))
-                elif tally.running:
-                    if not waiting_said:
-                        log.info(f"[sweep {self.name}] waiting for {tally.running} trial(s) running "
-                                 f"in other workers (one silent for {self.storage.grace_period} s is "
-                                 "failed and queued again; Ctrl-C stops waiting)")
-                        waiting_said = True
-                    time.sleep(min(WAIT_POLL_SECONDS, s.heartbeat_interval))
-                else:
-                    break
+            if pool is None:
+                self._run_batches(returns)
+            else:
+                with pool as jobs:
+                    self._run_as_workers_free(jobs, returns)
         except StopSweep as stop:
+            self._give_back_in_flight("stopped")  # asked, not launched: someone else's to run
             self._finish("FAILED")
             raise LstmlabError(str(stop)) from None
         except StorageUnavailable as outage:
@@ -98,11 +103,79 @@ class StudyLoop:
             raise LstmlabError(f"{outage}; stopped the sweep: rerun the same command once the database "
                                "answers to resume it (trials that were running are queued again then)") from None
         except BaseException as error:
-            self._give_back_in_flight()
+            self._give_back_in_flight("interrupted")
             self._finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
             raise
         self._finish("FINISHED")
         return returns
+
+    def _run_batches(self, returns: list[list[JobReturn]]) -> None:
+        """Claim a batch, launch it, await it whole, tell each result; until none is left."""
+        while True:
+            interrupts.check()  # a safe point: between trials
+            trials, tally = self._claim(self.settings.batch_size)
+            if trials:
+                self.waiting_said = False
+                returns.append(self._run_batch(trials))
+            elif tally.running:
+                self._wait_for_others(tally)
+            else:
+                return
+
+    def _run_as_workers_free(self, pool: JobPool, returns: list[list[JobReturn]]) -> None:
+        """Keep n_jobs trials running: as soon as one ends, tell its result, then claim and start
+        the next. After Ctrl-C/SIGTERM or a stop (failure rate), start none, let the running
+        ones end, tell those that ended on their own; the rest are given back."""
+        running: list[tuple[Any, optuna.Trial]] = []  # (job, trial)
+        stop: StopSweep | None = None
+        with Heartbeat(self.storage, self._running_ids, self.settings.heartbeat_interval):
+            while True:
+                if interrupts.requested() or stop is not None:
+                    if not running:
+                        interrupts.check()
+                        assert stop is not None
+                        raise stop
+                elif len(running) < self.settings.batch_size:
+                    trials, tally = self._claim(self.settings.batch_size - len(running))
+                    try:
+                        for trial in trials:
+                            overrides = self._job_overrides(trial)
+                            if overrides is not None:
+                                running.append((pool.submit(overrides, self.job_index), trial))
+                                self.job_index += 1
+                    except StopSweep as error:
+                        stop = error
+                        continue
+                    if trials:
+                        self.waiting_said = False
+                    elif not running:
+                        if not tally.running:
+                            return
+                        self._wait_for_others(tally)
+                        continue
+                if not running:
+                    continue
+                ended = pool.wait([job for job, _ in running], WAIT_POLL_SECONDS)
+                for job, trial in [(j, t) for j, t in running if any(j is e for e in ended)]:
+                    running.remove((job, trial))
+                    result = job.result()
+                    returns.append([result])
+                    if interrupts.requested() and result.status != JobStatus.COMPLETED and \
+                            not isinstance(job_error(result), optuna.TrialPruned):
+                        continue  # stopped by the signal: given back, run again by the next command
+                    try:
+                        self._tell(trial, result)
+                    except StopSweep as error:
+                        stop = error
+
+    def _wait_for_others(self, tally: Tally) -> None:
+        """Nothing to claim while other workers' trials run: one line, then look again shortly."""
+        if not self.waiting_said:
+            log.info(f"[sweep {self.name}] waiting for {tally.running} trial(s) running "
+                     f"in other workers (one silent for {self.storage.grace_period} s is "
+                     "failed and queued again; Ctrl-C stops waiting)")
+            self.waiting_said = True
+        time.sleep(min(WAIT_POLL_SECONDS, self.settings.heartbeat_interval))
 
     def _claim(self, slots: int) -> tuple[list[optuna.Trial], Tally]:
         """Under the study lock: fail stale trials, count, and ask up to `slots` trials, as many
@@ -137,8 +210,14 @@ class StudyLoop:
         self._check_failure_rate([f for f in failures if f is not None])
         return list(results)
 
+    def _tell(self, trial: optuna.Trial, result: JobReturn) -> None:
+        """One trial's end, as it comes: told, its line printed, the failure rate checked."""
+        failure = self._record(trial, result)
+        self._check_failure_rate([failure] if failure else [])
+
     def _running_ids(self) -> list[int]:
-        return [trial_id(trial) for trial in list(self.in_flight.values())]
+        # From the heartbeat thread while the loop adds and removes trials: a copy (atomic) first.
+        return [trial_id(trial) for trial in self.in_flight.copy().values()]
 
     def _job_overrides(self, trial: optuna.Trial) -> list[str] | None:
         """The trial's job overrides: its sampled values and its link; None (the trial recorded
@@ -150,8 +229,7 @@ class StudyLoop:
         try:
             self.compose(overrides)
         except Exception as error:  # noqa: BLE001 - a composition error fails this trial only
-            failure = self._record(trial, failed_job(overrides, error))
-            self._check_failure_rate([failure] if failure else [])
+            self._tell(trial, failed_job(overrides, error))
             return None
         return overrides
 
@@ -178,6 +256,7 @@ class StudyLoop:
         self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state,
                         skip_if_finished=True)
         self.in_flight.pop(trial.number, None)
+        self.told.append(trial.number)
         tally = Tally.of(self.study.get_trials(deepcopy=False))
         history = retry_history(self.storage.get_trial(trial_id(trial)))
         retry_of = history[0] if history else None
@@ -207,9 +286,9 @@ class StudyLoop:
         log.info(f"[sweep {self.name}] trial {number} {state.name} {what} | {best} | "
                  f"{tally.finished}/{self.settings.n_trials} finished")
 
-    def _give_back_in_flight(self) -> None:
-        """Interrupted (Ctrl-C, an error): fail our running trials and queue them again, at once:
-        when the storage does not answer, their heartbeats stop and the next command does it."""
+    def _give_back_in_flight(self, why: str) -> None:
+        """Interrupted (Ctrl-C, an error) or stopped: fail our running trials and queue them again,
+        at once: when the storage does not answer, their heartbeats stop and the next command does it."""
         retry = self.storage.get_heartbeat_stale_trial_callback()
         try:
             with self.storage.without_retry():
@@ -220,7 +299,7 @@ class StudyLoop:
                     self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
                     if retry is not None:
                         retry(self.study, self.storage.get_trial(trial_id(trial)))
-                    log.info(f"[sweep {self.name}] interrupted: trial {trial.number} is queued again; "
+                    log.info(f"[sweep {self.name}] {why}: trial {trial.number} is queued again; "
                              "rerun the same command to resume")
         except Exception as error:  # noqa: BLE001 - the next command requeues what is left
             log.info(f"[sweep {self.name}] the storage did not take the running trials back "
@@ -244,7 +323,19 @@ class StudyLoop:
                 if tally.best is not None else "no trial completed")
         log.info(f"[sweep {self.name}] {status.lower()}: {tally.finished}/{self.settings.n_trials} "
                  f"trials ({tally.complete} complete, {tally.pruned} pruned, {tally.failed} failed); "
-                 f"{best}; MLflow parent run {self.parent_id}")
+                 f"{best}{self._busy_share()}; MLflow parent run {self.parent_id}")
+
+    def _busy_share(self) -> str:
+        """"; busy share 0.93": the trials' run time this command (their MLflow runs, start to end)
+        over n_jobs × its wall time; how much of the time its workers trained. "" when it ran none."""
+        if not self.told:
+            return ""
+        try:
+            busy = parent.run_seconds(self.parent_id, self.told)
+        except Exception:  # noqa: BLE001 - a figure in the closing line is not worth failing it
+            return ""
+        wall = time.monotonic() - self.started
+        return f"; busy share {busy / (self.settings.batch_size * wall):.2f}"
 
     def _summarize(self) -> Tally:
         """Close orphaned child runs, write the parent's summary; the study's tally."""

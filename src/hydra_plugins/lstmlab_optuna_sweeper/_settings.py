@@ -38,7 +38,8 @@ class SweepSettings:
 
     study_name: str
     n_trials: int  # the grid's size when a grid sampler has fewer points
-    batch_size: int  # trials asked of the sampler and launched together (hydra.sweeper.n_jobs)
+    batch_size: int  # trials running at once (hydra.sweeper.n_jobs)
+    async_trials: bool  # the next trial starts as soon as one ends, where the launcher can (_jobs.py)
     storage_url: str  # as the database needs it (it may hold a password): show `shown_storage`
     space: SearchSpace
     sampler: SamplerFactory
@@ -82,7 +83,7 @@ def resolve_settings(options: LstmlabOptunaSweeperConf, arguments: list[str], co
         log.info(f"[sweep {name}] the grid has {grid} points: running {grid} trials, not {n_trials}")
         n_trials = grid
     return SweepSettings(
-        study_name=name, n_trials=n_trials, batch_size=batch,
+        study_name=name, n_trials=n_trials, batch_size=batch, async_trials=options.async_trials,
         storage_url=resolve_url(options.storage or DEFAULT_STORAGE),
         space=space, sampler=sampler, pruner=pruner, max_failure_rate=options.max_failure_rate,
         heartbeat_interval=options.heartbeat_interval, storage_retry_s=options.storage_retry_s,

@@ -30,6 +30,10 @@ class LstmlabOptunaSweeperConf:
     # Trials asked of the sampler and launched together: `auto` = as many as the launcher runs at
     # once (hydra.launcher.n_jobs of hydra/launcher=parallel or joblib; 1 for others), or N.
     n_jobs: Any = "auto"
+    # true: with hydra/launcher=parallel or submitit_*, keep n_jobs trials running, the next one
+    # asked and started as soon as any ends; false (or another launcher): batches of n_jobs, each
+    # awaited whole before the next is asked (workers wait for the batch's slowest trial).
+    async_trials: bool = True
     # null: named after the search and the data (variants-sp500, wide-csv-prices, sweep-synthetic)
     study_name: Optional[str] = None  # noqa: UP045 - OmegaConf structured configs need typing.Optional
     # Any Optuna RDB URL: sqlite:///path.db, postgresql://user@host/db, mysql://...; null: the default

@@ -129,3 +129,49 @@ def planned_jobs(config: Any) -> int | None:
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
     overrides = parser.parse_overrides([*params, *config.hydra.overrides.task])
     return len(BasicSweeper.split_arguments(overrides, None)[0])
+
+
+# hydra-submitit-launcher's `BaseSubmititLauncher.launch` builds a submitit executor from the
+# launcher's options and submits the launcher itself (its `__call__` runs one job) as an array,
+# awaited whole. The sweeper submits jobs one by one instead, so it builds the executor and each
+# job's arguments as `launch` does: from the launcher's `params` and `_EXECUTOR` (private).
+# tests/test_compat.py reads `launch` and fails when it stops building them this way.
+SUBMITIT_INIT_KEYS = ("max_num_timeout",)  # `launch`'s specific_init_keys: executor arguments, not parameters
+
+
+def submitit_executor(launcher: Any) -> Any:
+    """The `submitit.AutoExecutor` hydra-submitit-launcher's `launch` would make for `launcher`."""
+    import submitit
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    cluster, params = submitit_cluster(launcher), launcher.params
+    executor = submitit.AutoExecutor(
+        cluster=cluster, folder=params["submitit_folder"],
+        **{f"{cluster}_{key}": value for key, value in params.items() if key in SUBMITIT_INIT_KEYS})
+    shared = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{key if key in shared else f"{cluster}_{key}": value
+                                  for key, value in params.items()
+                                  if key not in (*SUBMITIT_INIT_KEYS, "submitit_folder")})
+    return executor
+
+
+def submitit_cluster(launcher: Any) -> str:
+    """Which submitit executor the launcher runs: `local` or `slurm`."""
+    return str(launcher._EXECUTOR)
+
+
+def submitit_job_args(overrides: list[str], idx: int) -> tuple[Any, ...]:
+    """The arguments `launch` gives the launcher's `__call__` for job `idx`."""
+    from hydra.core.singleton import Singleton
+
+    return (list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
+
+
+def is_submitit_launcher(launcher: Any) -> bool:
+    try:
+        from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+    except ImportError:
+        return False
+    return isinstance(launcher, BaseSubmititLauncher)

@@ -86,3 +86,14 @@ def close_orphaned_children(study: optuna.Study, parent_id: str) -> int:
                       "study while its run was RUNNING: its worker had gone")
             closed += 1
     return closed
+
+
+def run_seconds(parent_id: str, numbers: list[int]) -> float:
+    """The summed wall time (start to end) of the child runs of trials `numbers`."""
+    client = MlflowClient()
+    parent = client.get_run(parent_id)
+    wanted = {str(n) for n in numbers}
+    runs = client.search_runs([parent.info.experiment_id], max_results=50000,
+                              filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
+    return float(sum((run.info.end_time - run.info.start_time) / 1000 for run in runs
+               if run.data.tags.get("optuna_trial") in wanted and run.info.end_time and run.info.start_time))
