@@ -201,16 +201,19 @@ def assert_one_clean_line(result: subprocess.CompletedProcess, folder: Path, mes
     assert runs_in(folder) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, message", [(c[0], c[3]) for c in FILE_CASES], ids=[c[0] for c in FILE_CASES])
 def test_bad_data_is_one_line_and_no_run(outcomes, case, message):
     assert_one_clean_line(*outcomes[case], message)
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 @pytest.mark.parametrize("overrides, message", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
 def test_bad_config_values_are_one_line_before_the_run(outcomes, overrides, message):
     assert_one_clean_line(*outcomes[overrides], message)
 
 
+@pytest.mark.slow
 def test_a_2gb_file_is_refused_from_a_sample_in_little_memory(tmp_path):
     """Past the size limit, the NUL sniff still reads only 64 KB: peak RSS stays that of the
     imports (about 200 MB), not the ~16 GB that parsing 2 GB would take."""
@@ -232,6 +235,7 @@ def test_a_2gb_file_is_refused_from_a_sample_in_little_memory(tmp_path):
     assert peak_kb < 400 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
 
 
+@pytest.mark.slow
 def test_an_unreadable_file_is_one_line(tmp_path):
     """Permission denied, for real: as root (who reads anything) the command runs as nobody."""
     folder = Path(tempfile.mkdtemp(prefix="lstmlab-perm-"))  # outside pytest's 0700 folders

@@ -26,6 +26,7 @@ def runs(experiment: str = "lstmlab"):
     return MlflowClient().search_runs([found.experiment_id]) if found else []
 
 
+@pytest.mark.slow
 def test_every_variant_in_one_multirun():
     result = lstmlab("train", "-m", "variant=glob(*)", *TINY, "trainer.epochs=1")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -39,6 +40,7 @@ def test_every_variant_in_one_multirun():
     assert len(list(Path("experiments/sweeps").glob("*/*/.hydra/config.yaml"))) == 11
 
 
+@pytest.mark.slow
 def test_train_on_a_csv_with_overrides(tmp_path):
     frame = synthetic_prices(rows=240, seed=5).reset_index()
     frame.columns = ["DATE", "close", "Volume"]
@@ -54,6 +56,7 @@ def test_train_on_a_csv_with_overrides(tmp_path):
     assert Path("experiments/runs").is_dir()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -87,6 +90,7 @@ def test_help_lists_the_commands_and_the_config_groups():
     assert "- 50\n  - 50\n  - 50" in job
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_the_run_and_says_so_in_one_line():
     import signal
     import time
@@ -145,6 +149,7 @@ def test_info_prints_each_line_once_as_a_plain_hydra_app_does(tmp_path):
     assert "Config search path" in lines and everything.stderr == ""
 
 
+@pytest.mark.slow
 def test_an_unreadable_override_says_the_quoted_form_which_trains(tmp_path):
     folder = tmp_path / "dätä (1)"
     folder.mkdir()

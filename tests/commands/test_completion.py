@@ -53,6 +53,7 @@ def bash_completes(line: str, env: dict[str, str], point: int | None = None) -> 
     return [word for word in in_shell("bash", script, env).splitlines() if word]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "line, expected",
     [
@@ -86,6 +87,7 @@ def test_bash_completes_the_word_at_the_cursor_and_offers_folders_to_go_into(tmp
     assert reply.split() == ["./dätä/"]
 
 
+@pytest.mark.slow
 def test_mlflow_ui_flags_are_read_once_and_kept(shell_env):
     assert bash_completes("lstmlab ui --po", shell_env) == ["--port"]
     (kept,) = (Path(shell_env["XDG_CACHE_HOME"]) / "lstmlab" / "completion").glob("mlflow-*-ui.txt")

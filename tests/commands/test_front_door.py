@@ -49,6 +49,7 @@ def demo(request, tmp_path_factory):
             "uri": f"sqlite:///{folder / 'mlflow.db'}"}
 
 
+@pytest.mark.slow
 def test_the_demo_prints_no_noise_and_ends_with_the_summary_of_its_mlflow_run(demo, monkeypatch):
     text = demo["text"]
     assert demo["code"] == 0, text
@@ -76,6 +77,7 @@ def test_the_demo_prints_no_noise_and_ends_with_the_summary_of_its_mlflow_run(de
     assert found["verdict"] == ("BEAT" if beat else "did NOT beat")
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_the_run_has_a_model_signature_and_its_data_as_a_dataset_input(demo, monkeypatch):
     from mlflow.models import get_model_info
 
@@ -97,6 +99,7 @@ def test_the_run_has_a_model_signature_and_its_data_as_a_dataset_input(demo, mon
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
 
 
+@pytest.mark.slow
 def test_a_bad_trainer_value_prints_its_one_line_and_nothing_else(tmp_path):
     code, text = train_to_file(tmp_path, "data=synthetic", "trainer.epochs=-1")
     assert code == 2
@@ -118,6 +121,7 @@ def test_trainer_verbose_is_one_of_keras_values(value):
         check_config(cfg)
 
 
+@pytest.mark.slow
 def test_verbose_brings_the_framework_lines_back(tmp_path):
     code, text = train_to_file(tmp_path, "-v", *TINY)
     assert code == 0, text
@@ -125,6 +129,7 @@ def test_verbose_brings_the_framework_lines_back(tmp_path):
     assert "Run baseline" in text
 
 
+@pytest.mark.slow
 def test_a_multirun_prints_a_line_per_job_and_ends_with_a_table_of_its_runs(tmp_path, monkeypatch):
     code, text = train_to_file(tmp_path, "-m", "variant=baseline,tanh", *TINY, "trainer.epochs=1")
     assert code == 0, text
@@ -187,6 +192,7 @@ def test_a_study_is_named_after_its_search_and_data():
     assert default_name(None, make_config("data=synthetic").data) == "sweep-synthetic"
 
 
+@pytest.mark.slow
 def test_a_project_folder_named_with_spaces_and_accents_gets_no_stray_folder_beside_it(tmp_path, monkeypatch):
     """MLflow's default store address is percent-encoded; opened as such it made an empty
     `my%20pr%C3%B8ject%20%C3%BC` beside the project. The runs stay in the project's own store."""

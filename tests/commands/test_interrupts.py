@@ -12,6 +12,7 @@ import textwrap
 
 import mlflow
 import optuna
+import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -27,6 +28,7 @@ def all_runs(uri: str) -> list:
     return mlflow.search_runs(search_all_experiments=True, output_format="list")
 
 
+@pytest.mark.slow
 def test_sigterm_closes_the_run_and_kill_9_is_closed_by_the_next_command(project_dir):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     termed, killed = (subprocess.Popen(ENDLESS, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -57,6 +59,7 @@ def test_sigterm_closes_the_run_and_kill_9_is_closed_by_the_next_command(project
     assert by_pid[str(termed.pid)].info.status == "KILLED"
 
 
+@pytest.mark.slow
 def test_only_runs_of_gone_processes_of_this_host_are_closed(project_dir):
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     experiment = client.create_experiment("owners")
@@ -80,6 +83,7 @@ def test_only_runs_of_gone_processes_of_this_host_are_closed(project_dir):
 
 
 
+@pytest.mark.slow
 def test_a_sweep_closes_the_child_runs_of_its_dead_workers_as_killed_and_says_why(project_dir):
     from lstmlab.sweep.parent import close_orphaned_children
 

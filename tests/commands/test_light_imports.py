@@ -29,6 +29,7 @@ def imported_modules(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]
     return result, modules
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, status",
     [
@@ -74,6 +75,7 @@ def test_the_quick_exit_keeps_the_exit_status_and_the_output(tmp_path):
     assert bug.returncode == 1 and "ZeroDivisionError" in bug.stderr
 
 
+@pytest.mark.slow
 def test_compare_imports_no_framework_on_a_store_with_runs():
     from conftest import tiny_config
     from lstmlab.pipeline.experiment import run_experiment

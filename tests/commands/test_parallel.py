@@ -23,6 +23,8 @@ from optuna.trial import TrialState
 
 from conftest import TINY
 
+pytestmark = pytest.mark.slow
+
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 # Tiny and on JAX (whose compiled programs are cached between processes).
 JOBS = [*TINY, "trainer.epochs=1", "trainer.backend=jax"]

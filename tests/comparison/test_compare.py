@@ -137,6 +137,7 @@ def group_members(comparison, group: str) -> list[str]:
     return comparison.runs.loc[comparison.runs["group"] == group, "run_id"].tolist()
 
 
+@pytest.mark.slow
 def test_groups_means_sds_and_welch_verdicts_equal_those_recomputed_from_the_runs(known_store):
     ids = known_store["ids"]
     result = compare()
@@ -177,6 +178,7 @@ def test_groups_means_sds_and_welch_verdicts_equal_those_recomputed_from_the_run
     assert list(result.groups["val_rmse_mean"]) == sorted(result.groups["val_rmse_mean"])  # best first
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_every_run_differs_from_the_baseline_run_by_what_its_metrics_say(known_store):
     result = compare()
     base = metrics_of(result.baseline_run_id)
@@ -191,6 +193,7 @@ def test_every_run_differs_from_the_baseline_run_by_what_its_metrics_say(known_s
     assert list(result.runs["val_rmse"]) == sorted(result.runs["val_rmse"])
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_a_higher_is_better_metric_sorts_descending_and_keeps_the_verdicts_right(known_store):
     result = compare(metric="test_skill")
     assert list(result.groups["test_skill_mean"]) == sorted(result.groups["test_skill_mean"], reverse=True)
@@ -199,6 +202,7 @@ def test_a_higher_is_better_metric_sorts_descending_and_keeps_the_verdicts_right
     assert list(result.runs["test_skill"]) == sorted(result.runs["test_skill"], reverse=True)
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_a_sweep_by_parent_id_or_study_name_and_a_filter_narrow_the_runs(known_store):
     ids = known_store["ids"]
     for sweep in (ids["parent"], "study-a"):
@@ -213,6 +217,7 @@ def test_a_sweep_by_parent_id_or_study_name_and_a_filter_narrow_the_runs(known_s
     assert set(result.runs["run_id"]) == set(ids["better"]) | set(ids["baseline"])
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_an_explicit_baseline_run_sets_the_reference(known_store):
     ids = known_store["ids"]
     result = compare(baseline=ids["better"][0][:8])
@@ -224,6 +229,7 @@ def test_an_explicit_baseline_run_sets_the_reference(known_store):
     assert row["val_rmse_diff"] == pytest.approx(KNOWN["worse"][1] - base)
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_the_command_prints_the_tables_and_writes_csv_markdown_and_a_chart(known_store, project_dir, capsys):
     assert cli_main(["compare"]) == 0
     out = capsys.readouterr().out
@@ -245,6 +251,7 @@ def test_the_command_prints_the_tables_and_writes_csv_markdown_and_a_chart(known
     assert "| group | n | seeds |" in markdown and "| worse | 4 | 1,2,3,4 |" in markdown
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -265,6 +272,7 @@ def test_user_errors_are_one_line(known_store, capsys, args, message):
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_compare_does_not_import_keras_or_tensorflow(known_store, project_dir):
     code = (
         "import sys; from lstmlab.cli import main; rc = main(['compare']); "
@@ -303,6 +311,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"uri": uri, "ids": ids}
 
 
+@pytest.mark.slow
 def test_real_runs_a_crippled_variant_comes_out_significantly_worse(trained, monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", trained["uri"])
     assert cli_main(["compare"]) == 0
@@ -330,6 +339,7 @@ def test_real_runs_a_crippled_variant_comes_out_significantly_worse(trained, mon
 # ---- the paired test, like with like, the report run ------------------------------------------
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_welch_on_test_rmse_holm_and_the_effect_equal_those_recomputed_from_the_runs_and_their_errors(known_store):
     from statsmodels.stats.multitest import multipletests
     from test_paired import two_level_by_hand
@@ -365,6 +375,7 @@ def test_welch_on_test_rmse_holm_and_the_effect_equal_those_recomputed_from_the_
     assert not {"dm_stat", "dm_p", "dm_p_holm"} & set(result.groups.columns)
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_by_default_only_runs_on_the_baselines_data_and_evaluation_and_the_notes_say_what_was_left_out(known_store):
     ids = known_store["ids"]
     result = compare()
@@ -387,6 +398,7 @@ def test_by_default_only_runs_on_the_baselines_data_and_evaluation_and_the_notes
     assert set(walk.runs["run_id"]) == set(ids["walk_forward"]) and walk.evaluation == "walk_forward (folds=5)"
 
 
+@pytest.mark.slow
 def test_data_go_by_the_name_the_mlflow_ui_shows_and_a_csvs_file_name_finds_them_too():
     from omegaconf import OmegaConf
 
@@ -408,6 +420,7 @@ def test_data_go_by_the_name_the_mlflow_ui_shows_and_a_csvs_file_name_finds_them
         compare(data="volumes.csv")
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_all_keeps_other_data_without_a_verdict_but_only_the_baselines_evaluation(known_store, capsys):
     ids = known_store["ids"]
     both = compare(include_all=True)
@@ -433,6 +446,7 @@ def test_all_keeps_other_data_without_a_verdict_but_only_the_baselines_evaluatio
     assert "--data 'nowhere' matches no run's data" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_groups_on_other_data_get_neither_test_and_leave_the_holm_correction_of_the_others_alone(known_store):
     both = compare(include_all=True)
     other = both.groups[both.groups["verdict"] == "no verdict (other data: no common test days)"]
@@ -446,6 +460,7 @@ def test_groups_on_other_data_get_neither_test_and_leave_the_holm_correction_of_
         assert same[column].equals(alone.loc[same.index, column]), column
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_the_compare_logs_a_report_run_that_later_compares_leave_out(known_store, project_dir, capsys):
     client = MlflowClient()
     experiment = client.get_experiment_by_name("lstmlab")
@@ -475,6 +490,7 @@ def test_the_compare_logs_a_report_run_that_later_compares_leave_out(known_store
     assert again.baseline_run_id == known_store["ids"]["baseline"][-1]
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_predictions_are_downloaded_once_into_the_users_cache(known_store, tmp_path, monkeypatch):
     ids = known_store["ids"]
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -493,6 +509,7 @@ def test_predictions_are_downloaded_once_into_the_users_cache(known_store, tmp_p
     assert default_cache() == tmp_path / "home" / ".cache" / "lstmlab" / "predictions"
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_a_cache_that_cannot_be_written_costs_the_copy_not_the_verdicts(known_store, tmp_path):
     in_the_way = tmp_path / "a-file"
     in_the_way.write_text("where the cache folder would go")
@@ -507,6 +524,7 @@ def overlaps(boxes: list) -> list[tuple[int, int]]:
     return [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_many_groups_long_and_shared_names_get_short_unique_labels_a_narrow_table_and_a_clean_chart(known_store):
     from lstmlab.comparison.chart import figure
     from lstmlab.comparison.render import render_text, terminal_group_view

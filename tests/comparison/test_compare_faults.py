@@ -61,6 +61,7 @@ def spoiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     return {"ids": ids, "originals": originals, "cache": tmp_path / "cache" / "lstmlab" / "predictions"}
 
 
+@pytest.mark.slow
 def test_damaged_predictions_are_refused_by_run_and_a_repaired_one_is_read_again(spoiled, capsys):
     ids, cache = spoiled["ids"], spoiled["cache"]
     result = compare()
@@ -166,6 +167,7 @@ def mounted_tmpfs(folder: Path, options: str) -> Iterator[None]:
         subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
+@pytest.mark.slow
 def test_a_full_disk_leaves_no_report_folder_and_no_empty_runs_csv(project_dir, capsys):
     small_store()
     capsys.readouterr()  # MLflow's own lines from making the store
@@ -178,6 +180,7 @@ def test_a_full_disk_leaves_no_report_folder_and_no_empty_runs_csv(project_dir, 
     assert sorted(p.name for p in folder.iterdir()) == ["chart.png", "groups.csv", "report.md", "runs.csv"]
 
 
+@pytest.mark.slow
 def test_a_folder_that_cannot_be_written_is_one_line(project_dir, capsys):
     small_store()
     capsys.readouterr()  # MLflow's own lines from making the store
@@ -187,6 +190,7 @@ def test_a_folder_that_cannot_be_written_is_one_line(project_dir, capsys):
         assert_one_line_and_nothing_written(capsys, reports, "Read-only file system")
 
 
+@pytest.mark.slow
 def test_a_file_where_the_reports_folder_goes_is_one_line(project_dir, capsys):
     small_store()
     capsys.readouterr()  # MLflow's own lines from making the store
@@ -199,6 +203,7 @@ def test_a_file_where_the_reports_folder_goes_is_one_line(project_dir, capsys):
     assert err.count("\n") == 1 and reports.read_text() == "not a folder" and not report_runs()
 
 
+@pytest.mark.slow
 def test_a_spoiled_cache_file_is_dropped_and_the_artifact_read_again(project_dir, monkeypatch):
     import numpy as np
 

@@ -79,6 +79,7 @@ def test_day_draws_are_counts_of_arch_moving_blocks():
     assert (draws.counts.sum(axis=1) == 30).all()
 
 
+@pytest.mark.slow
 def test_holm_equals_statsmodels_and_the_step_down_by_hand():
     from statsmodels.stats.multitest import multipletests
 

@@ -26,6 +26,8 @@ from lstmlab.comparison.effect import block_length
 from lstmlab.comparison.forecasters import model_tests
 from lstmlab.comparison.verdict import verdict_head
 
+pytestmark = pytest.mark.slow
+
 SEEDS = {"a": (1, 2, 3), "b": (4, 5, 6)}
 
 

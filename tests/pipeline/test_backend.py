@@ -12,9 +12,9 @@ import pytest
 
 from conftest import TINY
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     importlib.util.find_spec("jax") is None, reason="jax is not installed: pip install -e '.[jax]'"
-)
+)]
 
 # One run of a config, then its logged model loaded back and scored again.
 SCRIPT = """

@@ -15,6 +15,8 @@ from lstmlab.errors import LstmlabError
 from lstmlab.names import FINAL_METRICS
 from lstmlab.pipeline.experiment import run_experiment
 
+pytestmark = pytest.mark.slow
+
 ARTIFACTS = {"config.yaml", "scaler.json", "predictions.csv", "predictions.png", "loss.png"}
 SMALL = "model.units=[8,8]"
 

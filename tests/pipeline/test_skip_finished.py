@@ -29,6 +29,7 @@ def finished_runs() -> list:
                               output_format="list")
 
 
+@pytest.mark.slow
 def test_a_finished_configuration_is_reused_and_a_changed_one_is_trained(project_dir, caplog):
     first = run_experiment(tiny_config("tracking.skip_finished=true"))
     assert not first.reused
@@ -53,12 +54,14 @@ def test_a_finished_configuration_is_reused_and_a_changed_one_is_trained(project
     assert len(finished_runs()) == 1 + len(changed)
 
 
+@pytest.mark.slow
 def test_without_skip_finished_every_job_trains(project_dir):
     first = run_experiment(tiny_config())
     second = run_experiment(tiny_config())
     assert first.run_id != second.run_id and not second.reused
 
 
+@pytest.mark.slow
 def test_a_pruned_or_killed_run_is_never_reused(project_dir):
     first = run_experiment(tiny_config("tracking.skip_finished=true"))
     client = mlflow.MlflowClient()
@@ -70,6 +73,7 @@ def test_a_pruned_or_killed_run_is_never_reused(project_dir):
     assert not third.reused and third.run_id not in (first.run_id, second.run_id)
 
 
+@pytest.mark.slow
 def test_an_interrupted_multirun_started_again_trains_only_the_rest(project_dir):
     """A real Ctrl-C after the first job; the same command again reuses what finished."""
     command = [*LSTMLAB, "-m", "trainer.seed=1,2,3", "variant=baseline,tanh", *TINY, "tracking.skip_finished=true"]
@@ -105,6 +109,7 @@ def test_an_interrupted_multirun_started_again_trains_only_the_rest(project_dir)
     assert "RUNNING" not in statuses
 
 
+@pytest.mark.slow
 def test_a_run_on_another_backend_is_not_reused_and_the_job_says_why(project_dir):
     jax = subprocess.run([*LSTMLAB, *TINY, "trainer.backend=jax"], capture_output=True, text=True, timeout=300)
     assert jax.returncode == 0, jax.stderr[-3000:]
@@ -117,6 +122,7 @@ def test_a_run_on_another_backend_is_not_reused_and_the_job_says_why(project_dir
     assert len(finished_runs()) == 2
 
 
+@pytest.mark.slow
 def test_skip_finished_on_a_store_that_cannot_be_read_is_one_line(project_dir):
     (project_dir / "mlflow.db").write_bytes(b"this is not a database" * 100)
     uri = f"sqlite:///{project_dir / 'mlflow.db'}"

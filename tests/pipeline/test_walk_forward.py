@@ -19,6 +19,8 @@ from lstmlab.pipeline.evaluation import fold_rows
 from lstmlab.pipeline.experiment import run_experiment
 from lstmlab.records.forecast import forecast
 
+pytestmark = pytest.mark.slow
+
 ROWS, FOLDS = 240, 3  # evaluation period: the last 24 rows (data.test_fraction 0.1), 8 per fold
 FAST = ["model.units=[4,4]", "trainer.epochs=1"]
 WALK = ["evaluation=walk_forward", f"evaluation.folds={FOLDS}"]

@@ -40,6 +40,7 @@ def store(logged: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
     return logged
 
 
+@pytest.mark.slow
 def test_the_next_step_after_the_runs_own_data_is_the_model_on_its_last_window(store, capsys):
     prices = synthetic_prices(rows=ROWS, seed=0)
     result = forecast(store["run_id"])
@@ -61,6 +62,7 @@ def test_the_next_step_after_the_runs_own_data_is_the_model_on_its_last_window(s
     assert result.next_date.strftime("%Y-%m-%d") in out
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_a_csv_ending_the_day_before_a_test_date_forecasts_what_the_run_predicted_for_it(store, project_dir):
     """The logged model and scaler reproduce the run's own prediction for its last test day."""
     predictions = store["predictions"]
@@ -77,6 +79,7 @@ def test_a_csv_ending_the_day_before_a_test_date_forecasts_what_the_run_predicte
     assert result.price == pytest.approx(predictions["predicted"].iloc[-1], rel=1e-5)
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_user_errors_are_one_line(store, project_dir, capsys):
     short = project_dir / "short.csv"
     synthetic_prices(rows=5).to_csv(short)
@@ -134,6 +137,7 @@ def one_error_line(capsys, command: str, args: list[str]) -> str:
     return err
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_damaged_or_deleted_records_are_one_line_and_start_no_run(store, capsys):
     run_id = store["run_id"]
     before = len(mlflow.search_runs(search_all_experiments=True))
@@ -157,6 +161,7 @@ def test_damaged_or_deleted_records_are_one_line_and_start_no_run(store, capsys)
     assert len(mlflow.search_runs(search_all_experiments=True)) == before
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_the_downloaded_records_are_removed_afterwards(store, tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the downloads would stay
     forecast(store["run_id"])

@@ -12,6 +12,8 @@ from lstmlab.cli import main as cli_main
 from lstmlab.names import FINAL_METRICS
 from lstmlab.records.rerun import TIMING_METRICS
 
+pytestmark = pytest.mark.slow
+
 # Far from today's conf/ defaults (units [50, 50], S&P 500, lookback 60): a rerun built from
 # conf/ instead of the record would show in every param.
 OVERRIDES = ["model.units=[4,4]", "trainer.seed=7", "tracking.variant=baseline"]

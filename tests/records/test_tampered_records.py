@@ -115,6 +115,7 @@ def acted(touched: Path) -> bool:
     return touched.read_text() == "" if touched.name == "victim.txt" else touched.exists()
 
 
+@pytest.mark.slow
 def test_a_config_yaml_that_would_run_code_is_refused_and_runs_nothing(store, tmp_path, capsys):
     run_id, before = store["run_id"], runs()
     for key, node, touched, says, live in config_payloads(tmp_path):
@@ -132,6 +133,7 @@ def test_a_config_yaml_that_would_run_code_is_refused_and_runs_nothing(store, tm
     assert runs() == before  # nothing was started
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_an_interpolation_in_a_record_cannot_read_the_environment_into_the_store(store, monkeypatch, capsys):
     monkeypatch.setenv("LSTMLAB_TEST_SECRET", "do-not-log-me")
     run_id, before = store["run_id"], runs()
@@ -140,6 +142,7 @@ def test_an_interpolation_in_a_record_cannot_read_the_environment_into_the_store
     assert runs() == before
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_a_scaler_record_that_is_a_pickle_is_never_unpickled(store, tmp_path, capsys):
     run_id, marker = store["run_id"], tmp_path / "marker"
     payload = pickle_payload(marker)
@@ -173,6 +176,7 @@ def lambda_model(marker: Path):
     return keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(touched)))
 
 
+@pytest.mark.slow  # shares a trained fixture with a slow test
 def test_a_model_that_holds_code_is_refused(store, tmp_path, capsys):
     import keras
 
@@ -197,6 +201,7 @@ def test_a_model_that_holds_code_is_refused(store, tmp_path, capsys):
         assert "is refused: it is not a .keras file in the model's data/" in one_error_line(capsys, "forecast", [run_id])
 
 
+@pytest.mark.slow
 def test_a_fresh_run_may_instantiate_only_the_allowed_classes(project_dir):
     marker = project_dir / "marker"
     typed = subprocess.run([sys.executable, "-m", "lstmlab.cli", "train", "data=synthetic",

@@ -107,6 +107,7 @@ def test_the_joblib_launchers_private_core_is_what_the_parallel_launcher_relies_
     assert given["batch_size"] == "4"  # the launcher's own options are left as they were
 
 
+@pytest.mark.slow
 def test_the_loky_pool_the_parallel_launcher_submits_to_is_joblibs_and_a_futures_executor() -> None:
     """_compat.reusable_executor: joblib's vendored loky pool, whose futures the sweeper waits on
     and whose workers it kills after a second Ctrl-C."""
@@ -124,6 +125,7 @@ def test_the_loky_pool_the_parallel_launcher_submits_to_is_joblibs_and_a_futures
     assert executor.submit(int, "7").result(timeout=60) == 7
 
 
+@pytest.mark.slow
 def test_the_submitit_launchers_executor_and_job_arguments_are_built_as_its_launch_builds_them(tmp_path) -> None:
     """compat.submitit_executor and submitit_job_args repeat what hydra-submitit-launcher's
     `launch` does before `map_array`; when `launch` changes how, this fails."""

@@ -18,6 +18,8 @@ from optuna.trial import TrialState
 
 from conftest import FRAMEWORK_NOISE, TINY
 
+pytestmark = pytest.mark.slow
+
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 STORAGE = "sqlite:///mlruns/optuna.db"  # the sweeper's default, relative to the test's folder
 SMALL = [*TINY, "model.units=[4,4]"]

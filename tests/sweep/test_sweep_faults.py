@@ -10,8 +10,11 @@ from pathlib import Path
 
 import mlflow
 import optuna
+import pytest
 
 from conftest import TINY
+
+pytestmark = pytest.mark.slow
 
 STORAGE = "sqlite:///mlruns/optuna.db"  # the sweeper's default, in the test's folder
 SWEEP = [sys.executable, "-m", "lstmlab.cli", "train", "-m", "hydra/sweeper=lstmlab_optuna", *TINY,

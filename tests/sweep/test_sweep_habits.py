@@ -19,6 +19,8 @@ from optuna.trial import TrialState
 
 from conftest import TINY
 
+pytestmark = pytest.mark.slow
+
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 STORAGE = "sqlite:///mlruns/optuna.db"  # the default storage, which `storage: null` means
 

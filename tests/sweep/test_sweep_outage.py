@@ -28,6 +28,8 @@ from optuna.trial import TrialState
 
 from conftest import TINY
 
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
 SWEEP = [sys.executable, "-m", "lstmlab.cli", "train", "-m", "hydra/sweeper=lstmlab_optuna", *TINY,
          "model.units=[4]", "model.dropout=interval(0,0.5)", "hydra.sweeper.heartbeat_interval=1"]
 

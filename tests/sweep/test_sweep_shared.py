@@ -16,6 +16,8 @@ from optuna.trial import TrialState
 
 from conftest import POSTGRES, TINY, postgres_databases
 
+pytestmark = pytest.mark.slow
+
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 SWEEP = [*LSTMLAB, "train", "-m", "hydra/sweeper=lstmlab_optuna", *TINY, "model.units=[4]",
          "trainer.epochs=1", "model.dropout=interval(0,0.5)"]
@@ -45,6 +47,7 @@ def url_with_password():
             admin.close()
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("launcher", [
     [],  # Hydra's basic launcher: the jobs run in the sweeper's process
     ["hydra/launcher=submitit_local", "hydra.sweeper.n_jobs=2"],  # SLURM's code path: pickled jobs, new processes

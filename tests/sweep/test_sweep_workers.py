@@ -16,6 +16,8 @@ from optuna.trial import TrialState
 
 from conftest import TINY, postgres_databases
 
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 FINISHED_LINE = re.compile(r"^\[sweep workers\] trial (\d+) (COMPLETE|PRUNED|FAIL) ", re.MULTILINE)
 

@@ -104,6 +104,8 @@ def role_with_password():
     admin.close()
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_a_password_in_a_postgresql_tracking_url_is_written_nowhere(role_with_password, tmp_path):
     role, database = role_with_password
     url = f"postgresql://{role}:{PASSWORD}@127.0.0.1:5432/{database}"  # plain: psycopg2 is named for it
@@ -137,6 +139,7 @@ def test_a_password_in_a_postgresql_tracking_url_is_written_nowhere(role_with_pa
     assert rows_with_password(database) == []
 
 
+@pytest.mark.slow
 def test_credentials_in_an_http_tracking_url_are_kept_out_of_it(tmp_path):
     from test_tracking_server import start_server, stop_server
 

@@ -33,6 +33,7 @@ def statuses(uri: str) -> list[str]:
     return [run.info.status for run in runs]
 
 
+@pytest.mark.slow
 def test_three_runs_started_together_on_a_fresh_store(project_dir):
     """Three `lstmlab train` processes started at once on a new sqlite store all finish, and the
     store works afterwards (without the lock MLflow's migrations race and break it for good)."""
@@ -50,6 +51,8 @@ def test_three_runs_started_together_on_a_fresh_store(project_dir):
     assert statuses(uri) == ["FINISHED"] * 4
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_runs_that_log_the_same_new_dataset_at_once_all_record_it(project_dir, backend):
     """MLflow's store looks a dataset up, then inserts it: eight runs logging one dataset that their
@@ -113,6 +116,7 @@ def interrupted_migration(path: Path, migrated_to: str = "a8c4a736bde6") -> None
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_a_half_migrated_store_without_runs_is_created_again(project_dir, caplog):
     path = project_dir / "broken" / "mlflow.db"
     path.parent.mkdir()
@@ -128,6 +132,7 @@ def test_a_half_migrated_store_without_runs_is_created_again(project_dir, caplog
     assert statuses(uri) == ["FINISHED"]
 
 
+@pytest.mark.slow
 def test_a_half_migrated_store_with_runs_is_left_alone_with_one_line(project_dir):
     path = project_dir / "kept" / "mlflow.db"
     uri = f"sqlite:///{path}"
@@ -155,6 +160,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_a_dead_tracking_server_is_one_line_for_every_command(project_dir):
     """Not four minutes of retries and a traceback: every command says it in a line."""
     uri = f"http://127.0.0.1:{free_port()}"
@@ -223,6 +229,7 @@ def read_only(*paths: Path) -> Iterator[None]:
             p.chmod(mode)
 
 
+@pytest.mark.slow
 def test_an_optuna_storage_that_cannot_be_written_is_one_line_and_nothing_is_written(project_dir):
     Path("locked").mkdir()
     command = [*TRAIN[:4], "-m", "hydra/sweeper=lstmlab_optuna", "model.dropout=interval(0,0.5)",
@@ -235,6 +242,7 @@ def test_an_optuna_storage_that_cannot_be_written_is_one_line_and_nothing_is_wri
     assert list(Path("locked").iterdir()) == [] and not Path("mlflow.db").exists()
 
 
+@pytest.mark.slow
 def test_a_read_only_mlflow_db_or_mlruns_stops_the_run_before_it_starts(project_dir, monkeypatch):
     """What `lstmlab train` turns into one line (LstmlabError): before the run, not after training."""
     from lstmlab.pipeline.experiment import run_experiment

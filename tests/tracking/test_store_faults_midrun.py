@@ -57,6 +57,7 @@ def next_command(cwd: Path, uri: str) -> None:
                    capture_output=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_a_tracking_server_killed_mid_run_stops_the_run_in_one_line_and_the_next_command_closes_it(tmp_path):
     """Before: the run hung 8 minutes in MLflow's retries, then 190 lines of traceback."""
     backend, port = f"sqlite:///{tmp_path / 'server.db'}", free_port()
@@ -80,6 +81,7 @@ def test_a_tracking_server_killed_mid_run_stops_the_run_in_one_line_and_the_next
         stop_server(server)
 
 
+@pytest.mark.slow
 def test_the_next_job_of_the_same_process_closes_the_run_its_dead_server_left(tmp_path, monkeypatch):
     """A multirun's next job, a sweep's next trial: the process that left the run lives on, so the
     run is not an orphan of a dead process; the process closes it itself when the server is back."""
@@ -150,6 +152,7 @@ def fill(disk: Path) -> Path:
     return filler
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_up_mid_run_is_one_line_naming_it_and_the_next_command_closes_the_run(tmp_path):
     """Before: 497 lines of traceback (and "--- Logging error ---" from the log file on the full
     disk), the run left RUNNING. The store, its artifacts and Hydra's folders share the disk."""
@@ -201,6 +204,7 @@ def locked_line(database: Path, holder: subprocess.Popen) -> str:
 FIX_LOCK = re.escape("end that process's transaction (or the process), then run again")
 
 
+@pytest.mark.slow
 def test_a_locked_store_at_start_is_one_line_naming_the_lock_and_its_holder(project_dir):
     """Before: after 19 s, "not an MLflow store ... move the file aside": the wrong cause, and
     advice that would hide every run."""
@@ -213,6 +217,7 @@ def test_a_locked_store_at_start_is_one_line_naming_the_lock_and_its_holder(proj
     assert [run.info.run_id for run in all_runs(f"sqlite:///{database}")] == [kept]
 
 
+@pytest.mark.slow
 def test_a_lock_that_arrives_mid_run_is_one_line_and_the_next_command_closes_the_run(project_dir):
     """Before: 139 lines of traceback."""
     database, uri = project_dir / "mlflow.db", os.environ["MLFLOW_TRACKING_URI"]
@@ -227,6 +232,7 @@ def test_a_lock_that_arrives_mid_run_is_one_line_and_the_next_command_closes_the
     assert MlflowClient(uri).get_run(run.info.run_id).info.status == "KILLED"
 
 
+@pytest.mark.slow
 def test_a_store_made_read_only_mid_run_is_one_line_and_the_next_command_closes_the_run(project_dir):
     """SQLite says "disk I/O error" when its file turns immutable: the line says what it is."""
     from test_store_faults import read_only

@@ -20,6 +20,8 @@ from optuna.trial import TrialState
 
 from conftest import TINY, postgres_databases, use_store
 
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 
 

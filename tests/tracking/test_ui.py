@@ -18,6 +18,8 @@ import pytest
 from lstmlab.commands.ui import command
 from lstmlab.errors import LstmlabError
 
+pytestmark = pytest.mark.slow
+
 START_TIMEOUT_S = 120  # the server imports MLflow and migrates the store: slow on a busy machine
 
 
