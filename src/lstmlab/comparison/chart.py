@@ -41,6 +41,7 @@ def figure(comparison: Comparison):
     manager to close); `plot` saves it (drawing it once: each draw of a tall figure costs)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     groups, runs, m = drawn_groups(comparison.groups), comparison.runs, comparison.metric
     colors = {"baseline": "grey", "better": "tab:green", "worse": "tab:red"}
@@ -61,6 +62,7 @@ def figure(comparison: Comparison):
         if not base_mean.empty:
             ax.axvline(base_mean.iloc[0], color="grey", linestyle="--", linewidth=1, label="baseline")
         ax.set_xlabel(f"{name}\n(mean ± sd over seeds; dots: runs)")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long labels (-0.0125) must not run into each other
     axes[2].axvline(0, color="tab:orange", linewidth=1, label="naive forecast")
     axes[2].use_sticky_edges = False  # bars end at 0, where the naive line is: keep it off the frame
     axes[2].margins(x=0.05)
