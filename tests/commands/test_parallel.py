@@ -238,10 +238,10 @@ def test_kill_9_of_a_parallel_multirun_takes_its_workers_with_it(project_dir):
 
 
 # Trial 0 long, trials 1 and 2 short: the random sampler draws trial n with seed + n, and from
-# seed 48 it draws 30, 1, 1 epochs.
+# seed 48 it draws 200, 1, 1 epochs.
 UNEQUAL = ["hydra/sweeper=lstmlab_optuna", "hydra.sweeper.sampler=random", "hydra.sweeper.seed=48",
            "hydra.sweeper.pruner=none", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=2",
-           "trainer.epochs=choice(1,30)", *JOBS_ANY_EPOCHS]
+           "trainer.epochs=choice(1,200)", *JOBS_ANY_EPOCHS]  # 200: longer than start-up, idle or loaded
 
 
 def _no_worker_waited(result: subprocess.CompletedProcess, study: str) -> None:
@@ -252,7 +252,7 @@ def _no_worker_waited(result: subprocess.CompletedProcess, study: str) -> None:
     assert "; 2 at a time, the next as soon as one ends;" in result.stdout
     assert re.search(rf"\[sweep {study}\] finished: 3/3 trials .*; busy share \d\.\d\d;", result.stdout)
     trials, _, _ = sweep_records(study, "sqlite:///mlruns/optuna.db", 3)
-    assert [t.params["trainer.epochs"] for t in trials] == [30, 1, 1]
+    assert [t.params["trainer.epochs"] for t in trials] == [200, 1, 1]
     times = [(t.number, str(t.datetime_start), str(t.datetime_complete)) for t in trials]
     assert trials[2].datetime_start < max(t.datetime_complete for t in trials[:2]), times
 
