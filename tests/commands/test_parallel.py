@@ -98,18 +98,21 @@ def _runs_training(db: Path) -> int:
         return 0
 
 
-def _states_in_group(pgid: int) -> list[str]:
-    """The states (R, S, Z, ...) of the processes still in process group `pgid` (Linux /proc)."""
-    states = []
+def _proc_stats() -> dict[int, list[str]]:
+    """Every process's /proc/PID/stat fields after its name: state, parent pid, process group, ..."""
+    stats = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                stats[int(entry)] = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
             except (OSError, IndexError):
                 continue
-            if int(fields[2]) == pgid:
-                states.append(fields[0])
-    return states
+    return stats
+
+
+def _states_in_group(pgid: int) -> list[str]:
+    """The states (R, S, Z, ...) of the processes still in process group `pgid` (Linux /proc)."""
+    return [fields[0] for fields in _proc_stats().values() if int(fields[2]) == pgid]
 
 
 def _wait_until_training(job: subprocess.Popen, db: Path, runs: int) -> None:
@@ -191,16 +194,7 @@ def test_a_sweep_through_submitit_local_runs_its_trials_as_submitit_jobs(project
 
 def _children(pid: int) -> list[int]:
     """The processes whose parent is `pid` (Linux /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry))
-    return found
+    return [child for child, fields in _proc_stats().items() if int(fields[1]) == pid]
 
 
 def _alive(pid: int) -> bool:
