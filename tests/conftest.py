@@ -77,6 +77,22 @@ def train_in_own_store(folder: Path, *overrides: str, cfg: DictConfig | None = N
     return {"uri": uri, "run_id": result.run_id, "config": cfg}
 
 
+def train_groups_in_own_store(folder: Path, groups: dict[str, tuple[list[str], tuple[int, ...]]]) -> dict:
+    """Tiny runs of several groups in a store of their own under `folder`: for each name, its
+    overrides trained once per seed. Returns the store's URI and the run ids by group."""
+    from lstmlab.pipeline.experiment import run_experiment
+
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    ids: dict[str, list[str]] = {name: [] for name in groups}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        for name, (overrides, seeds) in groups.items():
+            for seed in seeds:
+                ids[name].append(run_experiment(tiny_config(*overrides, f"trainer.seed={seed}")).run_id)
+    return {"uri": uri, "ids": ids}
+
+
 def use_store(uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point this test (environment and MLflow's in-process setting) at the store `uri`."""
     import mlflow

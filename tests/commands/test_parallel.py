@@ -152,16 +152,13 @@ def test_a_stop_ends_every_parallel_job_as_killed_and_leaves_no_run_running(proj
     assert set(_states_in_group(job.pid)) <= {"Z"}  # every worker is gone (at most unreaped)
 
 
-def test_ctrl_c_in_a_sweep_one_job_at_a_time_queues_the_trial_again_and_stops(project_dir):
-    # n_jobs=1: joblib runs the job in the command's own process, not in a worker.
-    study = "one-at-a-time"
-    command = [*LSTMLAB, "train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=1", *JOBS,
-               "trainer.epochs=100000", "hydra/sweeper=lstmlab_optuna", f"hydra.sweeper.study_name={study}",
-               "hydra.sweeper.n_trials=3", "model.dropout=interval(0,0.5)"]
+def _interrupted_while_training(command: list[str], project_dir: Path, training: int) -> str:
+    """`command` started in a session of its own, Ctrl-C sent to it once `training` runs train; it
+    must end as interrupted (130, one line, no traceback). Returns its stdout."""
     job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            start_new_session=True)
     try:
-        _wait_until_training(job, project_dir / "mlflow.db", 1)
+        _wait_until_training(job, project_dir / "mlflow.db", training)
         os.killpg(job.pid, signal.SIGINT)
         out, err = job.communicate(timeout=60)
     finally:
@@ -169,6 +166,16 @@ def test_ctrl_c_in_a_sweep_one_job_at_a_time_queues_the_trial_again_and_stops(pr
             os.killpg(job.pid, signal.SIGKILL)
     assert job.returncode == 130, err[-3000:]
     assert err.strip().splitlines()[-1] == "lstmlab train: interrupted" and "Traceback" not in err
+    return out
+
+
+def test_ctrl_c_in_a_sweep_one_job_at_a_time_queues_the_trial_again_and_stops(project_dir):
+    # n_jobs=1: joblib runs the job in the command's own process, not in a worker.
+    study = "one-at-a-time"
+    command = [*LSTMLAB, "train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=1", *JOBS,
+               "trainer.epochs=100000", "hydra/sweeper=lstmlab_optuna", f"hydra.sweeper.study_name={study}",
+               "hydra.sweeper.n_trials=3", "model.dropout=interval(0,0.5)"]
+    out = _interrupted_while_training(command, project_dir, training=1)
     assert f"[sweep {study}] killed: 0/3 trials" in out and not PROGRESS.findall(out)
     trials = optuna.load_study(study_name=study, storage="sqlite:///mlruns/optuna.db").get_trials()
     assert [(t.number, t.state) for t in trials] == [(0, TrialState.FAIL), (1, TrialState.WAITING)]
@@ -270,17 +277,7 @@ def test_ctrl_c_in_a_sweep_as_workers_free_up_leaves_nothing_running_and_a_resum
     sweep = ["train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *JOBS_ANY_EPOCHS,
              "hydra/sweeper=lstmlab_optuna", f"hydra.sweeper.study_name={study}", "hydra.sweeper.n_trials=2",
              "model.dropout=interval(0,0.5)"]
-    job = subprocess.Popen([*LSTMLAB, *sweep, "trainer.epochs=100000"], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        _wait_until_training(job, project_dir / "mlflow.db", 2)
-        os.killpg(job.pid, signal.SIGINT)
-        out, err = job.communicate(timeout=60)
-    finally:
-        if job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)
-    assert job.returncode == 130, err[-3000:]
-    assert err.strip().splitlines()[-1] == "lstmlab train: interrupted" and "Traceback" not in err
+    out = _interrupted_while_training([*LSTMLAB, *sweep, "trainer.epochs=100000"], project_dir, training=2)
     assert f"[sweep {study}] killed: 0/2 trials" in out
     runs = all_runs()
     assert sorted((r.data.tags.get("optuna_trial", "parent"), r.info.status) for r in runs) == [

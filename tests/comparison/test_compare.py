@@ -18,7 +18,7 @@ from compare_store import DAYS, Store, final_metrics
 from mlflow import MlflowClient
 from scipy import stats as scipy_stats
 
-from conftest import tiny_config
+from conftest import train_groups_in_own_store
 from lstmlab.cli import main as cli_main
 from lstmlab.comparison.compare import compare
 from lstmlab.comparison.predictions import default_cache
@@ -297,18 +297,8 @@ BASELINE = ["model.units=[4,4]", "optimizer.learning_rate=0.01", "tracking.varia
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Three seeds each of a small baseline and a crippled variant, trained for real."""
-    from lstmlab.pipeline.experiment import run_experiment
-
-    folder = tmp_path_factory.mktemp("trained")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    ids: dict[str, list[str]] = {"baseline": [], "crippled": []}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        for name, overrides in (("baseline", BASELINE), ("crippled", CRIPPLED)):
-            for seed in (1, 2, 3):
-                ids[name].append(run_experiment(tiny_config(*overrides, f"trainer.seed={seed}")).run_id)
-    return {"uri": uri, "ids": ids}
+    return train_groups_in_own_store(tmp_path_factory.mktemp("trained"),
+                                     {"baseline": (BASELINE, (1, 2, 3)), "crippled": (CRIPPLED, (1, 2, 3))})
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from compare_store import ACTUAL, DAYS, NAIVE, Store, final_metrics
 from mlflow import MlflowClient
 from scipy import stats
 
-from conftest import tiny_config, use_store
+from conftest import train_groups_in_own_store, use_store
 from lstmlab.cli import main as cli_main
 from lstmlab.comparison import forecasters
 from lstmlab.comparison.compare import compare
@@ -34,18 +34,8 @@ SEEDS = {"a": (1, 2, 3), "b": (4, 5, 6)}
 @pytest.fixture(scope="module")
 def aa_store(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Six tiny runs of one configuration: seeds 1-3 tagged +aa=a, seeds 4-6 +aa=b."""
-    from lstmlab.pipeline.experiment import run_experiment
-
-    folder = tmp_path_factory.mktemp("aa")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    ids: dict[str, list[str]] = {"a": [], "b": []}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        for half, seeds in SEEDS.items():
-            for seed in seeds:
-                ids[half].append(run_experiment(tiny_config(f"+aa={half}", f"trainer.seed={seed}")).run_id)
-    return {"uri": uri, "ids": ids}
+    return train_groups_in_own_store(tmp_path_factory.mktemp("aa"),
+                                     {half: ([f"+aa={half}"], seeds) for half, seeds in SEEDS.items()})
 
 
 def test_aa_two_groups_of_one_configuration_get_no_evidence_and_an_interval_holding_zero(aa_store, monkeypatch, capsys):
