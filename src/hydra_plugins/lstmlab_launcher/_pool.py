@@ -66,7 +66,7 @@ class FuturePool:
         return self.executor.submit(self.job, launched_at=time.time(), idx=idx, overrides=list(overrides),
                                     singleton_state=Singleton.get_state())
 
-    def wait(self, jobs: Sequence[Any], timeout: float) -> list[Any]:
+    def wait(self, jobs: Sequence[PoolJob], timeout: float) -> list[PoolJob]:
         done, _ = concurrent.futures.wait([j.future for j in jobs], timeout=timeout,
                                           return_when=concurrent.futures.FIRST_COMPLETED)
         return [j for j in jobs if j.future in done]

@@ -39,9 +39,9 @@ class Job(Protocol):
 
 
 class JobPool(Protocol):
-    def submit(self, overrides: Sequence[str], idx: int) -> Any: ...
+    def submit(self, overrides: Sequence[str], idx: int) -> Job: ...
 
-    def wait(self, jobs: Sequence[Any], timeout: float) -> list[Any]: ...
+    def wait(self, jobs: Sequence[Job], timeout: float) -> list[Job]: ...
 
 
 def job_pool(launcher: Any) -> AbstractContextManager[JobPool] | None:
@@ -87,7 +87,7 @@ class SubmititPool:
         return SubmititJob(self.executor.submit(self.launcher, *submitit_job_args(list(overrides), idx)),
                            list(overrides))
 
-    def wait(self, jobs: Sequence[Any], timeout: float) -> list[Any]:
+    def wait(self, jobs: Sequence[Job], timeout: float) -> list[Job]:
         deadline = time.monotonic() + timeout
         while True:
             done = [j for j in jobs if j.done()]
