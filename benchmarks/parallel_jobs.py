@@ -8,10 +8,13 @@ basic launcher (`sequential`; a sweep with hydra.sweeper.n_jobs=1) and with
 gets its own MLflow store, Optuna storage and a cold JAX compilation cache in a temp folder.
 Prints wall times, their ratios to sequential (and async's to batches) in each round, the
 runs/trials each left, the sweep's busy share (trials' run time / (N x wall)) and the load.
+`--one-core-per-worker` gives each worker a core of its own (sequential: one core), as workers
+that own a GPU each: on a shared CPU a job left alone uses every core, which hides idle workers.
 
     python benchmarks/parallel_jobs.py multirun --epochs 2        # variant=glob(*) x 2 seeds
     python benchmarks/parallel_jobs.py sweep --trials 20 --epochs 10 --rounds 2
     python benchmarks/parallel_jobs.py sweep --trials 20 --epochs-choice 2,20 --modes async batches
+    python benchmarks/parallel_jobs.py sweep --trials 20 --epochs-choice 2,20 --one-core-per-worker
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ def run_once(args, mode: str, folder: Path) -> dict:
     if mode == "batches":
         launcher.append("hydra.sweeper.async_trials=false")
     load = os.getloadavg()[0]
-    wall = run_logged([*lstmlab_command(), "train", "-m", *job_args(args), *launcher], folder, "command.log")
+    wall = run_logged([*lstmlab_command(), "train", "-m", *job_args(args), *launcher], folder, "command.log",
+                      one_core_per_worker=args.one_core_per_worker)
     with sqlite3.connect(folder / "mlflow.db") as db:
         states = dict(db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
         # time inside fit per run: tells training slowed by sharing cores from overhead around it
@@ -80,6 +84,9 @@ def main() -> None:
     parser.add_argument("--epochs-choice", help="sweep: unequal trials, e.g. 2,20 (trainer.epochs=choice(2,20))")
     parser.add_argument("--modes", nargs="+", help="which commands (multirun: sequential parallel; sweep: "
                         "sequential async batches, the default all)")
+    parser.add_argument("--one-core-per-worker", action="store_true",
+                        help="sequential on one core, each launcher worker on its own core (as a GPU each): "
+                        "what workers that own their device gain from not waiting")
     add_common_options(parser)
     args = parser.parse_args()
     modes = args.modes or list(MODES[args.what])
@@ -87,7 +94,8 @@ def main() -> None:
         parser.error(f"--modes for {args.what}: {' '.join(MODES[args.what])}")
 
     rounds = []
-    print(f"{args.what}: {' '.join(job_args(args))}; {os.cpu_count()} CPUs", flush=True)
+    cores = "one core per worker" if args.one_core_per_worker else "cores shared"
+    print(f"{args.what}: {' '.join(job_args(args))}; {os.cpu_count()} CPUs, {cores}", flush=True)
     with tempfile.TemporaryDirectory(prefix="lstmlab-parallel-bench-") as tmp:
         for round_no in range(args.rounds):
             shift = round_no % len(modes)  # each mode first in turn
