@@ -174,7 +174,8 @@ def unused_port() -> int:
     (f"mysql://ann:{PASSWORD}@127.0.0.1/mlflow", "No module named 'MySQLdb' (install the database driver"),
     (f"htp://ann:{PASSWORD}@host", "unsupported URI"),
     ("./mlruns", "The filesystem tracking backend"),
-])
+], ids=["refused", "no-database", "bad-port", "no-driver", "bad-scheme", "file-store"])  # ids without the
+# random password: pytest-xdist's workers must collect the same test names
 def test_a_tracking_url_that_cannot_be_used_is_one_line_without_its_password(uri, says, monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri.replace("{port}", str(unused_port())))
     capsys.readouterr()
