@@ -63,16 +63,23 @@ def csv_config(path: str, *overrides: str) -> DictConfig:
     return make_config("data=csv", f"data.path={path}", *settings, *overrides)
 
 
-def train_in_own_store(folder: Path, *overrides: str, cfg: DictConfig | None = None) -> dict:
-    """One tiny run (or `cfg`) in a store of its own under `folder`: for module-scoped fixtures
-    that train once and serve several tests (the autouse store above is per test)."""
-    from lstmlab.pipeline.experiment import run_experiment
-
+@contextmanager
+def own_store(folder: Path) -> Iterator[str]:
+    """Work in `folder` with a store of its own there, as its URI: for module-scoped fixtures that
+    train once and serve several tests (the autouse store above is per test)."""
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    cfg = cfg if cfg is not None else tiny_config(*overrides)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         patch.setenv("MLFLOW_TRACKING_URI", uri)
+        yield uri
+
+
+def train_in_own_store(folder: Path, *overrides: str, cfg: DictConfig | None = None) -> dict:
+    """One tiny run (or `cfg`) in a store of its own under `folder`."""
+    from lstmlab.pipeline.experiment import run_experiment
+
+    cfg = cfg if cfg is not None else tiny_config(*overrides)
+    with own_store(folder) as uri:
         result = run_experiment(cfg)
     return {"uri": uri, "run_id": result.run_id, "config": cfg}
 
@@ -82,11 +89,8 @@ def train_groups_in_own_store(folder: Path, groups: dict[str, tuple[list[str], t
     overrides trained once per seed. Returns the store's URI and the run ids by group."""
     from lstmlab.pipeline.experiment import run_experiment
 
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
     ids: dict[str, list[str]] = {name: [] for name in groups}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
+    with own_store(folder) as uri:
         for name, (overrides, seeds) in groups.items():
             for seed in seeds:
                 ids[name].append(run_experiment(tiny_config(*overrides, f"trainer.seed={seed}")).run_id)
