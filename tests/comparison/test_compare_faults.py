@@ -2,8 +2,9 @@
 full filesystem (a small tmpfs mounted by the test, where it may mount one), a folder in the way.
 
 - A predictions.csv that does not parse whole is refused for that run, named by id and called
-  damaged (a missing one is called missing), never cached, never partly paired; once repaired it
-  is read again.
+  damaged (a missing one is called missing), never cached, never partly read: the run is left out
+  of the model tests (MCS, SPA), while its recorded test RMSE still counts in its group's verdict;
+  once repaired it is read again.
 - The report folder is written whole or not at all: a full disk or a folder that cannot be
   written is one line, exit status 2, no folder, no empty runs.csv.
 """
@@ -70,12 +71,12 @@ def test_damaged_predictions_are_refused_by_run_and_a_repaired_one_is_read_again
     for name in SPOILED:
         run_id = ids[name][1]
         state = "missing" if name == "missing" else "damaged"
-        assert groups.loc[name, "verdict"] == f"no verdict (run {run_id[:8]}: predictions.csv {state})"
-        assert groups.loc[name, "paired_days"] == 0  # never partly paired
+        assert groups.loc[name, "n"] == 3  # the verdict reads the recorded test RMSE: every seed counts
         assert f"run {run_id}: its predictions.csv is damaged" in notes if state == "damaged" else run_id in notes
         assert not (cache / run_id).exists()  # nothing damaged is cached
         assert result.runs.set_index("run_id")["in_mcs"].isna()[run_id]
-    assert "No predictions.csv in 1 run (no paired days, no interval, no model test): " + ids["missing"][1] in notes
+    assert "No predictions.csv in 1 run (no model test: MCS, SPA): " + ids["missing"][1] in notes
+    assert groups.loc["cut_row", "verdict"] == "worse"  # 1.5 times the baseline's errors: known without the file
     assert "damaged" not in next(n for n in result.notes if n.startswith("No predictions.csv"))
     for name, why in (("cut_row", "cut short"), ("cut_date", "cut short"), ("columns", "columns date,actual,forecast"),
                       ("rows", "its 40 rows give test RMSE")):
@@ -88,10 +89,10 @@ def test_damaged_predictions_are_refused_by_run_and_a_repaired_one_is_read_again
 
     Path(artifact_path(ids["cut_row"][1])).write_text(spoiled["originals"]["cut_row"])  # repaired
     MlflowClient().log_artifact(ids["missing"][1], str(_copy(spoiled["originals"]["missing"])))  # put back
-    again = compare().groups.set_index("group")
-    assert again.loc["cut_row", "paired_days"] == again.loc["missing", "paired_days"] == 60
-    assert again.loc["cut_row", "verdict"] == "worse"  # its errors are 1.5 times the baseline's every day
-    assert again.loc["missing", "verdict"] == "no evidence"
+    again = compare()
+    runs = again.runs.set_index("run_id")
+    assert runs["in_mcs"].notna()[ids["cut_row"][1]] and runs["in_mcs"].notna()[ids["missing"][1]]  # examined now
+    assert again.groups.set_index("group").loc["cut_row", "verdict"] == "worse"
     assert (cache / ids["cut_row"][1] / "predictions.npy").exists()
 
 
@@ -122,9 +123,14 @@ def test_a_predictions_csv_parses_whole_or_says_where_it_does_not(text, why):
         parse(text)
 
 
-def test_an_intact_predictions_csv_parses_to_its_rows_in_date_order():
+def test_an_intact_predictions_csv_parses_to_its_rows_in_date_order_with_their_folds():
     table = parse("date,actual,predicted,naive,fold\n2018-01-03,2.0,2.5,1.0,2\n2018-01-02,1.0,1.5,0.5,1\n", 0.5)
     assert table["actual"].tolist() == [1.0, 2.0] and table["naive"].tolist() == [0.5, 1.0]
+    assert table["fold"].tolist() == [1, 2]
+    old = parse("date,actual,predicted,naive\n2018-01-02,1.0,1.5,0.5\n")  # recorded before holdout runs wrote it
+    assert old["fold"].tolist() == [1]
+    with pytest.raises(Damaged, match="a fold that is not a whole number from 1"):
+        parse("date,actual,predicted,fold\n2018-01-02,1.0,1.5,0\n")
     with pytest.raises(Damaged, match="rows give test RMSE 0.5, the run recorded 0.6"):
         parse("date,actual,predicted\n2018-01-02,1.0,1.5\n", 0.6)
 
@@ -216,4 +222,4 @@ def test_a_spoiled_cache_file_is_dropped_and_the_artifact_read_again(project_dir
     np.save(cached[1], np.zeros(3))  # a readable array of another layout
     again = compare()
     assert again.groups.equals(first.groups)
-    assert all(np.load(path).dtype.names == ("day", "actual", "predicted", "naive") for path in cached[:2])
+    assert all(np.load(path).dtype.names == ("day", "actual", "predicted", "naive", "fold") for path in cached[:2])

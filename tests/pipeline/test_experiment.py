@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -62,6 +63,10 @@ def test_logged_metrics_agree_with_the_logged_predictions():
     result = run_experiment(tiny_config(SMALL))
     path = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="predictions.csv")
     table = pd.read_csv(path)
+    assert list(table.columns) == ["date", "actual", "predicted", "naive", "fold"] and set(table["fold"]) == {1}
+    from lstmlab.comparison.predictions import parse  # what compare reads: the fold kept, the RMSE checked
+
+    assert set(parse(Path(path).read_text(), result.metrics["test_rmse"])["fold"]) == {1}
     error = table["predicted"] - table["actual"]
     naive_error = table["naive"] - table["actual"]
     rmse = float(np.sqrt(np.mean(error**2)))

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import argparse
 
-from lstmlab.comparison.defaults import ALPHA, TRAIN_SEEDS
+from lstmlab.comparison.defaults import ALPHA, EFFECT, MARGIN, TRAIN_SEEDS
 from lstmlab.names import FINAL_METRICS
 
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lstmlab compare",
-        description="Finished runs against the baseline, like with like: on the baseline's data and evaluation. "
-        "Each seed group gets a verdict on its configuration: Welch's t-test of test_rmse across seeds "
-        "(Holm-adjusted) and the test RMSE change with a two-level bootstrap interval (seeds, then blocks of "
-        "days) must agree. The trained models (each run) and the naive forecast also get a model confidence "
-        "set and an SPA test (arch), which speak of those models on those days.",
+        description="Runs against the baseline, like with like: on the baseline's data and evaluation. "
+        "Each seed group (a configuration) gets its test RMSE relative to the baseline's (geometric means over "
+        "seeds) with a 95% interval (Welch's t on log test RMSE) and a verdict from the same test, Holm-adjusted: "
+        "better, worse, equivalent (the interval inside ±margin) or no evidence, beside the smallest effect its "
+        "seeds could detect (mde), the seeds a given effect needs, and the chance a fresh run beats a fresh "
+        "baseline run. Failed seeds count. The configurations and the trained models also get model confidence "
+        "sets, and the trained models an SPA test against naive (arch), which speak of those days.",
         epilog=f"Train variants with several seeds first: {TRAIN_SEEDS}. The report is also logged as a run "
         "tagged lstmlab.report=true in the experiment.",
     )
@@ -38,6 +40,10 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--filter", dest="filter_string", metavar="MLFLOW_FILTER",
                         help="MLflow filter string, e.g. \"params.data.lookback = '60'\"")
     parser.add_argument("--alpha", type=float, default=ALPHA, help=f"significance level (default: {ALPHA})")
+    parser.add_argument("--effect", type=float, default=EFFECT, metavar="CHANGE",
+                        help=f"the change of test RMSE you care about, for seeds_needed (default: {EFFECT}, i.e. 5%%)")
+    parser.add_argument("--margin", type=float, default=MARGIN, metavar="CHANGE",
+                        help=f"'equivalent' when the 95%% interval lies within ±margin (default: {MARGIN}, i.e. ±5%%)")
     return parser
 
 
@@ -59,6 +65,8 @@ def main(args: list[str]) -> int:
         alpha=options.alpha,
         data=options.data,
         include_all=options.include_all,
+        margin=options.margin,
+        effect=options.effect,
     )
     print(render_text(comparison))
     folder, markdown = write_report(comparison)

@@ -44,7 +44,7 @@ def figure(comparison: Comparison):
     from matplotlib.ticker import MaxNLocator
 
     groups, runs, m = drawn_groups(comparison.groups), comparison.runs, comparison.metric
-    colors = {"baseline": "grey", "better": "tab:green", "worse": "tab:red"}
+    colors = {"baseline": "grey", "better": "tab:green", "worse": "tab:red", "equivalent": "tab:purple"}
     verdicts = groups["verdict"].map(verdict_head)
     labels = [textwrap.fill(f"{g} [{v}]", LABEL_WIDTH, break_long_words=False) for g, v in zip(groups["group"], verdicts)]
     lines = sum(label.count("\n") + 1 for label in labels)
@@ -70,7 +70,7 @@ def figure(comparison: Comparison):
     errors = [(change - groups["rmse_change_low"] * 100).fillna(0), (groups["rmse_change_high"] * 100 - change).fillna(0)]
     axes[1].errorbar(change, y, xerr=errors, fmt="o", color="black", ecolor="grey", capsize=3)
     axes[1].axvline(0, color="grey", linestyle="--", linewidth=1, label="baseline")
-    axes[1].set_xlabel("test RMSE change vs baseline, %\n(paired days; 95% interval: seeds and day blocks resampled)")
+    axes[1].set_xlabel("test RMSE change vs baseline, %\n(geometric means over seeds; Welch's 95% t-interval)")
     for ax in axes:
         ax.grid(axis="x", alpha=0.3)
     # One legend for the three panels, below them: inside an axes it may cover a bar.
@@ -82,7 +82,7 @@ def figure(comparison: Comparison):
     hidden = len(comparison.groups) - len(groups)  # drawn: baseline, better, best and worst
     fig.suptitle(textwrap.fill(
         f"{comparison.experiment}: groups vs baseline — data {comparison.data}, {comparison.evaluation}; "
-        f"verdict: Welch on test RMSE (seeds, Holm) and the test RMSE interval, alpha {comparison.alpha:g}"
+        f"verdict: log test RMSE across seeds, Welch's t, Holm, alpha {comparison.alpha:g}"
         + (f"; {len(groups)} of {len(comparison.groups)} groups drawn (baseline, 'better', best and worst), "
            f"{count(hidden, 'group')} more in groups.csv" if hidden else ""),
         int(fig.get_figwidth() * 72 / (TITLE_SIZE * 0.62))), fontsize=TITLE_SIZE)  # characters that fit the width

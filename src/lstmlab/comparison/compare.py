@@ -24,7 +24,8 @@ import pandas as pd
 from lstmlab.comparison.defaults import ALPHA, TRAIN_SEEDS
 from lstmlab.comparison.forecasters import CHOSEN_BY, ModelTests, in_mcs_column, model_tests
 from lstmlab.comparison.groups import group_keys, group_labels, group_table, run_table
-from lstmlab.comparison.predictions import Unusable, daily_losses, read_all, unusable_notes
+from lstmlab.comparison.power import EFFECT, MARGIN
+from lstmlab.comparison.predictions import daily_losses, read_all, unusable_notes
 from lstmlab.comparison.scope import (
     DATA_COLUMN,
     count,
@@ -35,8 +36,7 @@ from lstmlab.comparison.scope import (
     with_defaults,
 )
 from lstmlab.comparison.seeds import TESTED_METRIC
-from lstmlab.comparison.selection import comparable, one_run_per_seed, pick_baseline, search_finished, sweep_parent
-from lstmlab.comparison.verdict import PairedDays
+from lstmlab.comparison.selection import comparable, one_run_per_seed, pick_baseline, search_ended, sweep_parent
 from lstmlab.errors import LstmlabError
 from lstmlab.names import FINAL_METRICS
 from lstmlab.paths import config_dir
@@ -52,9 +52,11 @@ class Comparison:
     store: str
     metric: str  # what the tables are sorted by; the verdict reads test_rmse (comparison.seeds)
     alpha: float
+    margin: float  # "equivalent" within ±margin (comparison.verdict)
+    effect: float  # the change seeds_needed plans for (comparison.power)
     baseline_run_id: str
-    runs: pd.DataFrame  # one row per run: final metrics, differences from the baseline run, in_mcs
-    groups: pd.DataFrame  # one row per seed group: mean/sd/n, Welch, the effect and the verdict
+    runs: pd.DataFrame  # one row per run (failed ones too): final metrics, differences from the baseline run, in_mcs
+    groups: pd.DataFrame  # one row per seed group: mean/sd/n, failed, the effect, its strength, the verdict, in_mcs
     selection: str  # the words for which runs were selected
     data: str = ""  # the baseline's data: its name and data_sha256 prefix ("mixed: ..." with --all)
     evaluation: str = ""  # the evaluation setup every compared run shares
@@ -70,19 +72,20 @@ def default_experiment() -> str:
 
 
 def forecasts(shown: pd.DataFrame, base_run_id: str, alpha: float,
-              cache: Path | None) -> tuple[PairedDays, ModelTests | None, list[str]]:
-    """The runs' checked predictions as paired days for the verdicts, the model tests (MCS, SPA),
-    and the notes on damaged or missing predictions. Only runs on the baseline's data are paired
-    or tested: runs on other data forecast other days."""
-    recorded = shown.get(f"metrics.{TESTED_METRIC}", pd.Series(math.nan, index=shown.index))
-    tables = read_all(dict(zip(shown["run_id"], recorded)), cache)
-    fingerprints = shown.get(DATA_COLUMN, pd.Series("", index=shown.index)).fillna("")
-    on_base_data = fingerprints.eq(fingerprints[shown["run_id"] == base_run_id].iloc[0])
-    losses, naive = daily_losses({run_id: tables[run_id] for run_id in shown.loc[on_base_data, "run_id"]})
-    unusable = {run_id: "damaged" if table.damaged else "missing"
-                for run_id, table in tables.items() if isinstance(table, Unusable)}
-    validation = shown.set_index("run_id").get(f"metrics.{CHOSEN_BY}", pd.Series(dtype=float))
-    return PairedDays(losses, unusable), model_tests(losses, naive, validation, alpha), unusable_notes(tables.values())
+              cache: Path | None) -> tuple[ModelTests | None, list[str]]:
+    """The model tests (MCS of runs and of configurations, SPA) over the finished runs' checked
+    predictions, and the notes on damaged or missing predictions. Only runs on the baseline's data
+    are tested: runs on other data forecast other days."""
+    finished = shown[~shown["failed"]]
+    recorded = finished.get(f"metrics.{TESTED_METRIC}", pd.Series(math.nan, index=finished.index))
+    tables = read_all(dict(zip(finished["run_id"], recorded)), cache)
+    fingerprints = finished.get(DATA_COLUMN, pd.Series("", index=finished.index)).fillna("")
+    on_base_data = fingerprints.eq(fingerprints[finished["run_id"] == base_run_id].iloc[0])
+    losses, naive = daily_losses({run_id: tables[run_id] for run_id in finished.loc[on_base_data, "run_id"]})
+    indexed = finished.set_index("run_id")
+    validation = indexed.get(f"metrics.{CHOSEN_BY}", pd.Series(dtype=float))
+    tests = model_tests(losses, naive, validation, alpha, groups=indexed["group"].to_dict())
+    return tests, unusable_notes(tables.values())
 
 
 def compare(
@@ -95,14 +98,20 @@ def compare(
     data: str | None = None,
     include_all: bool = False,
     cache: Path | None = None,
+    margin: float = MARGIN,
+    effect: float = EFFECT,
 ) -> Comparison:
     """Runs of `experiment` (narrowed by `sweep` / `filter_string` / `data`) against the baseline,
     on the baseline's evaluation, and on its data unless `include_all`. `cache`: where the runs'
-    predictions are kept (default: comparison.predictions.default_cache())."""
+    predictions are kept (default: comparison.predictions.default_cache()); `margin`: the
+    equivalence margin; `effect`: the change `seeds_needed` plans for (both relative, 0.05: 5 %)."""
     if metric not in FINAL_METRICS:
         raise LstmlabError(f"--metric {metric!r} is not a final metric; use one of {', '.join(FINAL_METRICS)}")
     if not 0 < alpha < 1:
         raise LstmlabError(f"--alpha {alpha} must be between 0 and 1")
+    for name, value in (("--margin", margin), ("--effect", effect)):
+        if not 0 < value < 1:
+            raise LstmlabError(f"{name} {value} must be a relative change between 0 and 1 (0.05: 5 %)")
     experiment = experiment or default_experiment()
     store = mask(mlflow.get_tracking_uri())  # shown in the header and the report: never a password
     found = mlflow.get_experiment_by_name(experiment)
@@ -112,9 +121,9 @@ def compare(
             f"no experiment named {experiment!r} in {store} (experiments there: {names}); "
             "pick one with --experiment NAME"
         )
-    everything = search_finished(found.experiment_id, None)
+    everything = search_ended(found.experiment_id, None)
     runs = comparable(everything, metric)
-    if runs.empty:
+    if runs.empty or runs["failed"].all():
         raise LstmlabError(
             f"experiment {experiment!r} in {store} has no finished runs with {metric}; "
             f"train some first: {TRAIN_SEEDS}"
@@ -127,7 +136,7 @@ def compare(
     if filter_string:
         clauses.append(filter_string)
         words.append(f"filter {filter_string!r}")
-    selected = set(search_finished(found.experiment_id, " AND ".join(clauses))["run_id"]) if clauses else set(runs["run_id"])
+    selected = set(search_ended(found.experiment_id, " AND ".join(clauses))["run_id"]) if clauses else set(runs["run_id"])
     selected &= set(runs["run_id"])
     if not selected:
         raise LstmlabError(f"no finished runs with {metric} in experiment {experiment!r} match {' and '.join(words)}")
@@ -155,13 +164,14 @@ def compare(
     shown = runs[(in_selection & on & same_evaluation) | (runs["group_key"] == base_key)].copy()
     labels = group_labels(shown)
     shown["group"] = shown["group_key"].map(labels)
-    paired, models, unreadable = forecasts(shown, str(base["run_id"]), alpha, cache)
+    models, unreadable = forecasts(shown, str(base["run_id"]), alpha, cache)
     notes += unreadable
 
     if repeats:
         notes.append(
             f"Left out {count(repeats, 'older run')} repeating a configuration and seed (e.g. a rerun's "
-            "original): a repeat is the same sample again, so each seed counts once (the latest run)."
+            "original, or a failed try trained again): a repeat is the same sample again, so each seed counts "
+            "once (the latest run that finished, else the latest)."
         )
     outside = int((~shown["run_id"].isin(selected)).sum())
     if outside:
@@ -176,9 +186,12 @@ def compare(
         store=store,
         metric=metric,
         alpha=alpha,
+        margin=margin,
+        effect=effect,
         baseline_run_id=str(base["run_id"]),
         runs=run_table(shown, base, metric).assign(in_mcs=lambda table: in_mcs_column(table["run_id"], models)),
-        groups=group_table(shown, base_key, metric, alpha, paired),
+        groups=group_table(shown, base_key, metric, alpha, margin, effect).assign(
+            in_mcs=lambda table: in_mcs_column(table["group"], models, by_group=True)),
         selection=" and ".join(words) or ("runs evaluated like the baseline's" if include_all else "runs like the baseline's"),
         data=base["data_name"] if len(datasets) == 1 else f"mixed: {'; '.join(datasets)}",
         evaluation=str(base["evaluation"]),

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from lstmlab.comparison.scope import DATA_COLUMN, bare_names
-from lstmlab.comparison.verdict import PairedDays, judge
+from lstmlab.comparison.verdict import judge
 from lstmlab.names import FINAL_METRICS, NOT_CONFIGURING
 
 
@@ -77,7 +77,13 @@ def _label_values(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _clip(value: str) -> str:
-    return value if len(value) <= MAX_VALUE else value[: MAX_VALUE - 1] + "…"
+    """A param's value for a label: a number with 4 significant digits (a sweep's 0.04242596238…
+    reads 0.04243, never cut mid-number), other text cut to MAX_VALUE characters."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value if len(value) <= MAX_VALUE else value[: MAX_VALUE - 1] + "…"
+    return value if number.is_integer() and len(value) <= MAX_VALUE else f"{number:.4g}"
 
 
 def _unique(labels: dict[tuple, str]) -> dict[tuple, str]:
@@ -113,6 +119,7 @@ def run_table(runs: pd.DataFrame, base: pd.Series, metric: str) -> pd.DataFrame:
             "data": runs.get("data_name"),
             "evaluation": runs.get("evaluation"),
             "baseline_run": runs["run_id"] == base["run_id"],
+            "status": runs["status"].where(~runs["failed"] | runs["status"].ne("FINISHED"), "FINISHED (not finite)"),
             "start_time": runs["start_time"],
         }
     )
@@ -123,33 +130,40 @@ def run_table(runs: pd.DataFrame, base: pd.Series, metric: str) -> pd.DataFrame:
         table[name] = values
         table[f"{name}_diff"] = values - reference
         table[f"{name}_rel_diff"] = (values - reference) / abs(reference) if reference else math.nan
-    return table.sort_values(metric, ascending=better_first(metric), kind="stable").reset_index(drop=True)
+    # best first by the metric; failed runs last, whatever they recorded before they failed
+    order = table.assign(_failed=runs["failed"].to_numpy()).sort_values(
+        ["_failed", metric], ascending=[True, better_first(metric)], kind="stable", na_position="last").index
+    return table.loc[order].reset_index(drop=True)
 
 
-def group_table(runs: pd.DataFrame, base_key: tuple, metric: str, alpha: float, paired: PairedDays) -> pd.DataFrame:
-    """One row per seed group: n, seeds, mean and sd (over finite values) of every final metric,
-    the tests and the verdict; sorted best first by `metric`. Computed per column over all groups
-    at once: a study of 2,000 runs has hundreds of groups."""
+def group_table(runs: pd.DataFrame, base_key: tuple, metric: str, alpha: float, margin: float,
+                effect: float) -> pd.DataFrame:
+    """One row per seed group: n (seeds that finished with a finite test RMSE), seeds, mean and
+    sd (over those) of every final metric, the effect, its strength and the verdict
+    (comparison.verdict; `margin` and `effect` as there); sorted best first by `metric`.
+    Computed per column over all groups at once: a study of 2,000 runs has hundreds of groups."""
     codes = pd.Series(pd.factorize(runs["group_key"])[0], index=runs.index)  # groups in order of appearance
     first = runs[~codes.duplicated()].set_axis(codes.drop_duplicates().to_numpy())  # each group's first run
     seeds = runs.get("params.trainer.seed", pd.Series(pd.NA, index=runs.index, dtype="string")).astype("string")
+    finished = ~runs["failed"]
     table = pd.DataFrame({
         "group": first["group"],
         "variant": first.get("tags.variant", first["tags.mlflow.runName"]),
         "baseline_group": first["group_key"].map(lambda key: key == base_key),
-        "n": codes.value_counts(),
+        "n": finished.groupby(codes).sum(),
         "seeds": seeds.groupby(codes).agg(lambda values: ",".join(sorted(values.dropna(), key=_natural))),
     })
     for name in FINAL_METRICS:
         values = runs[f"metrics.{name}"] if f"metrics.{name}" in runs else pd.Series(math.nan, index=runs.index)
-        finite = values.astype(float).where(np.isfinite(values.astype(float)))
+        finite = values.astype(float).where(np.isfinite(values.astype(float)) & finished)
         table[f"{name}_mean"] = finite.groupby(codes).mean()
         table[f"{name}_sd"] = finite.groupby(codes).std(ddof=1)
     base_mean = table.loc[table["baseline_group"], f"{metric}_mean"].iloc[0]
     table[f"{metric}_diff"] = table[f"{metric}_mean"] - base_mean
     table[f"{metric}_rel_diff"] = table[f"{metric}_diff"] / abs(base_mean) if base_mean else math.nan
-    groups = judge(table.reset_index(drop=True), runs, codes, alpha, paired)
-    return groups.sort_values(f"{metric}_mean", ascending=better_first(metric), kind="stable").reset_index(drop=True)
+    groups = judge(table.reset_index(drop=True), runs, codes, alpha, margin, effect)
+    return groups.sort_values(f"{metric}_mean", ascending=better_first(metric), kind="stable",
+                              na_position="last").reset_index(drop=True)
 
 
 def _natural(text: str) -> tuple:

@@ -1,7 +1,8 @@
 """Each run's test predictions (its `predictions.csv` artifact): read whole or refused, cached by run id.
 
 A `predictions.csv` is accepted only when it parses whole: the header names `date`, `actual` and
-`predicted` (and at most `naive` and `fold` besides), every row has as many fields as the header,
+`predicted` (and at most `naive` and `fold` besides; a run recorded before every run wrote its
+fold is one fold, the holdout's), every row has as many fields as the header,
 the last row ends its line (a file cut short does not), every date is a whole date, every number
 a finite number, no day twice, and its rows give the test RMSE the run recorded. Anything else is
 *damaged*: refused for that run (named by id), never cached, never partly paired. A run whose
@@ -42,7 +43,7 @@ from lstmlab.paths import cache_home
 CACHED = "predictions.npy"  # the checked copy in a run's cache folder
 REQUIRED = ("date", "actual", "predicted")
 KNOWN_COLUMNS = {*REQUIRED, "naive", "fold"}
-ROW = np.dtype([("day", "datetime64[ns]"), ("actual", "f8"), ("predicted", "f8"), ("naive", "f8")])
+ROW = np.dtype([("day", "datetime64[ns]"), ("actual", "f8"), ("predicted", "f8"), ("naive", "f8"), ("fold", "i8")])
 RMSE_TOLERANCE = 1e-6  # relative: the CSV keeps every digit, so only other rows give another RMSE
 # Downloads wait on the store (disk or network), not the CPU: a few threads overlap them.
 DOWNLOAD_THREADS = 8
@@ -98,8 +99,12 @@ def parse(text: str, recorded_rmse: float | None = None) -> np.ndarray:
         table["day"] = pd.to_datetime(dates, format="ISO8601").to_numpy("datetime64[ns]")
         for name in ("actual", "predicted", "naive"):
             table[name] = np.asarray(columns[name], dtype=float) if name in columns else math.nan
+        folds = np.asarray(columns["fold"], dtype=float) if "fold" in columns else np.ones(len(body))
     except ValueError as error:
         raise Damaged(first_line(error)) from None
+    if not (np.isfinite(folds) & (folds >= 1) & (folds == np.round(folds))).all():
+        raise Damaged("a fold that is not a whole number from 1")
+    table["fold"] = folds.astype(np.int64)
     if not np.isfinite(table["actual"]).all() or not np.isfinite(table["predicted"]).all():
         raise Damaged("a value that is not a finite number")
     table = np.sort(table, order="day")
@@ -204,10 +209,10 @@ def unusable_notes(tables: Iterable[np.ndarray | Unusable]) -> list[str]:
     notes = []
     damaged = [p for p in problems if p.damaged]
     if damaged:
-        notes.append(f"Refused {len(damaged)} damaged {PREDICTIONS_ARTIFACT} (those runs get no paired days, "
-                     "no interval, no model test): " + "; ".join(p.note() for p in damaged) + ".")
+        notes.append(f"Refused {len(damaged)} damaged {PREDICTIONS_ARTIFACT} (those runs get no model test: "
+                     "MCS, SPA): " + "; ".join(p.note() for p in damaged) + ".")
     missing = [p.run_id for p in problems if not p.damaged]
     if missing:
-        notes.append(f"No {PREDICTIONS_ARTIFACT} in {len(missing)} run{'s' if len(missing) > 1 else ''} (no paired "
-                     f"days, no interval, no model test): {', '.join(missing)}.")
+        notes.append(f"No {PREDICTIONS_ARTIFACT} in {len(missing)} run{'s' if len(missing) > 1 else ''} (no model "
+                     f"test: MCS, SPA): {', '.join(missing)}.")
     return notes

@@ -1,11 +1,14 @@
-"""A comparison as text: terminal tables that fit 120 columns, and the full Markdown report.
+"""A comparison as text: terminal tables that fit the terminal, and the full Markdown report.
 
 The terminal shows every group, and of the runs the best and the worst (RUNS_SHOWN) with a count
 of the rest: a study of 2,000 runs is one screen of groups, not 2,000 lines; runs.csv and
-report.md hold every run."""
+report.md hold every run. Lines fit the terminal's width (`COLUMNS` when set, at least
+MIN_WIDTH; WIDTH when the output is no terminal): tables drop their least needed columns first.
+"""
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 
 import pandas as pd
@@ -16,11 +19,18 @@ from lstmlab.comparison.scope import count
 from lstmlab.comparison.seeds import TESTED_METRIC
 from lstmlab.comparison.verdict import verdict_head
 
-WIDTH = 120  # the terminal output's widest line
+WIDTH = 120  # the widest line when the output is not a terminal (a file, a pipe)
+MIN_WIDTH = 80  # never narrower, whatever COLUMNS says
 MAX_GROUP = 30  # characters of a group label in the terminal tables (full labels in the CSVs)
 # Columns of the Markdown run table (every final metric is in runs.csv).
 RUN_TABLE_METRICS = ("test_rmse", "test_mae", "test_skill", "naive_test_rmse")
 RUNS_SHOWN = (10, 5)  # the terminal's best and worst runs when there are more than both
+CHANGE = "test RMSE Δ [95% CI]"  # the effect's column: the change of the geometric mean over seeds
+
+
+def width() -> int:
+    """The terminal's width (shutil reads COLUMNS first), at least MIN_WIDTH; WIDTH for a file."""
+    return max(MIN_WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns)
 
 
 def _number(value: float) -> str:
@@ -39,12 +49,23 @@ def _p(value: float) -> str:
     return "—" if value is None or pd.isna(value) else f"{value:.2g}"
 
 
+def _share(value: float) -> str:
+    """'4.1%' (one decimal below 100 %, none above): an effect size or a probability."""
+    if value is None or pd.isna(value):
+        return "—"
+    return f"{value:.1%}" if abs(value) < 1 else f"{value:.0%}"
+
+
+def _seeds(value: float) -> str:
+    return "—" if value is None or pd.isna(value) else f"{int(value):,}"
+
+
 def _interval(estimate: float, low: float, high: float) -> str:
     """'+52.6% [+29.4, +85.7]': percent, one decimal below ±100 %, none above."""
     if pd.isna(estimate):
         return "—"
     number = lambda v: f"{100 * v:+.1f}" if abs(v) < 1 else f"{100 * v:+.0f}"  # noqa: E731
-    if pd.isna(low) or pd.isna(high):  # a group of one run: no seed noise, no interval
+    if pd.isna(low) or pd.isna(high):  # a group of one seed: no seed noise, no interval
         return f"{number(estimate)}% [—]"
     return f"{number(estimate)}% [{number(low)}, {number(high)}]"
 
@@ -59,8 +80,8 @@ def _clip(text: str, width: int = MAX_GROUP) -> str:
 
 def short_labels(labels: pd.Series) -> pd.Series:
     """Group labels for the terminal: clipped to MAX_GROUP, or wider where clipping would merge two."""
-    for width in range(MAX_GROUP, max(map(len, labels), default=0) + 1):
-        clipped = pd.Series([_clip(text, width) for text in labels], index=labels.index)
+    for chars in range(MAX_GROUP, max(map(len, labels), default=0) + 1):
+        clipped = pd.Series([_clip(text, chars) for text in labels], index=labels.index)
         if clipped.nunique() == labels.nunique():
             return clipped
     return labels
@@ -70,6 +91,10 @@ def _mean_sd(mean: float, sd: float) -> str:
     return _number(mean) if pd.isna(sd) else f"{_number(mean)} ± {sd:.3g}"
 
 
+def _in_mcs(value: object) -> str:
+    return "—" if value is None or pd.isna(value) else ("yes" if value else "no")
+
+
 def group_view(comparison: Comparison) -> pd.DataFrame:
     """Every group column as text cells, for the Markdown report."""
     m, g = comparison.metric, comparison.groups
@@ -77,18 +102,21 @@ def group_view(comparison: Comparison) -> pd.DataFrame:
         {
             "group": g["group"],
             "n": g["n"].astype(str),
+            "failed": g["failed"],
             "seeds": g["seeds"],
             f"{m} mean ± sd": [_mean_sd(a, b) for a, b in zip(g[f"{m}_mean"], g[f"{m}_sd"])],
             "Δ mean": g[f"{m}_diff"].map(_signed),
             "Δ%": g[f"{m}_rel_diff"].map(_percent),
             f"{TESTED_METRIC} mean ± sd": [_mean_sd(a, b) for a, b in
                                            zip(g[f"{TESTED_METRIC}_mean"], g[f"{TESTED_METRIC}_sd"])],
-            "p Welch": g["p_value"].map(_p),
-            "p Welch (Holm)": g["welch_p_holm"].map(_p),
-            "days": g["paired_days"].map(lambda v: "—" if pd.isna(v) or not v else str(int(v))),
-            "test RMSE change [95% CI]": [_interval(*v) for v in
-                                          zip(g["rmse_change"], g["rmse_change_low"], g["rmse_change_high"])],
+            CHANGE: [_interval(*v) for v in zip(g["rmse_change"], g["rmse_change_low"], g["rmse_change_high"])],
+            "p": g["p_value"].map(_p),
+            "p (Holm)": g["welch_p_holm"].map(_p),
+            "mde": g["mde"].map(_share),
+            f"seeds for ±{comparison.effect:.0%}": g["seeds_needed"].map(_seeds),
+            "p_beats": g["p_beats"].map(lambda v: "—" if pd.isna(v) else f"{v:.2f}"),
             "verdict": g["verdict"],
+            "in MCS": g["in_mcs"].map(_in_mcs),
             "test_skill mean": g["test_skill_mean"].map(_number),
         }
     )
@@ -96,7 +124,8 @@ def group_view(comparison: Comparison) -> pd.DataFrame:
 
 
 def terminal_group_view(comparison: Comparison) -> tuple[pd.DataFrame, list[str]]:
-    """The group table for a terminal (Holm-adjusted p only, short verdicts) and its footnotes."""
+    """The group table for a terminal (Holm-adjusted p only, short verdicts, the most needed
+    columns first) and its footnotes."""
     m, g = comparison.metric, comparison.groups
     reasons: dict[str, int] = {}  # one footnote per reason, however many groups share it
     short = []
@@ -106,12 +135,19 @@ def terminal_group_view(comparison: Comparison) -> tuple[pd.DataFrame, list[str]
             head = f"{head} [{reasons.setdefault(verdict[len(head) + 2:-1], len(reasons) + 1)}]"
         short.append(head)
     footnotes = [f"  [{n}] {reason}" for reason, n in reasons.items()]
-    columns = {"group": "group", "n": "n", f"{m} mean ± sd": f"{m} mean ± sd",
-               f"{TESTED_METRIC} mean ± sd": f"{TESTED_METRIC} mean ± sd", "p Welch (Holm)": "p Welch*",
-               "test RMSE change [95% CI]": "test RMSE Δ [95% CI]", "verdict": "verdict"}
-    view = group_view(comparison)[list(dict.fromkeys(columns))].rename(columns=columns)  # the Markdown's, renamed
-    view["group"], view["verdict"] = short_labels(g["group"]), short
-    view["skill"] = g["test_skill_mean"].map(lambda v: "—" if pd.isna(v) else f"{v:+.3f}")
+    full = group_view(comparison)
+    view = pd.DataFrame({
+        "group": short_labels(g["group"]),
+        "n": [n if failed.startswith("0/") else f"{n} ({failed.split('/')[0]} failed)"
+              for n, failed in zip(full["n"], g["failed"])],
+        CHANGE: full[CHANGE],
+        "verdict": short,
+        "p*": full["p (Holm)"],
+        "mde": full["mde"],
+        "p_beats": full["p_beats"],
+        f"{m} mean ± sd": full[f"{m} mean ± sd"],
+        "skill": g["test_skill_mean"].map(lambda v: "—" if pd.isna(v) else f"{v:+.3f}"),
+    })
     return view, footnotes
 
 
@@ -124,10 +160,11 @@ def run_view(comparison: Comparison) -> pd.DataFrame:
             "run_id": r["run_id"].str[:8],
             "group": r["group"].map(dict(zip(comparison.groups["group"], short_labels(comparison.groups["group"])))),
             "seed": r["seed"].fillna("—").astype(str),
-            m: r[m].map(_number),
+            m: [_number(v) if status == "FINISHED" else status.lower()
+                for v, status in zip(r[m], r["status"])],
             "Δ": r[f"{m}_diff"].map(_signed),
             "Δ%": r[f"{m}_rel_diff"].map(_percent),
-            "in MCS": r["in_mcs"].map({True: "yes", False: "no"}).astype(object).fillna("—"),
+            "in MCS": r["in_mcs"].map(_in_mcs),
         }
     )
     for name in RUN_TABLE_METRICS:
@@ -149,11 +186,13 @@ def capped(view: pd.DataFrame, shown: tuple[int, int] = RUNS_SHOWN) -> tuple[pd.
             f"  … {count(rest, 'more run')} between the best {best} and the worst {worst}: all in runs.csv")
 
 
-def fit(view: pd.DataFrame, keep: int, width: int = WIDTH) -> str:
-    """The table as text, dropping columns from the right (never the first `keep`) until it fits."""
+def fit(view: pd.DataFrame, keep: int, chars: int | None = None) -> str:
+    """The table as text, dropping columns from the right (never the first `keep`) until it fits
+    `chars` (the terminal's width)."""
+    chars = chars or width()
     while True:
         text = view.to_string(index=False)
-        if max(map(len, text.splitlines())) <= width or view.shape[1] <= keep:
+        if max(map(len, text.splitlines())) <= chars or view.shape[1] <= keep:
             return text
         view = view.iloc[:, :-1]
 
@@ -161,23 +200,43 @@ def fit(view: pd.DataFrame, keep: int, width: int = WIDTH) -> str:
 def explanation(comparison: Comparison) -> str:
     return (
         "Groups: runs that differ only in trainer.seed (a configuration, replicated by its seeds). "
-        f"p Welch*: Welch's t-test of each run's {TESTED_METRIC} across seeds, group vs the baseline's group, "
-        "Holm-adjusted over the groups of this report. test RMSE Δ: the group's RMSE over the test days both "
-        "groups forecast relative to the baseline group's, with a 95% two-level bootstrap interval (seeds "
-        "resampled within each group, then moving blocks of days, the same for both). "
-        f"'better'/'worse' only when p* < {comparison.alpha:g} and the interval excludes 0, the same way; else "
-        f"'no evidence'. Sorted by {comparison.metric}. skill = 1 - test_rmse / naive_test_rmse (naive: "
+        f"{CHANGE}: the group's test RMSE relative to the baseline group's, as geometric means over seeds, "
+        "with Welch's 95% t-interval on log test RMSE; p*: the same t-test, Holm-adjusted over the groups of "
+        f"this report. 'better'/'worse' when p* < {comparison.alpha:g}; 'equivalent' when the interval lies "
+        f"inside ±{comparison.margin:.0%}; else 'no evidence'. mde: the smallest change these seeds detect 80% "
+        f"of the time (at Holm's strictest level); p_beats: the chance that a fresh run of the group has a lower "
+        f"test RMSE than a fresh baseline run. Failed seeds (FAILED, KILLED, a test RMSE that is no number) count "
+        f"in their group's n. Sorted by {comparison.metric}. skill = 1 - test_rmse / naive_test_rmse (naive: "
         "tomorrow = today; > 0 beats it)."
     )
 
 
+def strength_line(comparison: Comparison) -> str:
+    """How strong the answers are: the smallest detectable effects and the seeds a --effect needs."""
+    g = comparison.groups
+    tested = g[g["mde"].notna()]
+    if tested.empty:
+        return "Strength: no group has two finished seeds on both sides, so no effect could be detected."
+    low, high = tested["mde"].min(), tested["mde"].max()
+    span = _share(low) if low == high else f"{_share(low)}–{_share(high)}"
+    needed = tested["seeds_needed"].dropna()
+    seeds_needed = (f"; a change of {comparison.effect:.0%} needs {_seeds(needed.min())}"
+                    + ("" if needed.min() == needed.max() else f"–{_seeds(needed.max())}")
+                    + " seeds per group" if not needed.empty else "")
+    equivalent = g.loc[g["verdict"].map(verdict_head) == "equivalent", "group"].tolist()
+    return (f"Strength: with these seeds the smallest change of test RMSE found 80% of the time is {span} "
+            f"(mde){seeds_needed}."
+            + (f" Equivalent to the baseline within ±{comparison.margin:.0%}: {', '.join(equivalent)}." if equivalent else ""))
+
+
 def header(comparison: Comparison) -> str:
     base = comparison.runs[comparison.runs["baseline_run"]].iloc[0]
+    failed = int((comparison.runs["status"] != "FINISHED").sum())
     return (
         f"Experiment {comparison.experiment!r} ({comparison.store}), {comparison.selection}: "
-        f"{count(len(comparison.runs), 'run')} in {count(len(comparison.groups), 'group')}. "
-        f"Data: {comparison.data}. Evaluation: {comparison.evaluation}. Baseline run * = "
-        f"{base['run_name']} {base['run_id']} (seed {base['seed']}); sorted by {comparison.metric}."
+        f"{count(len(comparison.runs), 'run')}{f' ({failed} failed)' if failed else ''} in "
+        f"{count(len(comparison.groups), 'group')}. Data: {comparison.data}. Evaluation: {comparison.evaluation}. "
+        f"Baseline run * = {base['run_name']} {base['run_id']} (seed {base['seed']}); sorted by {comparison.metric}."
     )
 
 
@@ -194,29 +253,28 @@ def naive_line(comparison: Comparison) -> str:
     return f"Groups that beat the naive forecast on average (test_skill > 0): {listed}."
 
 
-def _wrap(text: str) -> str:
-    return textwrap.fill(text, WIDTH, break_on_hyphens=False)
-
-
 def render_text(comparison: Comparison) -> str:
+    chars = width()
+    wrap = lambda text: textwrap.fill(text, chars, break_on_hyphens=False)  # noqa: E731
     groups, footnotes = terminal_group_view(comparison)
     terminal_runs = run_view(comparison).drop(columns=["Δ", "test_mae", "test_mae Δ%", "naive_test_rmse"], errors="ignore")
     terminal_runs, rest = capped(terminal_runs)
     parts = [
-        _wrap(header(comparison)),
+        wrap(header(comparison)),
         "",
         f"Seed groups (sorted by {comparison.metric}; the verdict on {TESTED_METRIC}, p* Holm-adjusted):",
-        fit(groups, keep=7),
-        *footnotes,
-        _wrap(naive_line(comparison)),
-        *map(_wrap, describe(comparison.runs, comparison.models, comparison.alpha)),
+        fit(groups, keep=4, chars=chars),
+        *(wrap(note) for note in footnotes),
+        wrap(strength_line(comparison)),
+        wrap(naive_line(comparison)),
+        *map(wrap, describe(comparison.runs, comparison.models, comparison.alpha)),
         "",
         f"Runs ({comparison.metric}; Δ vs baseline run {comparison.baseline_run_id[:8]}):",
-        fit(terminal_runs, keep=5),
+        fit(terminal_runs, keep=5, chars=chars),
         *([rest] if rest else []),
         "",
-        _wrap(explanation(comparison)),
-        *map(_wrap, comparison.notes),
+        wrap(explanation(comparison)),
+        *map(wrap, comparison.notes),
     ]
     return "\n".join(parts)
 
@@ -239,7 +297,9 @@ def render_markdown(comparison: Comparison) -> str:
             "",
             f"- **Data**: {comparison.data}",
             f"- **Evaluation**: {comparison.evaluation}",
-            f"- **Seeds per group**: {', '.join(f'{g} {n}' for g, n in zip(comparison.groups['group'], comparison.groups['n']))}",
+            "- **Seeds per group** (finished; failed): " + ", ".join(
+                f"{row.group} {row.n}; {row.failed}" for row in comparison.groups.itertuples()),
+            f"- **Strength**: {strength_line(comparison).removeprefix('Strength: ')}",
             f"- **Naive forecast**: {naive_line(comparison)}",
             *[f"- {line}" for line in describe(comparison.runs, comparison.models, comparison.alpha)],
             "",

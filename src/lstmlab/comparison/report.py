@@ -21,6 +21,7 @@ from lstmlab.comparison.chart import plot
 from lstmlab.comparison.compare import Comparison
 from lstmlab.comparison.forecasters import mcs_groups
 from lstmlab.comparison.render import naive_line, render_markdown
+from lstmlab.comparison.verdict import verdict_head
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.names import REPORT_TAG
 from lstmlab.paths import REPORTS_DIR
@@ -80,7 +81,10 @@ def log_report_run(comparison: Comparison, folder: Path, markdown: str) -> str:
     """
     client = MlflowClient()
     groups = comparison.groups
-    verdicts = groups.loc[~groups["baseline_group"], ["group", "verdict"]]
+    verdicts = groups.loc[~groups["baseline_group"]].assign(head=lambda table: table["verdict"].map(verdict_head))
+    named = lambda verdict: ", ".join(verdicts.loc[verdicts["head"] == verdict, "group"]) or "none"  # noqa: E731
+    per_group = lambda column, text: ", ".join(  # noqa: E731
+        f"{group} {text(value)}" for group, value in zip(verdicts["group"], verdicts[column]) if not math.isnan(value)) or "none"
     tags = {
         REPORT_TAG: "true",
         "compare.baseline_run": comparison.baseline_run_id,
@@ -89,10 +93,17 @@ def log_report_run(comparison: Comparison, folder: Path, markdown: str) -> str:
         "compare.data": comparison.data,
         "compare.evaluation": comparison.evaluation,
         "compare.selection": comparison.selection,
-        "compare.better": ", ".join(verdicts.loc[verdicts["verdict"] == "better", "group"]) or "none",
-        "compare.worse": ", ".join(verdicts.loc[verdicts["verdict"] == "worse", "group"]) or "none",
+        "compare.better": named("better"),
+        "compare.worse": named("worse"),
+        "compare.equivalent": named("equivalent"),
+        "compare.margin": f"{comparison.margin:g}",
+        "compare.mde": per_group("mde", lambda v: f"{v:.1%}"),
+        "compare.effect": f"{comparison.effect:g}",
+        "compare.seeds_needed": per_group("seeds_needed", lambda v: f"{int(v)}"),
+        "compare.failed": ", ".join(f"{group} {failed}" for group, failed in zip(groups["group"], groups["failed"])
+                                    if not failed.startswith("0/")) or "none",
         "compare.naive": naive_line(comparison),
-        "compare.mcs": mcs_groups(comparison.runs, comparison.models),
+        "compare.mcs": mcs_groups(comparison.models),
         "compare.spa_p": "not computed" if comparison.models is None or math.isnan(comparison.models.spa_p)
         else f"{comparison.models.spa_p:.4g}",
         "mlflow.note.content": description(markdown),

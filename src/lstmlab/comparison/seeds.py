@@ -1,32 +1,105 @@
-"""Across seeds: a group's mean and spread, and Welch's t-test of its test RMSE against the baseline's.
+"""The effect of a configuration across its seeds: one estimand, one interval, one test.
 
-A configuration is replicated by training runs (seeds), so its test is across them: Welch's
-t-test (two-sided, unequal variances: a variant may be steadier or noisier than the baseline)
-on each run's test RMSE. It needs at least two runs on both sides: with fewer there is no
-estimate of seed noise.
+A configuration is replicated by training runs (seeds), so its effect is measured across them.
+The estimand is the ratio of a group's test RMSE to the baseline group's, as geometric means over
+seeds: exp(mean log RMSE − mean log RMSE of the baseline); `change` is that ratio − 1. On the log
+scale the seeds' spread is a share of the RMSE (a model 10 % off is 10 % off whatever the price
+level), and the worst seed does not dominate as it does in a mean of RMSEs or of squared errors.
+
+Its 95 % interval is Welch's t-interval for the difference of mean log test RMSE (unequal
+variances: a variant may be steadier or noisier than the baseline; Welch–Satterthwaite degrees of
+freedom), and `p_value` is the same t-test's, so the two can never disagree: p < 0.05 exactly
+when the interval excludes 0. Its coverage is shown on A/A splits of real and simulated seeds
+(benchmarks/aa_calibration.py, docs/evidence.md), not assumed.
+
+With walk-forward, a run's test RMSE pools its folds' test days; every run forecasts the same
+days, so what the days do to every configuration alike cancels in the ratio, and the seeds stay
+the unit of replication. The interval therefore speaks of these test days: another market period
+is another question (the folds' own ratios and the model tests over days speak to it).
+
+By hand rather than scipy's `ttest_ind(..., equal_var=False)` alone: scipy gives the statistic
+and p but neither the interval's half-width nor the degrees of freedom the power analysis needs
+(comparison.power); the tests check both against scipy and statsmodels.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
-TESTED_METRIC = "test_rmse"  # the metric Welch's test reads, whatever --metric sorts by
+TESTED_METRIC = "test_rmse"  # the metric the verdict reads, whatever --metric sorts by
 MORE_SEEDS = "train with trainer.seed=1,2,3,..."
+LEVEL = 0.95
 
 
 @dataclass(frozen=True)
-class Welch:
-    """Welch's t-test of one group against the baseline group; `missing` says why there is none."""
+class SeedEffect:
+    """One group against the baseline group, on the log test RMSE of their finite seeds.
 
-    statistic: float  # group − baseline; NaN when no test was possible
-    p_value: float  # NaN when no test was possible
-    missing: str | None = None  # "no verdict (why)" when no test was possible
+    `missing` says why there is no test ("no verdict (...)"); the numbers are then NaN where
+    they cannot be computed (a group of one seed still has its change, but no interval)."""
+
+    n: int  # the group's seeds with a finite test RMSE
+    n_base: int  # the baseline group's
+    change: float  # geometric-mean ratio − 1
+    low: float  # the interval of `change`
+    high: float
+    statistic: float  # Welch's t of (group − baseline) on log RMSE
+    df: float  # Welch–Satterthwaite degrees of freedom
+    p_value: float  # two-sided
+    sd_log: float  # pooled seed-to-seed sd of log RMSE (the noise the power analysis plans with)
+    p_beats: float  # probability that a fresh run of the group has a lower test RMSE than a fresh baseline run
+    missing: str | None = None
+
+
+def finite_logs(values: Sequence[float]) -> np.ndarray:
+    """log of the finite, positive values (a test RMSE of 0 or NaN is no run to average)."""
+    array = np.asarray([v for v in values if v is not None], dtype=float)
+    return np.log(array[np.isfinite(array) & (array > 0)])
+
+
+def seed_effect(group: Sequence[float], baseline: Sequence[float], level: float = LEVEL) -> SeedEffect:
+    """The effect of `group` (its runs' test RMSE) against `baseline` (the baseline group's)."""
+    a, b = finite_logs(group), finite_logs(baseline)
+    change = math.exp(a.mean() - b.mean()) - 1 if a.size and b.size else math.nan
+    nothing = dict(low=math.nan, high=math.nan, statistic=math.nan, df=math.nan, p_value=math.nan)
+    if b.size < 2:
+        seeds = f"{b.size} finished seed{'s' if b.size != 1 else ''}"
+        return SeedEffect(a.size, b.size, change, **nothing, sd_log=pooled_sd(a, b), p_beats=math.nan,
+                          missing=f"no verdict (the baseline has {seeds}; {MORE_SEEDS})")
+    if a.size < 2:
+        why = "no finished seed" if a.size == 0 else "one finished seed"
+        return SeedEffect(a.size, b.size, change, **nothing, sd_log=pooled_sd(a, b), p_beats=math.nan,
+                          missing=f"no verdict ({why}; {MORE_SEEDS})")
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    difference, se = a.mean() - b.mean(), math.sqrt(va + vb)
+    spread = math.sqrt(a.var(ddof=1) + b.var(ddof=1))
+    p_beats = float(stats.norm.cdf(-difference / spread)) if spread > 0 else (0.5 if difference == 0 else float(difference < 0))
+    if se == 0:  # every seed of both groups gave the same RMSE: nothing to test against
+        return SeedEffect(a.size, b.size, change, **nothing, sd_log=0.0, p_beats=p_beats,
+                          missing="no verdict (no spread across seeds)")
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    half = stats.t.ppf((1 + level) / 2, df) * se
+    statistic = difference / se
+    return SeedEffect(
+        n=a.size, n_base=b.size, change=change,
+        low=math.exp(difference - half) - 1, high=math.exp(difference + half) - 1,
+        statistic=statistic, df=df, p_value=float(2 * stats.t.sf(abs(statistic), df)),
+        sd_log=pooled_sd(a, b), p_beats=p_beats,
+    )
+
+
+def pooled_sd(a: np.ndarray, b: np.ndarray) -> float:
+    """The pooled sample sd of two groups' log RMSE (NaN without two values in one of them)."""
+    dof = max(a.size - 1, 0) + max(b.size - 1, 0)
+    if dof == 0:
+        return math.nan
+    squares = (a.var(ddof=1) * (a.size - 1) if a.size > 1 else 0.0) + (b.var(ddof=1) * (b.size - 1) if b.size > 1 else 0.0)
+    return math.sqrt(squares / dof)
 
 
 def summary(values: Sequence[float]) -> tuple[float, float, int]:
@@ -36,18 +109,3 @@ def summary(values: Sequence[float]) -> tuple[float, float, int]:
         return math.nan, math.nan, 0
     sd = float(np.std(finite, ddof=1)) if finite.size > 1 else math.nan
     return float(np.mean(finite)), sd, int(finite.size)
-
-
-def welch(group: Sequence[float], baseline: Sequence[float]) -> Welch:
-    """The group's test RMSEs vs the baseline group's: Welch's t (group − baseline) and two-sided p."""
-    if len(baseline) < 2:
-        return Welch(math.nan, math.nan, f"no verdict (baseline has one run; {MORE_SEEDS})")
-    if len(group) < 2:
-        return Welch(math.nan, math.nan, f"no verdict (one run; {MORE_SEEDS})")
-    with warnings.catch_warnings():  # seeds giving one value: scipy warns, the NaN p below says it
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.ttest_ind(np.asarray(group, float), np.asarray(baseline, float), equal_var=False)
-    statistic, p_value = float(result.statistic), float(result.pvalue)
-    if math.isnan(p_value):  # both groups without any spread and equal means
-        return Welch(statistic, p_value, "no verdict (no spread across seeds)")
-    return Welch(statistic, p_value)

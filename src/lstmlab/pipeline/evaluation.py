@@ -124,7 +124,7 @@ def summarize(cfg: DictConfig, folds: list[FoldForecast]) -> tuple[dict[str, flo
         "epochs_run": float(sum(f.epochs_run for f in folds)),
     }
     table = predictions_table(dates, actual, naive, predicted)
-    if method(cfg) == "walk_forward":
-        table["fold"] = np.concatenate([np.full(len(f.test_predicted), k) for k, f in enumerate(folds, 1)])
+    # every run's days carry their fold (a holdout run's are fold 1), so effects can pair by fold
+    table["fold"] = np.concatenate([np.full(len(f.test_predicted), k) for k, f in enumerate(folds, 1)])
     return metrics, table
 

@@ -19,7 +19,7 @@ def plot_predictions(table: pd.DataFrame, title: str, path: Path) -> None:
     ax.plot(table.index, table["predicted"], label="model", color="tab:blue", linewidth=1)
     ax.plot(table.index, table["naive"], label="naive (yesterday)", color="tab:orange",
             linewidth=0.8, linestyle="--")
-    if "fold" in table:
+    if table["fold"].nunique() > 1:
         for fold, days in table.groupby("fold", sort=True):
             start, end = days.index.min(), days.index.max()
             if fold % 2:
@@ -28,7 +28,7 @@ def plot_predictions(table: pd.DataFrame, title: str, path: Path) -> None:
             ax.text(start + (end - start) / 2, 1.0, f"fold {fold}", transform=ax.get_xaxis_transform(),
                     ha="center", va="bottom", fontsize=8, color="dimgrey")
     ax.set(xlabel="date", ylabel="price")
-    ax.set_title(title, pad=14 if "fold" in table else None)
+    ax.set_title(title, pad=14 if table["fold"].nunique() > 1 else None)
     ax.legend()
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()

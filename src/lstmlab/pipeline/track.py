@@ -157,7 +157,7 @@ def log_results(
         (folder / SCALER_ARTIFACT).write_text(to_json(scalers))  # numbers, not a pickle: loads without running code
         predictions.to_csv(folder / PREDICTIONS_ARTIFACT)
         title = f"{cfg.tracking.variant}: test RMSE {metrics['test_rmse']:.2f} vs naive {metrics['naive_test_rmse']:.2f}"
-        if "fold" in predictions:
+        if predictions["fold"].nunique() > 1:
             title += f" (walk-forward, {predictions['fold'].nunique()} folds pooled)"
         plots.plot_predictions(predictions, title, folder / "predictions.png")
         plots.plot_losses(histories, str(cfg.loss.name), folder / "loss.png")
