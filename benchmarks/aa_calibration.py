@@ -1,116 +1,200 @@
-"""A/A calibration: how often does a test call one configuration different from itself?
+"""A/A calibration: does the verdict's 95 % interval hold the truth 95 % of the time, and how often
+does the verdict call one configuration different from itself?
 
-Reads N finished runs of ONE configuration (seeds 1..N) from a store, splits them into two
-pseudo-groups in every disjoint way (k seeds against k other seeds), and counts how often each
-test rejects "no difference" at 0.05. A test about configurations should reject in about 5 % of
-the splits or fewer; the verdict (which needs two tests) in fewer still.
+Reads the finished runs of ONE configuration per target (20 seeds or more each; by default the
+A/A export in evidence/aa-3-epochs: the baseline on S&P 500, holdout, 3 epochs, JAX, seeds 1-20,
+price levels and log returns) and draws random disjoint splits of them into two pseudo-groups
+(3 vs 3, 5 vs 5, 10 vs 10, 3 vs 8). Two groups of one configuration differ by nothing, so an
+interval that excludes 0 is an error, and so is a verdict of better or worse. Then simulated pools
+(seeds' log test RMSE normal, with each target's own spread) give the same rates on independent
+groups, and a planted effect of the printed `mde` shows the power the report claims.
 
-- DM (days): what `lstmlab compare` computed before the verdict was rebuilt: the Diebold–Mariano
-  test (Newey–West variance with ⌊T^(1/3)⌋ lags, Harvey–Leybourne–Newbold correction, Student's
-  t) on the difference of the two pseudo-groups' seed-averaged daily squared errors.
-- days-only interval: the old effect interval, moving blocks of days only, excludes 0.
-- old verdict: Welch on val_rmse (the old --metric default) and DM both below 0.05, same way.
-- Welch (test RMSE): Welch's t-test across seeds of each run's test_rmse.
-- two-level interval: seeds and day blocks resampled (comparison.effect), excludes 0.
-- verdict: `lstmlab compare`'s verdict now (comparison.verdict): Welch and the two-level
-  interval, both, the same way.
+Runs with the lstmlab on the path. "Before" is the previous release's verdict (Welch on test RMSE
+and a two-level bootstrap interval, both), measured by running this script against that source:
 
-With one comparison per split, Holm's correction changes nothing. Made with (in a folder of its own):
+    git archive e35e33a~1 src | tar -x -C /tmp/before
+    PYTHONPATH=/tmp/before/src python benchmarks/aa_calibration.py        # before
+    python benchmarks/aa_calibration.py                                     # now
 
-    lstmlab train -m trainer.seed=1,2,3,4,5,6,7,8 trainer.epochs=5 trainer.backend=jax
-    python benchmarks/aa_calibration.py --sizes 3 4      # MLFLOW_TRACKING_URI, or mlflow.db here
+The splits are drawn from a fixed seed, so both see the same splits.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-from itertools import combinations
+import sys
+import tempfile
+from pathlib import Path
 
-import mlflow
 import numpy as np
-from scipy import stats
-
-from lstmlab.comparison.effect import DayDraws, effect
-from lstmlab.comparison.predictions import Unusable, daily_losses, read_all
-from lstmlab.comparison.seeds import welch
-from lstmlab.comparison.verdict import verdict
-from lstmlab.names import REPORT_TAG
 
 ALPHA = 0.05
+SIZES = ((3, 3), (5, 5), (10, 10), (3, 8))
+TARGETS = ("none", "log_return")
 
 
-def diebold_mariano_p(d: np.ndarray) -> float:
-    """The day test compare used before: DM on d with Newey–West (Bartlett, ⌊T^(1/3)⌋ lags), HLN, t(T−1)."""
-    days = d.size
-    lags = int(math.floor(days ** (1 / 3) + 1e-9))
-    centred = d - d.mean()
-    variance = centred @ centred / days
-    for lag in range(1, lags + 1):
-        variance += 2 * (1 - lag / (lags + 1)) * (centred[lag:] @ centred[:-lag]) / days
-    statistic = d.mean() / math.sqrt(variance / days) * math.sqrt((days - 1) / days)
-    return float(2 * stats.t.sf(abs(statistic), df=days - 1))
+def runs_of(store: str, experiment: str) -> dict[str, dict[str, float]]:
+    """Per target: run id → test RMSE, of the experiment's finished runs (one configuration each)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(store)
+    runs = mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'")
+    found = {}
+    for target in TARGETS:
+        chosen = runs[runs["params.data.target_transform"] == target]
+        found[target] = dict(zip(chosen["run_id"], chosen["metrics.test_rmse"].astype(float)))
+    return found
 
 
-def splits(ids: list[str], size: int) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
-    """Every unordered pair of disjoint `size`-subsets of `ids` (8 runs: 280 for 3, 35 for 4)."""
-    pairs = []
-    for first in combinations(ids, size):
-        rest = [i for i in ids if i not in first]
-        pairs += [(first, second) for second in combinations(rest, size) if first < second]
-    return pairs
+class Verdict:
+    """The verdict of whichever lstmlab is on the path, on two pseudo-groups of run ids."""
+
+    def __init__(self, rmse: dict[str, float]) -> None:
+        self.rmse = rmse
+        try:
+            from lstmlab.comparison.seeds import seed_effect  # now
+        except ImportError:
+            seed_effect = None
+        self.now = seed_effect
+        if self.now is None:  # before: the two-level interval needs the runs' daily losses
+            from lstmlab.comparison.effect import DayDraws
+            from lstmlab.comparison.predictions import daily_losses, read_all
+
+            with tempfile.TemporaryDirectory() as cache:
+                self.losses = daily_losses(read_all(rmse, Path(cache)))[0].dropna()
+            self.draws = DayDraws(len(self.losses))
+
+    def judge(self, first: list[str], second: list[str]) -> tuple[bool, bool]:
+        """(the interval excludes 0, the verdict is better or worse)."""
+        if self.now is not None:
+            effect = self.now([self.rmse[i] for i in first], [self.rmse[i] for i in second])
+            excludes = not effect.low <= 0 <= effect.high
+            return excludes, effect.p_value < ALPHA  # one comparison: Holm changes nothing
+        from lstmlab.comparison.effect import effect as two_level
+        from lstmlab.comparison.seeds import welch
+        from lstmlab.comparison.verdict import verdict
+
+        interval = two_level(self.losses[first].to_numpy(), self.losses[second].to_numpy(), self.draws)
+        test = welch([self.rmse[i] for i in first], [self.rmse[i] for i in second])
+        decided = verdict(test.statistic, test.p_value, interval.low, interval.high, ALPHA)
+        return not interval.low <= 0 <= interval.high, decided in ("better", "worse")
+
+
+def real_splits(rmse: dict[str, float], sizes: tuple[int, int], count: int, seed: int) -> tuple[float, float, int]:
+    """Rates over `count` random disjoint splits: interval excludes 0, verdict errs."""
+    ids = sorted(rmse)
+    rng = np.random.default_rng(seed)
+    verdict = Verdict(rmse)
+    excluded = erred = 0
+    for _ in range(count):
+        drawn = rng.permutation(ids)
+        first, second = list(drawn[: sizes[0]]), list(drawn[sizes[0]: sizes[0] + sizes[1]])
+        excludes, errs = verdict.judge(first, second)
+        excluded += excludes
+        erred += errs
+    return excluded / count, erred / count, count
+
+
+def simulated(sd: float, sizes: tuple[int, int], count: int, seed: int) -> tuple[float, float] | None:
+    """Independent A/A pools with log test RMSE ~ N(0, sd): interval excludes 0, verdict errs."""
+    try:
+        from lstmlab.comparison.seeds import seed_effect
+    except ImportError:
+        return None
+    rng = np.random.default_rng(seed)
+    excluded = erred = 0
+    for _ in range(count):
+        effect = seed_effect(np.exp(rng.normal(0, sd, sizes[0])), np.exp(rng.normal(0, sd, sizes[1])))
+        excluded += not effect.low <= 0 <= effect.high
+        erred += effect.p_value < ALPHA
+    return excluded / count, erred / count
+
+
+def pool_spread(seeds: int, sizes: tuple[int, int], pools: int, splits: int, seed: int) -> tuple[float, float, float] | None:
+    """One pool of `seeds` seeds gives its own split rate: across simulated normal pools, the 5th,
+    50th and 95th percentile of the rate at which random splits of one pool are called different."""
+    try:
+        from lstmlab.comparison.seeds import seed_effect
+    except ImportError:
+        return None
+    rng = np.random.default_rng(seed)
+    rates = []
+    for _ in range(pools):
+        pool = np.exp(rng.normal(0, 1, seeds))
+        erred = 0
+        for _ in range(splits):
+            drawn = rng.permutation(pool)
+            erred += seed_effect(drawn[: sizes[0]], drawn[sizes[0]: sum(sizes)]).p_value < ALPHA
+        rates.append(erred / splits)
+    low, middle, high = np.percentile(rates, [5, 50, 95])
+    return float(low), float(middle), float(high)
+
+
+def planted(sd: float, n: int, count: int, seed: int) -> tuple[float, float] | None:
+    """The mde printed for n vs n seeds of spread `sd`, and how often an effect that size is found."""
+    try:
+        from lstmlab.comparison.power import mde
+        from lstmlab.comparison.seeds import seed_effect
+    except ImportError:
+        return None
+    size = mde(sd, n, n, ALPHA)
+    rng = np.random.default_rng(seed)
+    found = 0
+    for _ in range(count):
+        effect = seed_effect(np.exp(rng.normal(math.log1p(size), sd, n)), np.exp(rng.normal(0, sd, n)))
+        found += effect.p_value < ALPHA and effect.change > 0
+    return size, found / count
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--experiment", default="lstmlab")
-    parser.add_argument("--filter", default="", help="an MLflow filter string narrowing the runs")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[3, 4], help="seeds per pseudo-group")
+    parser.add_argument("--evidence", default="evidence/aa-3-epochs", help="an evidence folder (lstmlab evidence)")
+    parser.add_argument("--store", help="an MLflow store URI instead of --evidence")
+    parser.add_argument("--experiment", default="aa-3-epochs")
+    parser.add_argument("--splits", type=int, default=2000, help="random splits per size")
+    parser.add_argument("--pools", type=int, default=4000, help="simulated pools per size")
     args = parser.parse_args()
-    clauses = ["attributes.status = 'FINISHED'", *([args.filter] if args.filter else [])]
-    runs = mlflow.search_runs(experiment_names=[args.experiment], filter_string=" AND ".join(clauses))
-    if f"tags.{REPORT_TAG}" in runs:
-        runs = runs[runs[f"tags.{REPORT_TAG}"].ne("true")]
-    runs = runs.sort_values("params.trainer.seed", key=lambda s: s.astype(int))
-    test_rmse = dict(zip(runs["run_id"], runs["metrics.test_rmse"]))
-    val_rmse = dict(zip(runs["run_id"], runs["metrics.val_rmse"]))
-    tables = read_all(test_rmse)
-    bad = [t for t in tables.values() if isinstance(t, Unusable)]
-    if bad:
-        raise SystemExit("; ".join(t.note() for t in bad))
-    losses = daily_losses(tables)[0].dropna()
-    ids = list(losses.columns)
-    draws = DayDraws(len(losses))
-    day_means = dict(zip(ids, draws.means(losses.to_numpy()).T))
-    print(f"{len(ids)} runs (seeds {', '.join(runs['params.trainer.seed'])}), {len(losses)} test days; "
-          f"test_rmse per seed: {', '.join(f'{test_rmse[i]:.1f}' for i in ids)}")
+    with tempfile.TemporaryDirectory() as folder:
+        store = args.store
+        if store is None:  # the evidence loaded into a store of its own, as `lstmlab evidence table` does
+            import subprocess
 
-    for size in args.sizes:
-        counts = dict.fromkeys(("DM (days) p < 0.05", "days-only interval excludes 0", "old verdict better/worse",
-                                "Welch (test RMSE) p < 0.05", "two-level interval excludes 0",
-                                "verdict better/worse"), 0)
-        pairs = splits(ids, size)
-        for first, second in pairs:
-            a, b = losses[list(first)].to_numpy(), losses[list(second)].to_numpy()
-            a_mean, b_mean = a.mean(axis=1, keepdims=True), b.mean(axis=1, keepdims=True)
-            dm_p = diebold_mariano_p((a_mean - b_mean).ravel())
-            days_only = effect(a_mean, b_mean, draws)
-            old_welch = welch([val_rmse[i] for i in first], [val_rmse[i] for i in second])
-            dm_says = np.sign((a_mean - b_mean).mean())
-            two_level = effect(a, b, draws, (np.stack([day_means[i] for i in first], axis=1),
-                                             np.stack([day_means[i] for i in second], axis=1)))
-            new_welch = welch([test_rmse[i] for i in first], [test_rmse[i] for i in second])
-            decided = verdict(new_welch.statistic, new_welch.p_value, two_level.low, two_level.high, ALPHA)
-            counts["DM (days) p < 0.05"] += dm_p < ALPHA
-            counts["days-only interval excludes 0"] += not days_only.low <= 0 <= days_only.high
-            counts["old verdict better/worse"] += (old_welch.p_value < ALPHA and dm_p < ALPHA
-                                                   and np.sign(old_welch.statistic) == dm_says)
-            counts["Welch (test RMSE) p < 0.05"] += new_welch.p_value < ALPHA
-            counts["two-level interval excludes 0"] += not two_level.low <= 0 <= two_level.high
-            counts["verdict better/worse"] += decided in ("better", "worse")
-        print(f"\n{size} seeds against {size} other seeds: {len(pairs)} splits")
-        for name, n in counts.items():
-            print(f"  {name:<32} {n:>4} / {len(pairs)}  ({n / len(pairs):6.1%})")
+            store = f"sqlite:///{folder}/mlflow.db"
+            subprocess.run([sys.executable, "-m", "lstmlab.cli", "evidence", "load", args.evidence], check=True,
+                           env={**__import__("os").environ, "MLFLOW_TRACKING_URI": store}, cwd=folder)
+        targets = runs_of(store, args.experiment)
+        print("| target | seeds | sd of log test RMSE | split | interval excludes 0 | verdict better/worse |")
+        print("|---|---|---|---|---|---|")
+        spreads = {}
+        for target, rmse in targets.items():
+            logs = np.log(list(rmse.values()))
+            spreads[target] = float(np.std(logs, ddof=1))
+            for sizes in SIZES:
+                if sum(sizes) > len(rmse):
+                    continue
+                excluded, erred, count = real_splits(rmse, sizes, args.splits, seed=sum(sizes))
+                print(f"| {target} | {len(rmse)} | {spreads[target]:.3f} | {sizes[0]} v {sizes[1]} ({count} random "
+                      f"splits) | {excluded:.1%} | {erred:.1%} |")
+        for target, sd in spreads.items():
+            for sizes in SIZES:
+                rates = simulated(sd, sizes, args.pools, seed=sum(sizes))
+                if rates is not None:
+                    print(f"| simulated, sd {sd:.3f} ({target}) | — | {sd:.3f} | {sizes[0]} v {sizes[1]} ({args.pools} "
+                          f"pools) | {rates[0]:.1%} | {rates[1]:.1%} |")
+        print("\n| one pool of 20 simulated seeds, random splits | 5th percentile | median | 95th percentile |")
+        print("|---|---|---|---|")
+        for sizes in SIZES[:3]:
+            spread = pool_spread(20, sizes, pools=200, splits=500, seed=7)
+            if spread is not None:
+                print(f"| {sizes[0]} v {sizes[1]}: verdict better/worse | {spread[0]:.1%} | {spread[1]:.1%} | {spread[2]:.1%} |")
+        print("\n| target | sd of log test RMSE | seeds a side | mde (80 % power, alpha 0.05) | found when planted |")
+        print("|---|---|---|---|---|")
+        for target, sd in spreads.items():
+            for n in (3, 5, 10):
+                result = planted(sd, n, args.pools, seed=n)
+                if result is not None:
+                    print(f"| {target} | {sd:.3f} | {n} | {result[0]:.1%} | {result[1]:.1%} |")
 
 
 if __name__ == "__main__":

@@ -26,20 +26,34 @@ def lognormal(rng: np.random.Generator, n: int, sd: float = 0.1, scale: float = 
 def test_the_effect_is_welchs_t_on_log_rmse_as_scipy_and_statsmodels_compute_it():
     from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-    group, base = [61.0, 70.1, 283.6], [69.7, 175.6, 117.9, 69.4]
+    group, base = [61.0, 70.1, 283.6, 95.0], [69.7, 175.6, 117.9, 69.4]  # equal sizes: Welch as published
     found = seed_effect(group, base)
     a, b = np.log(group), np.log(base)
     expected = stats.ttest_ind(a, b, equal_var=False)
     assert (found.statistic, found.p_value) == pytest.approx((expected.statistic, expected.pvalue), rel=1e-12)
     low, high = CompareMeans(DescrStatsW(a), DescrStatsW(b)).tconfint_diff(alpha=0.05, usevar="unequal")
     assert (found.low, found.high) == pytest.approx((math.exp(low) - 1, math.exp(high) - 1), rel=1e-12)
-    geometric = stats.gmean(group) / stats.gmean(base) - 1
-    assert found.change == pytest.approx(geometric, rel=1e-12)
+    assert found.change == pytest.approx(stats.gmean(group) / stats.gmean(base) - 1, rel=1e-12)
     # the p-value and the interval are one test: p < 0.05 exactly when the interval excludes 0
     rng = np.random.default_rng(5)
     for _ in range(200):
         e = seed_effect(lognormal(rng, 4, scale=20 * math.exp(rng.normal(0, 0.1))), lognormal(rng, 5))
         assert (e.p_value < 0.05) == (not e.low <= 0 <= e.high)
+
+
+def test_with_unequal_sizes_welchs_degrees_of_freedom_are_at_most_the_equal_variance_designs():
+    from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
+
+    small, large = [20.0, 20.1, 19.9], [20.0, 26.0, 15.0, 22.0, 18.0, 24.0, 16.0, 21.0]  # a steady 3, a noisy 8
+    a, b = np.log(small), np.log(large)
+    statistic, _, welch_df = CompareMeans(DescrStatsW(a), DescrStatsW(b)).ttest_ind(usevar="unequal")
+    design = (1 / 3 + 1 / 8) ** 2 / (1 / (9 * 2) + 1 / (64 * 7))
+    assert welch_df > design and design == pytest.approx(3.63, abs=0.01)  # the cap is what applies here
+    found = seed_effect(small, large)
+    assert found.df == pytest.approx(design) and found.statistic == pytest.approx(statistic, rel=1e-12)
+    assert found.p_value == pytest.approx(2 * stats.t.sf(abs(statistic), design), rel=1e-12)
+    half = stats.t.ppf(0.975, design) * (a.mean() - b.mean()) / statistic
+    assert (found.low, found.high) == pytest.approx((math.expm1(a.mean() - b.mean() - half), math.expm1(a.mean() - b.mean() + half)))
 
 
 def test_a_group_needs_two_finished_seeds_a_side_and_failed_values_are_not_averaged():
