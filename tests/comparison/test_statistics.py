@@ -89,6 +89,9 @@ def test_power_mde_and_seeds_needed_equal_statsmodels():
             analysis.power(d, nobs1=n, ratio=n_base / n, alpha=alpha), rel=1e-9)
         needed = analysis.solve_power(effect_size=math.log1p(0.05) / sd, ratio=1.0, alpha=alpha, power=0.8)
         assert power.seeds_needed(sd, 0.05, alpha) == max(2, math.ceil(needed))
+    for sd, alpha in [(0.2, 0.05), (0.2, 0.005), (0.614, 0.05), (0.614, 0.005)]:  # beyond LARGE seeds: Guenther
+        needed = analysis.solve_power(effect_size=math.log1p(0.05) / sd, ratio=1.0, alpha=alpha, power=0.8)
+        assert needed > power.LARGE and power.seeds_needed(sd, 0.05, alpha) == math.ceil(needed)
     assert math.isnan(power.mde(math.nan, 5, 5, 0.05)) and math.isnan(power.mde(0.1, 1, 5, 0.05))
     assert power.seeds_needed(1e-6, 0.05, 0.05) == 2 and power.seeds_needed(50.0, 0.01, 0.05) == power.MOST_SEEDS
 

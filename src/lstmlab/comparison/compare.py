@@ -22,7 +22,7 @@ import mlflow
 import pandas as pd
 
 from lstmlab.comparison.defaults import ALPHA, TRAIN_SEEDS
-from lstmlab.comparison.forecasters import CHOSEN_BY, ModelTests, in_mcs_column, model_tests
+from lstmlab.comparison.forecasters import CHOSEN_BY, ModelTests, in_mcs_column, model_tests, to_examine
 from lstmlab.comparison.groups import group_keys, group_labels, group_table, run_table
 from lstmlab.comparison.power import EFFECT, MARGIN
 from lstmlab.comparison.predictions import daily_losses, read_all, unusable_notes
@@ -77,14 +77,15 @@ def forecasts(shown: pd.DataFrame, base_run_id: str, alpha: float,
     predictions, and the notes on damaged or missing predictions. Only runs on the baseline's data
     are tested: runs on other data forecast other days."""
     finished = shown[~shown["failed"]]
-    recorded = finished.get(f"metrics.{TESTED_METRIC}", pd.Series(math.nan, index=finished.index))
-    tables = read_all(dict(zip(finished["run_id"], recorded)), cache)
     fingerprints = finished.get(DATA_COLUMN, pd.Series("", index=finished.index)).fillna("")
-    on_base_data = fingerprints.eq(fingerprints[finished["run_id"] == base_run_id].iloc[0])
-    losses, naive = daily_losses({run_id: tables[run_id] for run_id in finished.loc[on_base_data, "run_id"]})
-    indexed = finished.set_index("run_id")
-    validation = indexed.get(f"metrics.{CHOSEN_BY}", pd.Series(dtype=float))
-    tests = model_tests(losses, naive, validation, alpha, groups=indexed["group"].to_dict())
+    on_base_data = finished[fingerprints.eq(fingerprints[finished["run_id"] == base_run_id].iloc[0])].set_index("run_id")
+    validation = on_base_data.get(f"metrics.{CHOSEN_BY}", pd.Series(math.nan, index=on_base_data.index))
+    groups = on_base_data["group"].to_dict()
+    recorded = on_base_data.get(f"metrics.{TESTED_METRIC}", pd.Series(math.nan, index=on_base_data.index))
+    wanted = to_examine(validation, groups)  # the predictions the model tests can use: not all of a big study's
+    tables = read_all({run_id: recorded[run_id] for run_id in wanted}, cache)
+    losses, naive = daily_losses(tables)
+    tests = model_tests(losses, naive, validation, alpha, groups=groups)
     return tests, unusable_notes(tables.values())
 
 
@@ -136,7 +137,13 @@ def compare(
     if filter_string:
         clauses.append(filter_string)
         words.append(f"filter {filter_string!r}")
-    selected = set(search_ended(found.experiment_id, " AND ".join(clauses))["run_id"]) if clauses else set(runs["run_id"])
+    if filter_string:  # MLflow's grammar: its search answers
+        selected = set(search_ended(found.experiment_id, " AND ".join(clauses))["run_id"])
+    elif sweep:  # the parent's children, from the table already read
+        parents = everything.get("tags.mlflow.parentRunId", pd.Series(None, index=everything.index, dtype=object))
+        selected = set(everything.loc[parents.eq(parent), "run_id"])
+    else:
+        selected = set(runs["run_id"])
     selected &= set(runs["run_id"])
     if not selected:
         raise LstmlabError(f"no finished runs with {metric} in experiment {experiment!r} match {' and '.join(words)}")

@@ -128,23 +128,36 @@ def examined(candidates: pd.Index, validation: pd.Series, most: int) -> pd.Index
     return validation.reindex(candidates).sort_values(kind="stable").index[:most]
 
 
+def to_examine(validation: pd.Series, groups: Mapping[str, str], most: int = MODELS) -> list[str]:
+    """The runs whose predictions the model tests can use (validation: CHOSEN_BY per run id;
+    groups: each run's group): the `most` with the lowest validation, and every run of the `most`
+    groups with the lowest mean. Only these need their predictions read: with 2,000 runs, a few
+    hundred."""
+    group_of = pd.Series({run_id: groups.get(run_id, run_id) for run_id in validation.index}, dtype=object)
+    best_groups = set(examined(pd.Index(group_of.unique()), validation.groupby(group_of).mean(), most))
+    return list(dict.fromkeys([*examined(validation.index, validation, most),
+                               *group_of.index[group_of.isin(best_groups)]]))
+
+
 def model_tests(losses: pd.DataFrame, naive: pd.Series, validation: pd.Series, alpha: float,
                 groups: Mapping[str, str] | None = None, most: int = MODELS) -> ModelTests | None:
     """MCS and SPA over `losses` (days × run ids: squared errors; NaN where a run has none) and
     `naive` (the naive forecast's squared errors), on the days all of them share; with more than
-    `most` runs, over the `most` with the lowest `validation` (CHOSEN_BY per run id). `groups`:
-    each run's group, for the MCS of configurations (their runs' losses averaged per day; default:
-    a group per run). None when fewer than MIN_DAYS or no run."""
+    `most` runs, over the `most` with the lowest `validation` (CHOSEN_BY per run id: every
+    candidate, also those whose predictions were not read because `to_examine` left them out).
+    `groups`: each run's group, for the MCS of configurations (their runs' losses averaged per
+    day; default: a group per run). None when fewer than MIN_DAYS or no run."""
     if losses.empty:
         return None
     shared = losses.join(naive).dropna()
     if len(shared) < MIN_DAYS:
         return None
-    candidates = shared.columns.drop(NAIVE)
-    runs = examined(candidates, validation, most)
+    read = shared.columns.drop(NAIVE)
+    candidates = read.union(validation.index, sort=False)
+    runs = examined(read, validation, most)
     trained = shared[runs]
-    group_of = pd.Series({run_id: (groups or {}).get(run_id, run_id) for run_id in candidates})
-    averaged = shared[candidates].T.groupby(group_of).mean().T  # days × groups: each configuration's mean loss per day
+    group_of = pd.Series({run_id: (groups or {}).get(run_id, run_id) for run_id in candidates}, dtype=object)
+    averaged = shared[read].T.groupby(group_of[read]).mean().T  # days × groups: each configuration's mean loss per day
     group_validation = validation.reindex(candidates).groupby(group_of).mean()
     configurations = averaged[examined(averaged.columns, group_validation, most)]
     block, block_range = block_length(trained.join(configurations, rsuffix=" (group)").rsub(shared[NAIVE], axis=0))
@@ -158,7 +171,7 @@ def model_tests(losses: pd.DataFrame, naive: pd.Series, validation: pd.Series, a
         in_mcs={run_id: run_id in run_set for run_id in runs}, naive_in_mcs=NAIVE in run_set,
         groups_in_mcs={group: group in group_set for group in configurations.columns},
         naive_in_groups_mcs=NAIVE in group_set, spa_p=spa_p,
-        candidates=len(candidates), group_candidates=averaged.shape[1],
+        candidates=len(candidates), group_candidates=int(group_of.nunique()),
     )
 
 

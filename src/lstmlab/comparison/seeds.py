@@ -60,10 +60,13 @@ class SeedEffect:
     missing: str | None = None
 
 
+LARGEST = 1.7976931348623157e308  # how MLflow's stores keep an infinite metric
+
+
 def finite_logs(values: Sequence[float]) -> np.ndarray:
-    """log of the finite, positive values (a test RMSE of 0 or NaN is no run to average)."""
+    """log of the finite, positive values (a test RMSE of 0, NaN or inf is no run to average)."""
     array = np.asarray([v for v in values if v is not None], dtype=float)
-    return np.log(array[np.isfinite(array) & (array > 0)])
+    return np.log(array[(array < LARGEST) & (array > 0)])
 
 
 def seed_effect(group: Sequence[float], baseline: Sequence[float], level: float = LEVEL) -> SeedEffect:

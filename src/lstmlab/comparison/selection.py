@@ -14,7 +14,8 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from lstmlab.comparison.seeds import TESTED_METRIC
+from lstmlab.comparison.seeds import LARGEST, TESTED_METRIC
+from lstmlab.comparison.store_table import experiment_runs
 from lstmlab.errors import LstmlabError
 from lstmlab.names import REPORT_TAG
 
@@ -22,10 +23,14 @@ ENDED = ("FINISHED", "FAILED", "KILLED")  # MLflow's filter cannot list statuses
 
 
 def search_ended(experiment_id: str, filter_string: str | None) -> pd.DataFrame:
-    """The experiment's runs that ended (finished, failed or killed), narrowed by `filter_string`."""
-    clauses = ["attributes.status != 'RUNNING'", *([filter_string] if filter_string else [])]
+    """The experiment's runs that ended (finished, failed or killed), narrowed by `filter_string`
+    (MLflow's search grammar; without one, the store's tables are read directly: store_table)."""
+    if not filter_string:
+        runs = experiment_runs(experiment_id)
+        return runs[runs["status"].isin(ENDED)].reset_index(drop=True) if "status" in runs else runs
     try:
-        runs = mlflow.search_runs(experiment_ids=[experiment_id], filter_string=" AND ".join(clauses))
+        runs = mlflow.search_runs(experiment_ids=[experiment_id],
+                                  filter_string=f"attributes.status != 'RUNNING' AND {filter_string}")
     except MlflowException as error:
         raise LstmlabError(f"bad filter {filter_string!r}: {error.message}") from None
     return runs[runs["status"].isin(ENDED)].reset_index(drop=True) if "status" in runs else runs
@@ -55,7 +60,7 @@ def comparable(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
         keep &= runs["tags.state"].ne("pruned")
     tested = pd.to_numeric(runs.get(f"metrics.{TESTED_METRIC}", pd.Series(float("nan"), index=runs.index)),
                            errors="coerce")
-    failed = stopped | ~(tested.abs() < float("inf"))  # NaN and ±inf are not a result
+    failed = stopped | ~(tested.abs() < LARGEST)  # NaN and ±inf (MLflow stores it as the largest float) are no result
     return runs[keep].assign(failed=failed[keep]).reset_index(drop=True)
 
 

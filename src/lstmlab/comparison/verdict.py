@@ -127,13 +127,14 @@ def judge(groups: pd.DataFrame, runs: pd.DataFrame, codes: pd.Series, alpha: flo
     table["welch_p_holm"] = holm(table["p_value"])  # NaN p (the baseline, other data, no test) counts in none
     tested = int(np.isfinite(table["p_value"].to_numpy(float)).sum())
     level = alpha / max(tested, 1)  # Holm's strictest step: what a group that differs must meet
-    for code, effect in effects.items():
+    mde, needed, verdicts = (table[column].to_numpy(copy=True) for column in ("mde", "seeds_needed", "verdict"))
+    p_holm, failure_p = table["welch_p_holm"].to_numpy(), table["failure_p"].to_numpy()
+    for code, effect in effects.items():  # plain arrays: a study has hundreds of groups
         members = members_of[code]
-        strength = power.mde(effect.sd_log, effect.n, effect.n_base, level)
-        text = effect.missing or verdict(effect, float(table["welch_p_holm"].iat[code]), alpha, margin, tested, strength)
-        table.iloc[code, table.columns.get_indexer(["mde", "seeds_needed", "verdict"])] = [
-            strength, power.seeds_needed(effect.sd_log, effect_of_interest, level),
-            with_failures(text, int(failed[members].sum()), len(members), base_failed, len(base),
-                          float(table["failure_p"].iat[code])),
-        ]
+        mde[code] = power.mde(effect.sd_log, effect.n, effect.n_base, level)
+        needed[code] = power.seeds_needed(effect.sd_log, effect_of_interest, level)
+        text = effect.missing or verdict(effect, float(p_holm[code]), alpha, margin, tested, float(mde[code]))
+        verdicts[code] = with_failures(text, int(failed[members].sum()), len(members), base_failed, len(base),
+                                       float(failure_p[code]))
+    table["mde"], table["seeds_needed"], table["verdict"] = mde, needed, verdicts
     return pd.concat([groups, table], axis=1)
