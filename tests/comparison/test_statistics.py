@@ -52,8 +52,9 @@ def test_with_unequal_sizes_welchs_degrees_of_freedom_are_at_most_the_equal_vari
     found = seed_effect(small, large)
     assert found.df == pytest.approx(design) and found.statistic == pytest.approx(statistic, rel=1e-12)
     assert found.p_value == pytest.approx(2 * stats.t.sf(abs(statistic), design), rel=1e-12)
-    half = stats.t.ppf(0.975, design) * (a.mean() - b.mean()) / statistic
-    assert (found.low, found.high) == pytest.approx((math.expm1(a.mean() - b.mean() - half), math.expm1(a.mean() - b.mean() + half)))
+    difference = a.mean() - b.mean()
+    half = stats.t.ppf(0.975, design) * difference / statistic
+    assert (found.low, found.high) == pytest.approx((math.expm1(difference - half), math.expm1(difference + half)))
 
 
 def test_a_group_needs_two_finished_seeds_a_side_and_failed_values_are_not_averaged():
