@@ -115,6 +115,10 @@ def known(tmp_path_factory: pytest.TempPathFactory) -> dict:
         ids["lonely_parent"] = store.log("sweep", 0, {"val_rmse": 0.2}, tags={"optuna_study": "study-b"}, run_name="study-b")
         Store("empty")
         Store("no-baseline").log("tanh", 1, final_metrics(1.0, 1))
+        diverged = Store("failed-baseline")  # every baseline seed diverged: no reference to judge by
+        for seed in (1, 2):
+            diverged.log("baseline", seed, {"val_rmse": float("nan")}, status="FAILED")
+        diverged.log("tanh", 1, final_metrics(1.0, 1))
         wide = Store(WIDE_EXPERIMENT)  # many groups, long names, names shared, params unset in some groups
         for k, (variant, extra) in enumerate(WIDE):
             for seed in (1, 2):
@@ -276,6 +280,8 @@ def test_the_command_prints_the_tables_and_writes_csv_markdown_and_a_chart(known
         (["--experiment", "nope"], "no experiment named 'nope'"),
         (["--experiment", "empty"], "has no finished runs with val_rmse"),
         (["--experiment", "no-baseline"], "no baseline in experiment 'no-baseline'"),
+        (["--experiment", "failed-baseline"], "the baseline in experiment 'failed-baseline' has no run with a finite "
+                                              "test RMSE: its 2 run(s) failed"),
         (["--filter", "params.x ="], "bad filter"),
         (["--filter", "tags.variant = 'none-such'"], "no finished runs with val_rmse"),
         (["--baseline", "0" * 32], "--baseline 00000000000000000000000000000000"),
