@@ -1,0 +1,88 @@
+"""Campaign records on disk (lstmlab.records.evidence_files): a line round-trips exactly, nothing with
+a password is written, and a damaged or partial folder is one line naming what is wrong, before
+the store is touched. No training here: the records are made by hand (test_evidence.py trains)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from lstmlab.records.evidence import portable_config
+from lstmlab.records.evidence_files import (
+    CAMPAIGN_FILE,
+    RUNS_FILE,
+    Campaign,
+    RunRecord,
+    parse_line,
+    read,
+    write,
+)
+
+SECRET = "s3cr3t-pw"
+PREDICTIONS = "date,actual,predicted,naive,fold\n2018-01-02,1.0,1.5,0.9,1\n2018-01-03,1.2,1.1,1.0,2\n"
+
+
+def record(run_id: str, start: int, **changes) -> RunRecord:
+    fields = dict(
+        id=run_id, name="baseline", status="FINISHED", start_time=start, end_time=start + 10,
+        params={"trainer.seed": "1", "model.units": "[50, 50]"},
+        tags={"variant": "baseline", "baseline": "true", "data_sha256": "d" * 64},
+        metrics={"val_rmse": [(1, 2.5), (2, 2.25), (3, 2.0)], "test_rmse": [(3, 0.5)]},
+        inputs=[{"name": "synthetic", "digest": "abc", "source_type": "local", "source": "{}", "schema": "",
+                 "profile": "", "context": "training"}],
+        artifacts=("config.yaml", "predictions.csv", "scaler.json"),
+    )
+    return RunRecord(**{**fields, **changes})
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A whole campaign folder of two runs, as `lstmlab evidence save` writes one."""
+    runs = [record("a" * 32, 1_700_000_000_000), record("b" * 32, 1_700_000_100_000, name="tanh")]
+    files = {"config.yaml": b"tracking:\n  uri: null\n", "predictions.csv": PREDICTIONS.encode(), "scaler.json": b"{}"}
+    where = tmp_path / "evidence" / "tiny"
+    write(where, Campaign(name="tiny", experiment="tiny"), runs, {run.id: files for run in runs})
+    return where
+
+
+def test_a_line_round_trips_exactly_with_non_finite_values(folder):
+    run = record("c" * 32, 5, metrics={"train_loss": [(1, math.nan), (2, math.inf), (3, -math.inf), (4, 0.1 + 0.2)]},
+                 artifacts=())
+    line = run.line()
+    json.loads(line, parse_constant=lambda name: pytest.fail(f"bare {name} in a line: not JSON"))
+    back = parse_line(line, "here")
+    assert back.line() == line
+    values = [value for _, value in back.metrics["train_loss"]]
+    assert math.isnan(values[0]) and values[1:3] == [math.inf, -math.inf] and values[3] == 0.1 + 0.2
+
+
+def test_a_folder_reads_back_as_written(folder):
+    records = read(folder)
+    assert records.campaign == Campaign(name="tiny", experiment="tiny")
+    assert [run.id for run in records.runs] == ["a" * 32, "b" * 32]
+    assert records.runs[1].metrics["val_rmse"] == [(1, 2.5), (2, 2.25), (3, 2.0)]
+    assert not list(folder.rglob(".*.tmp"))  # each file renamed into place, nothing left beside
+
+
+def test_nothing_with_a_password_is_written(tmp_path):
+    url = f"postgresql://user:{SECRET}@db.example/mlflow"
+    run = record("d" * 32, 1, params={"tracking.experiment": "x", "data.source": url},
+                 tags={"note": f"from {url}?password={SECRET}"})
+    where = tmp_path / "records"
+    write(where, Campaign(name="x", experiment="x", train=f"MLFLOW_TRACKING_URI={url} lstmlab train"), [run],
+          {run.id: {"config.yaml": f"tracking:\n  uri: {url}\n".encode(), "predictions.csv": PREDICTIONS.encode(),
+                    "scaler.json": b"{}"}})
+    written = {path.name: path.read_text() for path in where.rglob("*") if path.is_file()}
+    assert set(written) == {CAMPAIGN_FILE, RUNS_FILE, "config.yaml", "predictions.csv", "scaler.json"}
+    assert not [name for name, text in written.items() if SECRET in text]
+    assert "user:***@db.example" in written[RUNS_FILE] and "user:***@db.example" in written["config.yaml"]
+
+
+def test_the_store_uri_is_taken_out_of_config_yaml_and_nothing_else():
+    text = "data:\n  path: null\ntracking:\n  uri: sqlite:////home/someone/project/mlflow.db\n  experiment: x\n" \
+           "other:\n  uri: kept\n"
+    assert portable_config(text) == "data:\n  path: null\ntracking:\n  uri: null\n  experiment: x\nother:\n  uri: kept\n"
+    assert portable_config(portable_config(text)) == portable_config(text)
