@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
 
+from lstmlab.cli import main as cli_main
 from lstmlab.records.evidence import portable_config
 from lstmlab.records.evidence_files import (
     CAMPAIGN_FILE,
@@ -86,3 +88,84 @@ def test_the_store_uri_is_taken_out_of_config_yaml_and_nothing_else():
            "other:\n  uri: kept\n"
     assert portable_config(text) == "data:\n  path: null\ntracking:\n  uri: null\n  experiment: x\nother:\n  uri: kept\n"
     assert portable_config(portable_config(text)) == portable_config(text)
+
+
+def _line(folder: Path, number: int, change) -> None:
+    path = folder / RUNS_FILE
+    lines = path.read_text().splitlines()
+    lines[number - 1] = change(lines[number - 1])
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _metric(text: str, value) -> str:
+    body = json.loads(text)
+    body["metrics"]["val_rmse"][1][1] = value
+    return json.dumps(body)
+
+
+def _status(text: str, status: str) -> str:
+    return json.dumps({**json.loads(text), "status": status})
+
+
+DAMAGES = {
+    "no campaign.yaml": (lambda f: (f / CAMPAIGN_FILE).unlink(), "has no campaign.yaml"),
+    "no runs.jsonl": (lambda f: (f / RUNS_FILE).unlink(), "runs.jsonl is missing"),
+    "a line cut short": (lambda f: _line(f, 2, lambda t: t[: len(t) // 2]), "runs.jsonl line 2 does not parse as JSON"),
+    "no artifacts folder": (lambda f: shutil.rmtree(f / "artifacts" / ("b" * 32)), f"artifacts/{'b' * 32}/ is missing"),
+    "no predictions.csv": (lambda f: (f / "artifacts" / ("a" * 32) / "predictions.csv").unlink(),
+                           f"artifacts/{'a' * 32}/predictions.csv is missing"),
+    "a metric that is no number": (lambda f: _line(f, 1, lambda t: _metric(t, "abc")),
+                                   "metric val_rmse at step 2 is 'abc', not a number"),
+    "a bare NaN": (lambda f: _line(f, 1, lambda t: _metric(t, 7).replace(", 7]", ", NaN]")),
+                   "metric val_rmse at step 2 is NaN (bare; a line writes \"NaN\"), not a number"),
+    "an unknown status": (lambda f: _line(f, 2, lambda t: _status(t, "DONE")), "status 'DONE'"),
+    "a RUNNING run": (lambda f: _line(f, 1, lambda t: _status(t, "RUNNING")), "status 'RUNNING'"),
+    "a campaign.yaml of another format": (lambda f: (f / CAMPAIGN_FILE).write_text("format: 9\nexperiment: x\n"),
+                                          "format 9"),
+}
+
+
+@pytest.mark.parametrize("command", ["load", "table"])
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_damaged_records_are_one_line_naming_what_is_wrong_and_the_store_is_not_touched(
+        folder, project_dir, command, damage, capsys):
+    spoil, said = DAMAGES[damage]
+    spoil(folder)
+    assert cli_main(["evidence", command, str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lstmlab evidence: error: ") and said in err[0], err
+    assert not (project_dir / "mlflow.db").exists() and not (project_dir / "mlruns").exists()
+
+
+def test_a_folder_that_is_not_there_is_one_line(project_dir, capsys):
+    assert cli_main(["evidence", "load", "evidence/nothing"]) == 2
+    assert capsys.readouterr().err.strip() == "lstmlab evidence: error: no campaign folder evidence/nothing"
+    assert not (project_dir / "mlflow.db").exists()
+
+
+def test_save_without_runs_to_save_is_one_line(project_dir, capsys):
+    from mlflow import MlflowClient
+
+    assert cli_main(["evidence", "save", "evidence/x", "--experiment", "nowhere"]) == 2
+    assert "no experiment named 'nowhere'" in capsys.readouterr().err
+    client = MlflowClient()
+    client.create_run(client.create_experiment("running"))  # still RUNNING: not a record yet
+    assert cli_main(["evidence", "save", "evidence/x", "--experiment", "running"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["lstmlab evidence: error: experiment 'running' in "
+                   f"sqlite:///{project_dir / 'mlflow.db'} has no finished, failed or killed runs to save"]
+    assert not (project_dir / "evidence").exists()
+
+
+def test_a_store_that_fails_midway_keeps_no_half_campaign(folder, project_dir, capsys):
+    from mlflow import MlflowClient
+
+    blocker = project_dir / "a-file"  # where the experiment's artifacts should go: no folder can be made
+    blocker.write_text("")
+    client = MlflowClient()
+    experiment = client.create_experiment("tiny", artifact_location=(blocker / "artifacts").as_uri())
+    capsys.readouterr()
+    assert cli_main(["evidence", "load", str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(f"while loading run {'a' * 32}; the 1 run(s) this load added are deleted again"), err
+    assert client.search_runs([experiment]) == []
