@@ -24,7 +24,7 @@ from lstmlab.cli import main as cli_main
 from lstmlab.comparison import campaign_table
 from lstmlab.comparison.compare import compare
 from lstmlab.errors import LstmlabError
-from lstmlab.records.evidence import EVIDENCE_ID
+from lstmlab.names import EVIDENCE_ID_TAG
 from lstmlab.records.evidence_files import Campaign, read_campaign
 
 pytestmark = pytest.mark.slow
@@ -66,7 +66,7 @@ def runs_of(uri: str) -> dict[str, mlflow.entities.Run]:
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id])
-    return {run.data.tags.get(EVIDENCE_ID, run.info.run_id): run for run in runs}
+    return {run.data.tags.get(EVIDENCE_ID_TAG, run.info.run_id): run for run in runs}
 
 
 def test_the_loaded_runs_are_the_trained_ones(campaign):
@@ -80,7 +80,7 @@ def test_the_loaded_runs_are_the_trained_ones(campaign):
         assert (copy.info.run_name, copy.info.start_time, copy.info.end_time, copy.info.status) == \
             (original.info.run_name, original.info.start_time, original.info.end_time, original.info.status)
         assert copy.data.params == {k: v for k, v in original.data.params.items() if k != "tracking.uri"}
-        assert {k: v for k, v in copy.data.tags.items() if k != EVIDENCE_ID and k != "mlflow.runName"} == \
+        assert {k: v for k, v in copy.data.tags.items() if k != EVIDENCE_ID_TAG and k != "mlflow.runName"} == \
             {k: v for k, v in original.data.tags.items() if not k.startswith(("lstmlab.", "mlflow.user", "mlflow.source.name",
                                                                             "mlflow.runName"))}
         for key in original.data.metrics:  # every point of every curve, NaN where training diverged
@@ -167,3 +167,18 @@ def test_the_table_recomputed_from_the_records_is_the_one_of_the_trained_store(c
     page.write_text(page.read_text().replace(f"| {float(mean):.1f} ±", f"| {float(mean) + 0.2:.1f} ±", 1))
     with pytest.raises(AssertionError, match="row 1"):
         assert_docs_table(folder, page, heading="Campaign: tiny")
+
+
+def test_a_loaded_run_reruns_from_its_record_and_forecast_says_why_it_has_no_model(campaign, capsys):
+    folder = campaign["root"] / "rerun"
+    shutil.copytree(campaign["trained"] / "evidence", folder / "evidence")
+    with own_store(folder) as uri:
+        assert cli_main(["evidence", "load", "evidence/tiny"]) == 0
+        run_id = runs_of(uri)[campaign["ids"][("tanh", 1)]].info.run_id
+        capsys.readouterr()
+        assert cli_main(["rerun", run_id, "--check"]) == 0  # config.yaml and the data are enough
+        assert "All 10 checked metrics identical" in capsys.readouterr().out
+        assert cli_main(["forecast", run_id]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"lstmlab forecast: error: run {run_id} (tanh) was loaded from a campaign's records, which keep no model; "
+        f"`lstmlab rerun {run_id}` trains it again from its config.yaml, then forecast the new run")

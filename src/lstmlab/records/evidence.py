@@ -30,14 +30,13 @@ from mlflow.exceptions import MlflowException
 
 from lstmlab import interrupts
 from lstmlab.errors import LstmlabError, first_line
-from lstmlab.names import REPORT_TAG
+from lstmlab.names import EVIDENCE_ID_TAG, REPORT_TAG
 from lstmlab.records.evidence_files import ARTIFACTS, STATUSES, Campaign, Records, RunRecord, Written, read_campaign, write
 from lstmlab.records.store import MIN_PREFIX
 from lstmlab.secrets import mask
 from lstmlab.tracking import faults
 from lstmlab.tracking.orphans import CLOSED, HOST, PID, START
 
-EVIDENCE_ID = "lstmlab.evidence.id"  # a loaded run's id in the records (the store gives it another)
 PARENT = "mlflow.parentRunId"
 CONTEXT = "mlflow.data.context"  # a dataset input's tag: what the data were for ("training")
 MACHINE_TAGS = frozenset({
@@ -45,7 +44,7 @@ MACHINE_TAGS = frozenset({
     HOST, PID, START, CLOSED,  # CLOSED names the host whose process had gone
     "mlflow.runName",  # the run's name, kept as `name`
     "mlflow.log-model.history",  # the model, which the records leave out
-    EVIDENCE_ID,  # it is the record's `id`
+    EVIDENCE_ID_TAG,  # it is the record's `id` (the store gives a loaded run an id of its own)
 })
 MACHINE_PARAMS = frozenset({"tracking.uri"})
 PAGE = 1000
@@ -76,7 +75,7 @@ def save(folder: Path, experiment: str | None, default_experiment: str) -> Saved
             if run.info.status in STATUSES and run.data.tags.get(REPORT_TAG) != "true"]
     if not runs:
         raise LstmlabError(f"experiment {name!r} in {mask(client.tracking_uri)} has no finished, failed or killed runs to save")
-    ids = {run.info.run_id: run.data.tags.get(EVIDENCE_ID, run.info.run_id) for run in runs}
+    ids = {run.info.run_id: run.data.tags.get(EVIDENCE_ID_TAG, run.info.run_id) for run in runs}
     records, artifacts = [], {}
     with tempfile.TemporaryDirectory(prefix="lstmlab-evidence-") as scratch:
         for run in runs:
@@ -217,7 +216,7 @@ def _loaded(client: MlflowClient, experiment_id: str) -> dict[str, str]:
     process killed midway) is deleted: it is loaded again whole."""
     ids = {}
     for run in _all_runs(client, experiment_id):
-        record_id = run.data.tags.get(EVIDENCE_ID)
+        record_id = run.data.tags.get(EVIDENCE_ID_TAG)
         if record_id and run.info.status == "RUNNING":
             client.delete_run(run.info.run_id)
             continue
@@ -228,7 +227,7 @@ def _loaded(client: MlflowClient, experiment_id: str) -> dict[str, str]:
 def _create(client: MlflowClient, experiment_id: str, record: RunRecord, records: Records, ids: dict[str, str],
             created: list[str]) -> str:
     """One run made from its record; its id (in `created` as soon as it exists)."""
-    tags = {**record.tags, EVIDENCE_ID: record.id}
+    tags = {**record.tags, EVIDENCE_ID_TAG: record.id}
     if PARENT in tags:  # the parent's id in this store, when it is here (it started first)
         tags[PARENT] = ids.get(tags[PARENT], tags[PARENT])
     run_id = client.create_run(experiment_id, start_time=record.start_time, tags=tags,
