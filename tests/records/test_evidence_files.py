@@ -83,6 +83,12 @@ def test_nothing_with_a_password_is_written(tmp_path):
     assert "user:***@db.example" in written[RUNS_FILE] and "user:***@db.example" in written["config.yaml"]
 
 
+def test_a_value_that_looks_like_the_start_of_a_url_masks_nothing_in_the_next():
+    """Masked value by value: over the whole compact line, `http://host:5000","b":"me@x` reads as a password."""
+    tags = {"a.server": "http://host:5000", "b.mail": "me@example.org"}
+    assert parse_line(record("e" * 32, 1, tags=tags).line(), "here").tags == tags
+
+
 def test_the_store_uri_is_taken_out_of_config_yaml_and_nothing_else():
     text = "data:\n  path: null\ntracking:\n  uri: sqlite:////home/someone/project/mlflow.db\n  experiment: x\n" \
            "other:\n  uri: kept\n"

@@ -69,10 +69,10 @@ def main(args: list[str]) -> int:
 def save(folder: Path, experiment: str | None) -> int:
     from lstmlab.comparison.compare import default_experiment
     from lstmlab.records.evidence import save as save_runs
-    from lstmlab.records.evidence_files import CAMPAIGN_FILE
+    from lstmlab.records.evidence_files import CAMPAIGN_FILE, read_campaign
     from lstmlab.tracking.open import use_current_store
 
-    new = not (folder / CAMPAIGN_FILE).exists()
+    campaign = read_campaign(folder) if folder.is_dir() else None
     use_current_store()
     saved = save_runs(folder, experiment, default_experiment())
     written = saved.written
@@ -82,7 +82,9 @@ def save(folder: Path, experiment: str | None) -> int:
           f"{_size(written.size)} in all.")
     for where in saved.machine_paths:
         print(f"note: {where} names a folder or the host of this machine; it is in the records as it was recorded")
-    if new:
+    if campaign and campaign.experiment != saved.experiment:
+        print(f"note: {folder / CAMPAIGN_FILE} names experiment {campaign.experiment!r}: load puts these runs there")
+    if campaign is None:
         print(f"Wrote {folder / CAMPAIGN_FILE}: fill in its description, train (the command that trains the campaign) "
               "and compare (the options of its table).")
     return 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,7 @@ class Saved:
     runs: int
     statuses: dict[str, int]
     written: Written
-    machine_paths: list[str]  # "<where>: <path>" for values that name a folder of this machine
+    machine_paths: list[str]  # "run <id> param data.path" and the like: values that name this machine
 
 
 def save(folder: Path, experiment: str | None, default_experiment: str) -> Saved:
@@ -76,6 +77,10 @@ def save(folder: Path, experiment: str | None, default_experiment: str) -> Saved
     if not runs:
         raise LstmlabError(f"experiment {name!r} in {mask(client.tracking_uri)} has no finished, failed or killed runs to save")
     ids = {run.info.run_id: run.data.tags.get(EVIDENCE_ID_TAG, run.info.run_id) for run in runs}
+    twice = sorted(record_id for record_id, n in Counter(ids.values()).items() if n > 1)
+    if twice:  # a loaded run beside its original, in one experiment: one record, two runs
+        raise LstmlabError(f"runs {', '.join(k for k, v in ids.items() if v == twice[0])} of experiment {name!r} are "
+                           f"both run {twice[0]} of the records (tag {EVIDENCE_ID_TAG}); delete one")
     records, artifacts = [], {}
     with tempfile.TemporaryDirectory(prefix="lstmlab-evidence-") as scratch:
         for run in runs:

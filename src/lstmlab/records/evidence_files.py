@@ -28,7 +28,7 @@ import yaml
 
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.names import CONFIG_ARTIFACT, PREDICTIONS_ARTIFACT, SCALER_ARTIFACT
-from lstmlab.secrets import mask
+from lstmlab.secrets import mask, masked
 
 FORMAT = "lstmlab.evidence/1"
 CAMPAIGN_FILE = "campaign.yaml"
@@ -85,7 +85,8 @@ class RunRecord:
             "inputs": [dict(sorted(i.items())) for i in self.inputs],
             "artifacts": sorted(self.artifacts),
         }
-        return mask(json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
+        # each text masked on its own: in a compact line a mask's pattern could run from one value into the next
+        return json.dumps(masked(body), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def _number(value: float) -> float | str:
