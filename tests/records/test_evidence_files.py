@@ -155,12 +155,20 @@ def test_save_without_runs_to_save_is_one_line(project_dir, capsys):
     assert cli_main(["evidence", "save", "evidence/x", "--experiment", "nowhere"]) == 2
     assert "no experiment named 'nowhere'" in capsys.readouterr().err
     client = MlflowClient()
-    client.create_run(client.create_experiment("running"))  # still RUNNING: not a record yet
+    run = client.create_run(client.create_experiment("running"))  # still RUNNING: not a record yet
     assert cli_main(["evidence", "save", "evidence/x", "--experiment", "running"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["lstmlab evidence: error: experiment 'running' in "
                    f"sqlite:///{project_dir / 'mlflow.db'} has no finished, failed or killed runs to save"]
     assert not (project_dir / "evidence").exists()
+
+    client.set_terminated(run.info.run_id, "KILLED")
+    (project_dir / "a-file").write_text("")
+    assert cli_main(["evidence", "save", "a-file", "--experiment", "running"]) == 2
+    assert capsys.readouterr().err.strip() == ("lstmlab evidence: error: cannot write the records to a-file: File exists "
+                                               "(a-file); the records there are as they were")
+    assert cli_main(["evidence", "save", "evidence/x", "--experiment", "running"]) == 0
+    assert "Saved 1 run of experiment 'running' (1 killed) to evidence/x/: 1 new" in capsys.readouterr().out
 
 
 def test_a_store_that_fails_midway_keeps_no_half_campaign(folder, project_dir, capsys):

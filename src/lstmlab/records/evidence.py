@@ -17,6 +17,7 @@ runs this load created deleted again, so no half campaign is left.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import tempfile
@@ -88,8 +89,14 @@ def save(folder: Path, experiment: str | None, default_experiment: str) -> Saved
             record = _record(client, run, ids, tuple(files))
             records.append(record)
             artifacts[record.id] = files
-    written = write(folder, None if campaign else Campaign(name=folder.resolve().name, experiment=name), records,
-                    artifacts)
+    try:
+        written = write(folder, None if campaign else Campaign(name=folder.resolve().name, experiment=name), records,
+                        artifacts)
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise  # the command line says a full disk in its own words
+        raise LstmlabError(f"cannot write the records to {folder}: {error.strerror or first_line(error)}"
+                           f"{f' ({error.filename})' if error.filename else ''}; the records there are as they were") from None
     statuses = {status: sum(r.status == status for r in records) for status in STATUSES}
     return Saved(name, len(records), {s: n for s, n in statuses.items() if n}, written, _machine_paths(records, artifacts))
 
