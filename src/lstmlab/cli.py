@@ -29,6 +29,9 @@ commands:
   compare [OPTIONS]          runs against the baseline on its data: tested over seeds and days
   rerun RUN_ID [--check]     rerun a run from its logged config.yaml
   forecast RUN_ID [--data P] next-step price from a logged model
+  evidence save|load|table DIR
+                             a campaign's runs as text in the repository: save from the store,
+                             load into any store (then train continues it), recompute its table
   ui [MLFLOW UI OPTIONS]     mlflow ui on the project's store
   completion bash|zsh|fish   tab completion: eval "$(lstmlab completion bash)"
 

@@ -49,6 +49,8 @@ NOT_CONFIGURING = frozenset(
 )
 # The tag of the run `lstmlab compare` logs its report in: never a run to compare or reuse.
 REPORT_TAG = "lstmlab.report"
+# The tag of a run loaded from a campaign's records (lstmlab evidence load): its id in the records.
+EVIDENCE_ID_TAG = "lstmlab.evidence.id"
 # Params a run recorded before they existed: the default it ran with (DESIGN.md).
 PARAM_DEFAULTS = {"evaluation.name": "holdout", "data.target_transform": "none"}
 

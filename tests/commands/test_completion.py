@@ -57,7 +57,8 @@ def bash_completes(line: str, env: dict[str, str], point: int | None = None) -> 
 @pytest.mark.parametrize(
     "line, expected",
     [
-        ("lstmlab ", ["train", "compare", "rerun", "forecast", "ui", "completion", "--help", "-v", "--verbose", "--debug"]),
+        ("lstmlab ", ["train", "compare", "rerun", "forecast", "ui", "completion", "evidence", "--help", "-v", "--verbose",
+                      "--debug"]),
         ("lstmlab tr", ["train"]),
         ("lstmlab train var", ["variant="]),
         ("lstmlab train variant=", VARIANTS),  # bash completes the part after `=`
@@ -70,6 +71,8 @@ def bash_completes(line: str, env: dict[str, str], point: int | None = None) -> 
         ("lstmlab compare --metric test_r", ["test_rmse", "test_r2"]),
         ("lstmlab rerun 0123abcd --ch", ["--check"]),
         ("lstmlab completion ", ["bash", "zsh", "fish"]),
+        ("lstmlab evidence ", ["save", "load", "table"]),
+        ("lstmlab evidence save evidence/prices --ex", ["--experiment"]),  # the subcommand's own flags
         ("lstmlab forecast 0123abcd --data ", []),  # nothing: bash completes file names (-o default)
     ],
 )

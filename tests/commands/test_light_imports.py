@@ -56,7 +56,7 @@ def test_commands_that_train_nothing_import_no_framework(args, status):
 NOT_FOR_PARSING = (*HEAVY, "mlflow", "pandas", "scipy", "matplotlib", "sklearn", "numpy")
 
 
-@pytest.mark.parametrize("command", ["compare", "rerun", "forecast"])
+@pytest.mark.parametrize("command", ["compare", "rerun", "forecast", "evidence"])
 def test_help_and_usage_errors_import_nothing_heavy(command):
     result, modules = imported_modules(command, "--help")
     assert result.returncode == 0 and result.stdout.startswith(f"usage: lstmlab {command}"), result.stderr[-2000:]

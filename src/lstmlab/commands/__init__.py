@@ -3,4 +3,4 @@
 Each module named in COMMANDS has `main(args) -> exit status`; lstmlab.cli imports it when used.
 """
 
-COMMANDS = ("train", "compare", "rerun", "forecast", "ui", "completion")
+COMMANDS = ("train", "compare", "rerun", "forecast", "ui", "completion", "evidence")

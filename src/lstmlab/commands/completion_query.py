@@ -19,6 +19,7 @@ from lstmlab.commands.hydra_compat import (
     hydra_parser,
     parser_options,
     positional_choices,
+    subcommand,
 )
 
 GLOBAL_FLAGS = ("-v", "--verbose", "--debug")  # taken out by lstmlab.cli wherever they stand
@@ -41,7 +42,7 @@ def candidates(line: str) -> list[str]:
     if command == "ui":
         return _flags(_mlflow_ui_options(), rest, current)
     if command in COMMANDS:
-        parser = importlib.import_module(f"lstmlab.commands.{command}").parser()
+        parser, rest = subcommand(importlib.import_module(f"lstmlab.commands.{command}").parser(), rest)
         return _flags(parser_options(parser), rest, current, positional_choices(parser))
     return []
 

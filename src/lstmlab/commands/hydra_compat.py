@@ -44,6 +44,15 @@ def parser_options(parser: argparse.ArgumentParser) -> list[Option]:
     return options
 
 
+def subcommand(parser: argparse.ArgumentParser, words: list[str]) -> tuple[argparse.ArgumentParser, list[str]]:
+    """The parser of the subcommand `words` start with (`lstmlab evidence save ...`) and the words
+    after its name; `parser` and `words` themselves when there is none."""
+    for action in parser._actions:  # argparse keeps its subparsers nowhere public
+        if isinstance(action, argparse._SubParsersAction) and words and words[0] in action.choices:
+            return subcommand(action.choices[words[0]], words[1:])
+    return parser, words
+
+
 def positional_choices(parser: argparse.ArgumentParser) -> tuple[str, ...]:
     """The values a positional argument accepts, where the parser names them (`bash zsh fish`)."""
     return tuple(str(choice) for action in parser._actions if not action.option_strings

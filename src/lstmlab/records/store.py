@@ -25,6 +25,7 @@ from lstmlab.errors import LstmlabError
 from lstmlab.names import (
     CONFIG_ARTIFACT,
     DATA_TAG,
+    EVIDENCE_ID_TAG,
     MODEL_NAME,
     PICKLED_SCALER_ARTIFACT,
     SCALER_ARTIFACT,
@@ -148,6 +149,10 @@ def model_uri(run: Run) -> str:
         order_by=[{"field_name": "creation_timestamp", "ascending": False}],
         output_format="list",
     )
+    if not models and EVIDENCE_ID_TAG in run.data.tags:
+        raise LstmlabError(
+            f"run {run.info.run_id} ({run.info.run_name}) was loaded from a campaign's records, which keep no "
+            f"model; `lstmlab rerun {run.info.run_id}` trains it again from its config.yaml, then forecast the new run")
     if not models:
         raise LstmlabError(
             f"run {run.info.run_id} ({run.info.run_name}) has no logged model: it was trained with "

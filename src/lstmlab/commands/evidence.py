@@ -1,0 +1,198 @@
+"""`lstmlab evidence save|load|table DIR`: a campaign's records in the repository, in and out of a store.
+
+`save` writes the current store's runs of an experiment to DIR; `load` puts DIR's runs into the
+current store, where `lstmlab train ... tracking.skip_finished=true` continues the campaign and
+`lstmlab compare` reads it; `table` recomputes the campaign's table from DIR alone, in a store
+and predictions cache of its own that are thrown away. The work is records.evidence (the store)
+and records.evidence_files (the folder); the table's columns are comparison.campaign_table's.
+Arguments are parsed before MLflow is imported, so `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import os
+import re
+import shlex
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lstmlab.errors import LstmlabError
+
+if TYPE_CHECKING:  # MLflow behind them: only after the arguments are parsed
+    from lstmlab.comparison.compare import Comparison
+    from lstmlab.records.evidence_files import Records
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lstmlab evidence",
+        description="A campaign's runs as plain text in the repository (DIR: campaign.yaml, runs.jsonl, "
+        "artifacts/<run id>/), loaded back into any MLflow store: commit what finished, continue elsewhere.",
+        epilog="The store is $MLFLOW_TRACKING_URI, else MLflow's default in the working directory.",
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="save|load|table")
+    save = actions.add_parser("save", help="write the store's runs of the campaign's experiment to DIR (again: adds new ones)",
+                              description="Write every ended run (FINISHED, FAILED, KILLED) of the experiment to DIR; "
+                              "runs already there keep their lines byte for byte.")
+    load = actions.add_parser("load", help="add DIR's runs to the store (those not there yet)",
+                              description="Add every run of DIR not yet in the experiment of the current store, "
+                              "with its times, status, params, tags, metric histories and text artifacts.")
+    for action in (save, load):
+        action.add_argument("folder", metavar="DIR", help="the campaign's folder, e.g. evidence/prices-50")
+        action.add_argument("--experiment", "-e", metavar="NAME",
+                            help="the store's experiment (default: the one campaign.yaml names; for a new DIR, "
+                                 "the one lstmlab train logs to)")
+    table = actions.add_parser("table", help="recompute the campaign's table from DIR alone",
+                               description="Load DIR into a temporary store, compare with the options campaign.yaml "
+                               "names, print the table docs/evidence.md shows and the MCS/SPA lines.")
+    table.add_argument("folder", metavar="DIR", help="the campaign's folder, e.g. evidence/prices-50")
+    return parser
+
+
+def main(args: list[str]) -> int:
+    options = parser().parse_args(args)
+    folder = Path(options.folder)
+    if options.action == "save":
+        return save(folder, options.experiment)
+    if options.action == "load":
+        return load(folder, options.experiment)
+    return table(folder)
+
+
+def save(folder: Path, experiment: str | None) -> int:
+    from lstmlab.comparison.compare import default_experiment
+    from lstmlab.records.evidence import save as save_runs
+    from lstmlab.records.evidence_files import CAMPAIGN_FILE, read_campaign
+    from lstmlab.tracking.open import use_current_store
+
+    campaign = read_campaign(folder) if folder.is_dir() else None
+    use_current_store()
+    saved = save_runs(folder, experiment, default_experiment())
+    written = saved.written
+    statuses = ", ".join(f"{n} {status.lower()}" for status, n in saved.statuses.items())
+    print(f"Saved {_count(saved.runs, 'run')} of experiment {saved.experiment!r} ({statuses}) to {folder}/: "
+          f"{written.added} new, {written.unchanged} unchanged, {written.changed} changed, {written.removed} removed; "
+          f"{_size(written.size)} in all.")
+    for where in saved.machine_paths:
+        print(f"note: {where} names a folder or the host of this machine; it is in the records as it was recorded")
+    if campaign and campaign.experiment != saved.experiment:
+        print(f"note: {folder / CAMPAIGN_FILE} names experiment {campaign.experiment!r}: load puts these runs there")
+    if campaign is None:
+        print(f"Wrote {folder / CAMPAIGN_FILE}: fill in its description, train (the command that trains the campaign) "
+              "and compare (the options of its table).")
+    return 0
+
+
+def load(folder: Path, experiment: str | None) -> int:
+    from lstmlab.records.evidence import load as load_runs
+    from lstmlab.records.evidence_files import read
+    from lstmlab.secrets import mask
+    from lstmlab.tracking.open import use_current_store
+
+    records = read(folder)  # every line and file checked before the store is touched
+    store = use_current_store()
+    loaded = load_runs(records, experiment)
+    print(f"Loaded {folder}/ into experiment {loaded.experiment!r} of {mask(store)}: {_count(loaded.added, 'run')} added, "
+          f"{loaded.present} already there.")
+    campaign = records.campaign
+    if campaign.train:
+        renamed = "" if loaded.experiment == campaign.experiment else f" tracking.experiment={loaded.experiment}"
+        print(f"Continue it: {campaign.train}{renamed}")
+    print(f"Compare it: {compare_command(loaded.experiment, campaign.compare)}")
+    return 0
+
+
+def table(folder: Path) -> int:
+    from lstmlab.comparison.campaign_table import render
+    from lstmlab.records.evidence_files import read
+
+    started = time.perf_counter()
+    records = read(folder)
+    comparison = recompute(records)
+    campaign = records.campaign
+    print(f"Campaign {campaign.name} ({folder}/): {_count(len(records.runs), 'run')}; its table as "
+          f"`{compare_command(campaign.experiment, campaign.compare)}` computes it:")
+    print()
+    print(render(comparison))
+    print()
+    print(f"Recomputed from {folder}/ in {time.perf_counter() - started:.1f} s.")
+    return 0
+
+
+def recompute(records: Records) -> Comparison:
+    """compare on the campaign's runs alone, with campaign.yaml's options: loaded into a store
+    and a predictions cache in a temporary folder, removed afterwards."""
+    from lstmlab.commands.compare import parser as compare_parser
+    from lstmlab.comparison.compare import compare
+    from lstmlab.records.evidence import load
+    from lstmlab.tracking.open import open_store
+
+    text, said = records.campaign.compare, io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):  # argparse's usage lines: one line of ours instead
+            options = compare_parser().parse_args(shlex.split(text))
+    except (SystemExit, ValueError) as error:  # ValueError: shlex, an unclosed quote
+        reason = (said.getvalue().strip().splitlines() or [str(error)])[-1]
+        raise LstmlabError(f"{records.folder}/campaign.yaml: compare: {text!r} are not options of lstmlab compare "
+                           f"({reason})") from None
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per run: noise
+    with tempfile.TemporaryDirectory(prefix="lstmlab-evidence-", dir=_in_memory(records.folder)) as scratch:
+        open_store(f"sqlite:///{Path(scratch) / 'mlflow.db'}")
+        loaded = load(records, records.campaign.experiment, artifact_location=(Path(scratch) / "artifacts").as_uri())
+        comparison = compare(
+            experiment=loaded.experiment,
+            baseline=loaded.run_id(options.baseline),  # a run of the records: its id in this store
+            sweep=loaded.run_id(options.sweep),
+            metric=options.metric,
+            filter_string=options.filter_string,
+            alpha=options.alpha,
+            data=options.data,
+            include_all=options.include_all,
+            cache=Path(scratch) / "predictions",
+        )
+    return with_record_ids(comparison, loaded.ids)
+
+
+def with_record_ids(comparison: Comparison, ids: dict[str, str]) -> Comparison:
+    """The comparison with each run named by its id in the records, not in the throwaway store."""
+    back = {run_id: record_id for record_id, run_id in ids.items()}
+    comparison.runs["run_id"] = comparison.runs["run_id"].map(lambda run_id: back.get(run_id, run_id))
+    comparison.baseline_run_id = back.get(comparison.baseline_run_id, comparison.baseline_run_id)
+    pattern = re.compile("|".join(map(re.escape, back)))
+    comparison.notes = [pattern.sub(lambda match: back[match[0]], note) if back else note for note in comparison.notes]
+    if comparison.models is not None:
+        comparison.models = dataclasses.replace(comparison.models,
+                                                in_mcs={back.get(k, k): v for k, v in comparison.models.in_mcs.items()})
+    return comparison
+
+
+MEMORY = Path("/dev/shm")  # tmpfs on Linux: SQLite's commits there wait on no disk (half the load's time)
+
+
+def _in_memory(folder: Path) -> str | None:
+    """Where the throwaway store goes: in memory when there is room for it (its records × 20), else
+    the system's temporary folder (None)."""
+    try:
+        needed = 20 * sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+        return str(MEMORY) if os.access(MEMORY, os.W_OK) and shutil.disk_usage(MEMORY).free > needed else None
+    except OSError:
+        return None
+
+
+def compare_command(experiment: str, options: str) -> str:
+    return " ".join(["lstmlab compare --experiment", shlex.quote(experiment), *([options] if options else [])])
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
