@@ -16,7 +16,7 @@ import pandas as pd
 
 from lstmlab.comparison.compare import Comparison
 from lstmlab.comparison.forecasters import describe
-from lstmlab.comparison.render import naive_line
+from lstmlab.comparison.render import naive_line, strength_line
 
 MINUS = "\u2212"  # the typographic minus the page uses
 NONE = "—"
@@ -48,15 +48,28 @@ def change(row: pd.Series) -> str:
     return f"{percent(estimate)} % [{interval}]"
 
 
+def seeds(row: pd.Series) -> str:
+    """The finished seeds, and the failed ones when any: '5', '3 (2 failed)'."""
+    failed = int(str(row["failed"]).split("/")[0])
+    return f"{int(row['n'])}" + (f" ({failed} failed)" if failed else "")
+
+
+def share(value: float) -> str:
+    """A relative change or an mde in percent: '4.1 %' (no decimal from 100 %)."""
+    return NONE if _missing(value) else f"{fixed(100 * value, 1 if abs(value) < 1 else 0)} %"
+
+
 Column = tuple[str, Callable[[pd.Series], str]]
 COLUMNS: list[Column] = [
     ("group", lambda g: f"**{g['group']}**" if g["baseline_group"] else str(g["group"])),
-    ("seeds", lambda g: str(int(g["n"]))),
+    ("seeds", seeds),
     ("test RMSE mean ± sd", lambda g: f"{fixed(g['test_rmse_mean'], 3)} ± {fixed(g['test_rmse_sd'], 3)}"),
     ("test skill", lambda g: fixed(g["test_skill_mean"], 4)),
-    ("test RMSE Δ vs baseline [95 % two-level CI]", change),
-    ("p Welch", lambda g: p_value(g["p_value"])),
-    ("p Welch (Holm)", lambda g: p_value(g["welch_p_holm"])),
+    ("test RMSE Δ vs baseline [95 % CI]", change),
+    ("p (Holm)", lambda g: p_value(g["welch_p_holm"])),
+    ("mde", lambda g: share(g["mde"])),
+    ("seeds for ±5 %", lambda g: NONE if _missing(g["seeds_needed"]) else f"{int(g['seeds_needed']):,}"),
+    ("p_beats", lambda g: fixed(g["p_beats"], 2)),
     ("verdict", lambda g: str(g["verdict"])),
 ]
 
@@ -71,11 +84,13 @@ def markdown(groups: pd.DataFrame, columns: list[Column] = COLUMNS) -> str:
 
 def lines_after(comparison: Comparison) -> list[str]:
     """What the page says under the table: the naive forecast's test RMSE, whether a group beat
-    it, the model confidence set and SPA (compare's own lines), and compare's notes."""
+    it, the strength of the answers, the model confidence sets and SPA (compare's own lines), and
+    compare's notes."""
     base = comparison.groups[comparison.groups["baseline_group"]].iloc[0]
     return [
         f"Naive forecast (\"tomorrow = today\"): test RMSE {fixed(base['naive_test_rmse_mean'], 3)} on the same days.",
         naive_line(comparison),
+        strength_line(comparison),
         *describe(comparison.runs, comparison.models, comparison.alpha),
         *comparison.notes,
     ]

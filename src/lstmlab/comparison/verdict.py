@@ -79,7 +79,7 @@ def with_failures(text: str, failed: int, total: int, base_failed: int, base_tot
         return text
     finished = total - failed
     said = (f"{failed}/{total} seeds failed: judged on the {finished} that finished" if finished
-            else f"all {total} seeds failed")
+            else f"all {total} seeds failed" if total > 1 else "its one seed failed")
     said += (f"; failure rate {failed / total:.0%} vs the baseline's {base_failed / base_total:.0%}"
              f" (Fisher p {failure_p:.2g})" if base_total else "")
     head, _, reason = text.partition(" (")
