@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -161,8 +162,8 @@ def main() -> None:
             import subprocess
 
             store = f"sqlite:///{folder}/mlflow.db"
-            subprocess.run([sys.executable, "-m", "lstmlab.cli", "evidence", "load", args.evidence], check=True,
-                           env={**__import__("os").environ, "MLFLOW_TRACKING_URI": store}, cwd=folder)
+            subprocess.run([sys.executable, "-m", "lstmlab.cli", "evidence", "load", str(Path(args.evidence).resolve())],
+                           check=True, env={**os.environ, "MLFLOW_TRACKING_URI": store}, cwd=folder)
         targets = runs_of(store, args.experiment)
         print("| target | seeds | sd of log test RMSE | split | interval excludes 0 | verdict better/worse |")
         print("|---|---|---|---|---|---|")
