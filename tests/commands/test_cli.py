@@ -12,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY
+from lstmlab.commands.hydra_compat import VERSION_BASE
 from lstmlab.pipeline.data import synthetic_prices
 
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
@@ -122,7 +123,7 @@ def test_ctrl_c_ends_the_run_and_says_so_in_one_line():
 PLAIN_HYDRA_APP = """import hydra
 
 
-@hydra.main(version_base="1.3", config_path=None, config_name=None)
+@hydra.main(config_path=None, config_name=None, **{version_base})
 def main(cfg):
     pass
 
@@ -134,7 +135,7 @@ main()
 def test_info_prints_each_line_once_as_a_plain_hydra_app_does(tmp_path):
     import hydra
 
-    (tmp_path / "app.py").write_text(PLAIN_HYDRA_APP)
+    (tmp_path / "app.py").write_text(PLAIN_HYDRA_APP.format(version_base=VERSION_BASE))
     plain = subprocess.run([sys.executable, "app.py", "--info", "plugins"], capture_output=True, text=True,
                            cwd=tmp_path, timeout=120)
     ours = lstmlab("train", "--info", "plugins")
@@ -188,3 +189,19 @@ def test_an_unreadable_override_says_the_quoted_form_which_trains(tmp_path):
 def test_an_override_that_quoting_does_or_does_not_mend(override, message):
     result = lstmlab("train", "-m", override)
     assert result.returncode == 2 and result.stderr == f"lstmlab train: error: {message}\n"
+
+
+def test_the_app_is_composed_without_a_warning_from_either_hydra():
+    # version_base: "1.3" on Hydra 1.3 (without it: a warning, and 1.1's defaults), none on 1.4
+    # (it deprecates the argument); the defaults lstmlab relies on are the same on both
+    import warnings
+
+    from hydra import compose, initialize_config_dir
+
+    from lstmlab.paths import config_dir
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with initialize_config_dir(config_dir=config_dir(), **VERSION_BASE):
+            cfg = compose("train", return_hydra_config=True)
+    assert cfg.hydra.job.chdir is False and cfg.hydra.run.dir.startswith("experiments/runs/")

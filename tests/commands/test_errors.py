@@ -6,12 +6,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
+from lstmlab.commands.hydra_compat import VERSION_BASE
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.paths import config_dir
 
 
 def compose_error(*overrides: str) -> BaseException:
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"), pytest.raises(Exception) as caught:
+    with initialize_config_dir(config_dir=config_dir(), **VERSION_BASE), pytest.raises(Exception) as caught:
         compose(config_name="train", overrides=list(overrides))
     return caught.value
 

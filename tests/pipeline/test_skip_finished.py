@@ -15,6 +15,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import TINY, tiny_config
+from lstmlab.commands.hydra_compat import VERSION_BASE
 from lstmlab.commands.progress import duration, line
 from lstmlab.paths import config_dir
 from lstmlab.pipeline.experiment import run_experiment
@@ -146,7 +147,7 @@ def test_skip_finished_must_be_true_or_false(project_dir):
     (["variant=tanh"], 1),
 ])
 def test_a_multirun_knows_how_many_jobs_hydras_basic_sweeper_launches(overrides, jobs):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+    with initialize_config_dir(config_dir=config_dir(), **VERSION_BASE):
         from hydra.core.global_hydra import GlobalHydra  # the loader compose uses, as in a real multirun
         from hydra.types import RunMode
 

@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from lstmlab.commands.hydra_compat import hydra_arguments
+from lstmlab.commands.hydra_compat import VERSION_BASE, hydra_arguments
 from lstmlab.errors import EXIT_USER_ERROR, LstmlabError, error_line
 
 # Overriding any of these makes a run something other than the variant it started from.
@@ -89,7 +89,7 @@ def main(args: list[str]) -> int:
         logging.raiseExceptions = False
     user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach the command line, which prints one line
-    app = hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")(task)
+    app = hydra.main(config_path=config_dir(), config_name="train", **VERSION_BASE)(task)
     try:
         app()
     finally:
