@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.names import dataset_name
 from lstmlab.pipeline import transform
 from lstmlab.pipeline.csv_table import match_column, read_price_csv
+from lstmlab.pipeline.instantiate import instantiate
 
 if TYPE_CHECKING:  # scikit-learn takes a second to import: not before the data have been read
     from sklearn.base import TransformerMixin
