@@ -120,6 +120,26 @@ def test_ctrl_c_ends_the_run_and_says_so_in_one_line():
     assert run.info.status == "KILLED"
 
 
+# Hydra refuses these with a ValueError (a traceback); lstmlab in one line, before Hydra starts.
+NOWHERE = [
+    (["-m", "--cfg", "job"], "-m cannot go with --cfg: it shows the config of one run and runs nothing; drop -m"),
+    (["-m", "-c", "hydra"], "-m cannot go with --cfg"),
+    (["--multirun", "--info"], "-m cannot go with --info: it shows the config of one run"),
+    (["-m", "-i", "plugins"], "-m cannot go with --info"),
+    (["--cfg", "job", "--info"], "-c/--cfg and -i/--info cannot go together: give one of"),
+    (["--resolve"], "--resolve goes with --cfg only"),
+]
+
+
+@pytest.mark.parametrize("args, message", NOWHERE, ids=[" ".join(args) for args, _ in NOWHERE])
+def test_a_command_line_that_leads_nowhere_is_one_line_and_runs_nothing(args, message):
+    result = lstmlab("train", "data=synthetic", *args)
+    assert result.returncode == 2 and result.stdout == "", result.stderr[-3000:]
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("lstmlab train: error: ") and message in line, line
+    assert runs() == [] and not Path("experiments").exists()
+
+
 PLAIN_HYDRA_APP = """import hydra
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from lstmlab.commands.completion import parser as completion_parser
 from lstmlab.commands.hydra_compat import (
+    VERSION_BASE,
     hydra_arguments,
     hydra_completions,
     hydra_parser,
@@ -166,6 +167,11 @@ def test_the_private_hydra_and_argparse_apis_completion_relies_on():
     assert hydra_arguments(["--info"]).info == "all"
     assert hydra_arguments(["-sc", "install=bash"]).shell_completion is True
     assert hydra_arguments(["-m", "a=1"]).overrides == ["a=1"]
+    if VERSION_BASE:  # Hydra 1.3 (main's parse_args) reads overrides on one side of the flags only...
+        with pytest.raises(SystemExit):
+            hydra_arguments(["a=1", "-m", "b=2"])
+    else:  # ...1.4 (parse_intermixed_args) on both
+        assert hydra_arguments(["a=1", "-m", "b=2"]).overrides == ["a=1", "b=2"]
     options = {option.names: option for option in parser_options(hydra_parser())}
     assert options[("--multirun", "-m")].takes_value is False
     assert options[("--cfg", "-c")].choices == ("job", "hydra", "all")

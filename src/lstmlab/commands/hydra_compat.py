@@ -44,8 +44,10 @@ def hydra_parser() -> argparse.ArgumentParser:
 
 
 def hydra_arguments(args: list[str]) -> argparse.Namespace:
-    """`args` as Hydra reads them (`.info`, `.shell_completion`, `.overrides`, ...)."""
-    return hydra_parser().parse_args(args)
+    """`args` as the installed Hydra reads them (`.info`, `.shell_completion`, `.overrides`, ...):
+    Hydra 1.4 takes overrides on both sides of a flag (`a=1 -m b=2`), 1.3 only on one."""
+    parser = hydra_parser()
+    return (parser.parse_intermixed_args if _hydra_release() >= (1, 4) else parser.parse_args)(args)
 
 
 def parser_options(parser: argparse.ArgumentParser) -> list[Option]:
@@ -77,3 +79,4 @@ def hydra_completions(config_dir: str, config_name: str, line: str) -> list[str]
         assert hydra is not None  # initialize_config_dir has just set it
         loader = hydra.config_loader
         return DefaultCompletionPlugin(loader)._query(config_name=config_name, line=line)
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -18,6 +19,9 @@ from lstmlab.errors import EXIT_USER_ERROR, LstmlabError, error_line
 
 # Overriding any of these makes a run something other than the variant it started from.
 MODEL_DEFINING = ("model", "optimizer", "loss")
+# Hydra's modes, of which a command line may give one (its rule, checked in _run_hydra).
+MODES = {"run": "-r/--run", "multirun": "-m/--multirun", "cfg": "-c/--cfg", "info": "-i/--info",
+         "shell_completion": "-sc/--shell-completion"}
 
 
 def variant_name(variant: str, overrides: list[str]) -> str:
@@ -72,12 +76,36 @@ def _show(run_id: str, hydra_cfg: HydraConf, multirun: bool, trial: bool, reused
         print(summary.compact(summarize(run_id), job, reused), flush=True)
 
 
+def check_flags(hydra_args: argparse.Namespace) -> None:
+    """The flags Hydra refuses together, refused in one line before Hydra raises its ValueError
+    (a traceback: Hydra reports only its config errors in one line). Hydra answers --help and
+    --hydra-help before it looks, so they pass."""
+    if hydra_args.help or hydra_args.hydra_help:
+        return
+    given = [flag for mode, flag in MODES.items() if getattr(hydra_args, mode) not in (None, False)]
+    shown = [mode for mode in ("cfg", "info") if getattr(hydra_args, mode) is not None]
+    if hydra_args.multirun and shown:
+        flag = {"cfg": "--cfg job", "info": "--info"}[shown[0]]
+        raise LstmlabError(
+            f"-m cannot go with {flag.split()[0]}: it shows the config of one run and runs nothing; drop -m "
+            f"and give one value per key, e.g. `lstmlab train variant=tanh {flag}` (a sweep's settings: "
+            "`lstmlab train hparams_search=variants --cfg hydra -p hydra.sweeper`)")
+    if len(given) > 1:
+        raise LstmlabError(f"{' and '.join(given)} cannot go together: give one of "
+                           f"{', '.join(MODES.values())}")
+    if hydra_args.resolve and hydra_args.cfg is None:
+        raise LstmlabError("--resolve goes with --cfg only: `lstmlab train --cfg job --resolve`")
+    if getattr(hydra_args, "experimental_rerun", None) is not None and hydra_args.multirun:
+        raise LstmlabError("--experimental-rerun reruns one job: drop -m/--multirun")
+
+
 def main(args: list[str]) -> int:
     """Run Hydra with `args` as its command line (the grammar users know: -m, --cfg, --help)."""
     from lstmlab.paths import config_dir
 
     sys.argv = ["lstmlab train", *args]
     hydra_args = hydra_arguments(args)  # a bad flag: Hydra's usage line and exit 2, as Hydra would
+    check_flags(hydra_args)
     if hydra_args.shell_completion:  # Hydra's -sc install=bash, answered for the `lstmlab` command
         from lstmlab.commands.completion import hydra_style
 
