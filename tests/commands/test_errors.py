@@ -47,3 +47,10 @@ def test_the_type_prefixes_only_errors_that_are_not_the_users():
     assert first_line(KeyError("x"), with_type=True) == "KeyError: 'x'"
     assert first_line(LstmlabError("bad value"), with_type=True) == "bad value"
     assert first_line(ValueError()) == "ValueError"
+
+
+def test_a_line_counts_1_run_and_2_runs():
+    from lstmlab.plural import count
+
+    assert [count(n, "run") for n in (0, 1, 2)] == ["0 runs", "1 run", "2 runs"]
+    assert count(1, "usable row") == "1 usable row"

@@ -14,6 +14,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from lstmlab.plural import count
 from lstmlab.records.summary import RunSummary
 from lstmlab.secrets import MASK, mask
 
@@ -107,5 +108,5 @@ class MultirunTable(Callback):
             rows.append((str(record["job"]), summarize(record["run_id"]), bool(record.get("reused"))))
         reused = sum(1 for *_, was_reused in rows if was_reused)
         of_which = f", {reused} reused" if reused else ""
-        print(f"\nMultirun: {len(rows)} runs recorded{of_which} (in {config.hydra.sweep.dir})", flush=True)
+        print(f"\nMultirun: {count(len(rows), 'run')} recorded{of_which} (in {config.hydra.sweep.dir})", flush=True)
         print(table(rows), flush=True)
