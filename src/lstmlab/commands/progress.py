@@ -23,6 +23,7 @@ from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from lstmlab.commands.hydra_files import sweep_folder
 from lstmlab.errors import EXIT_USER_ERROR, error_line
 
 PLAN_FILE = "lstmlab_progress.json"
@@ -75,7 +76,7 @@ class MultirunProgress(Callback):
             # SystemExit, as train.task does: Hydra turns a callback's exception into a warning
             print(error_line("train", nothing_to_run(empty_sweeps(config))), file=sys.stderr)
             raise SystemExit(EXIT_USER_ERROR)
-        folder = Path(str(config.hydra.sweep.dir))
+        folder = sweep_folder(config)
         folder.mkdir(parents=True, exist_ok=True)
         plan = {"total": total, "parallel": min(total, parallelism(config.hydra.get("launcher")))}
         (folder / PLAN_FILE).write_text(json.dumps(plan))
@@ -86,7 +87,7 @@ class MultirunProgress(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         from lstmlab.commands.summary import JOB_FILE
 
-        folder = Path(str(config.hydra.sweep.dir))
+        folder = sweep_folder(config)
         plan_file = folder / PLAN_FILE
         if not plan_file.is_file():
             return

@@ -14,6 +14,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from lstmlab.commands.hydra_files import sweep_folder
 from lstmlab.plural import count
 from lstmlab.records.summary import RunSummary
 from lstmlab.secrets import MASK, mask
@@ -98,7 +99,7 @@ class MultirunTable(Callback):
         from lstmlab.tracking.uris import usable
 
         records = [json.loads(path.read_text())
-                   for path in Path(str(config.hydra.sweep.dir)).glob(f"*/{JOB_FILE}")]
+                   for path in sweep_folder(config).glob(f"*/{JOB_FILE}")]
         if not records:
             return
         rows = []

@@ -6,6 +6,8 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -35,9 +37,35 @@ def variant_name(variant: str, overrides: list[str]) -> str:
 
 def task(cfg: DictConfig) -> float:
     """One Hydra job: returns the objective every sweep minimizes, `val_rmse` in price units."""
+    hydra_cfg = HydraConfig.get()
+    with in_start_directory(hydra_cfg):
+        return _job(cfg, hydra_cfg)
+
+
+@contextmanager
+def in_start_directory(hydra_cfg: HydraConf) -> Iterator[None]:
+    """The job runs where the command started, whatever hydra.job.chdir says.
+
+    With hydra.job.chdir=true Hydra moves each job into its output folder, and every path lstmlab
+    reads from there pointed into it: MLflow's default store (a new mlflow.db and mlruns/ per
+    run, while the summary's link names the project's), data.path, the sweep's default storage
+    mlruns/optuna.db. The paths are the project's, relative to where the command started; a job
+    writes no file of its own in its working directory (its log and .hydra/ go to the output
+    folder by absolute paths), so it goes back there while it runs."""
+    here, start = os.getcwd(), str(hydra_cfg.runtime.cwd)
+    if here == start:
+        yield
+        return
+    os.chdir(start)
+    try:
+        yield
+    finally:
+        os.chdir(here)  # Hydra restores its own working directory from the output folder
+
+
+def _job(cfg: DictConfig, hydra_cfg: HydraConf) -> float:
     from lstmlab.pipeline.experiment import run_experiment
 
-    hydra_cfg = HydraConfig.get()
     with open_dict(cfg):
         cfg.tracking.variant = variant_name(cfg.tracking.variant, list(hydra_cfg.overrides.task))
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
