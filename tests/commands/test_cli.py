@@ -260,3 +260,11 @@ def test_the_app_is_composed_without_a_warning_from_either_hydra():
         with initialize_config_dir(config_dir=config_dir(), **VERSION_BASE):
             cfg = compose("train", return_hydra_config=True)
     assert cfg.hydra.job.chdir is False and cfg.hydra.run.dir.startswith("experiments/runs/")
+
+
+def test_version_prints_the_installed_version():
+    from importlib import metadata
+
+    result = lstmlab("--version")
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout == f"lstmlab {metadata.version('lstmlab')}\n"
