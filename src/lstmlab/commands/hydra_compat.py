@@ -13,6 +13,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from importlib import metadata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 
 def _hydra_release() -> tuple[int, int]:
@@ -80,3 +84,13 @@ def hydra_completions(config_dir: str, config_name: str, line: str) -> list[str]
         loader = hydra.config_loader
         return DefaultCompletionPlugin(loader)._query(config_name=config_name, line=line)
 
+
+def composed(config_dir: str, config_name: str, overrides: list[str]) -> DictConfig:
+    """The config of one run of `lstmlab train OVERRIDES` (Hydra's public compose), its sweeps
+    (`trainer.seed=1,2`, `variant=glob(*)`) left out."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    single = [str(o.input_line) for o in OverridesParser.create().parse_overrides(overrides) if not o.is_sweep_override()]
+    with initialize_config_dir(config_dir=config_dir, **VERSION_BASE):
+        return compose(config_name=config_name, overrides=single)
