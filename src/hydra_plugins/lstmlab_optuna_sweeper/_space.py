@@ -12,7 +12,6 @@ A plain `key=value` fixes the key for every trial. Command-line arguments overri
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -105,11 +104,6 @@ class SearchSpace:
         encoded = {d.name: d.encoded for d in self.dimensions.values()}
         return {name: parser.parse_override(f"k={value}").value()
                 if value in encoded.get(name, ()) else value for name, value in params.items()}
-
-    def mlflow_params(self, params: Mapping[str, Any]) -> dict[str, str]:
-        """Sampled values written the way a run's flattened config writes them ([64, 32], 0.2)."""
-        return {name: json.dumps(value) if isinstance(value, list) else str(value)
-                for name, value in self.values(params).items()}
 
 
 def parse_space(params: Mapping[str, Any] | None, arguments: list[str]) -> SearchSpace:
