@@ -46,12 +46,12 @@ def task(cfg: DictConfig) -> float:
 def in_start_directory(hydra_cfg: HydraConf) -> Iterator[None]:
     """The job runs where the command started, whatever hydra.job.chdir says.
 
-    With hydra.job.chdir=true Hydra moves each job into its output folder, and every path lstmlab
-    reads from there pointed into it: MLflow's default store (a new mlflow.db and mlruns/ per
-    run, while the summary's link names the project's), data.path, the sweep's default storage
-    mlruns/optuna.db. The paths are the project's, relative to where the command started; a job
-    writes no file of its own in its working directory (its log and .hydra/ go to the output
-    folder by absolute paths), so it goes back there while it runs."""
+    With hydra.job.chdir=true Hydra moves each job into its output folder, and every relative path
+    lstmlab reads from there pointed into it: MLflow's default store (a new mlflow.db and mlruns/
+    per run, while the summary's link names the project's), a relative SQLite tracking.uri,
+    data.path. The paths are the project's, relative to where the command started; a job writes
+    no file of its own in its working directory (its log and .hydra/ go to the output folder by
+    absolute paths), so it goes back there while it runs."""
     here, start = os.getcwd(), str(hydra_cfg.runtime.cwd)
     if here == start:
         yield
