@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from lstmlab.commands.hydra_compat import VERSION_BASE  # noqa: E402
 from lstmlab.paths import config_dir  # noqa: E402
 
 # What must never reach a user's console by default: TensorFlow's C++ log (I0000 00:00:...),
@@ -49,7 +50,7 @@ def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def make_config(*overrides: str) -> DictConfig:
     """The composed `train` config, as `lstmlab train OVERRIDES` would see it."""
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+    with initialize_config_dir(config_dir=config_dir(), **VERSION_BASE):
         return compose(config_name="train", overrides=list(overrides))
 
 

@@ -36,7 +36,7 @@ commands:
   completion bash|zsh|fish   tab completion: eval "$(lstmlab completion bash)"
 
 Add -v (or --verbose) to any command to see the frameworks' log lines (TensorFlow, MLflow),
---debug for those and a full traceback.
+--debug for those and a full traceback. `lstmlab --version` prints the installed version.
 """
 
 
@@ -48,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a not in ("--debug", "-v", "--verbose")]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
+        return 0
+    if argv[0] == "--version":
+        from importlib import metadata
+
+        print(f"lstmlab {metadata.version('lstmlab')}")
         return 0
     command, args = argv[0], argv[1:]
     if command not in COMMANDS:

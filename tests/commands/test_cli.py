@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY
+from lstmlab.commands.hydra_compat import VERSION_BASE
 from lstmlab.pipeline.data import synthetic_prices
 
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
@@ -119,10 +122,59 @@ def test_ctrl_c_ends_the_run_and_says_so_in_one_line():
     assert run.info.status == "KILLED"
 
 
+# Hydra refuses the flags with a ValueError (a traceback); lstmlab in one line, before Hydra starts.
+NOWHERE = [  # each a process of about a second, but the multiruns (Hydra composes and starts them)
+    pytest.param(["-m", "--cfg", "job"], "-m cannot go with --cfg: it shows the config of one run and runs "
+                 "nothing; drop -m", id="m-cfg"),
+    pytest.param(["-m", "-c", "hydra"], "-m cannot go with --cfg", id="m-c"),
+    pytest.param(["--multirun", "--info"], "-m cannot go with --info: it shows the config of one run", id="m-info"),
+    pytest.param(["-m", "-i", "plugins"], "-m cannot go with --info", id="m-i"),
+    pytest.param(["--cfg", "job", "--info"], "-c/--cfg and -i/--info cannot go together: give one of", id="cfg-info"),
+    pytest.param(["--resolve"], "--resolve goes with --cfg only", id="resolve"),
+    # Hydra launches 0 jobs and exits 0: a multirun of no job is refused where its jobs are counted
+    pytest.param(["-m", "variant=glob(nomatch*)"], "the multirun has no job to run: variant=glob(nomatch*) gives "
+                 "no value (glob(...) matches a config group's options", marks=pytest.mark.slow, id="empty-glob"),
+    pytest.param(["-m", "trainer.seed=range(3,1)", "variant=glob(*)", "hydra/launcher=parallel"],
+                 "the multirun has no job to run: trainer.seed=range(3,1) gives no value; nothing was run",
+                 marks=pytest.mark.slow, id="empty-range"),
+]
+
+
+@pytest.mark.parametrize("args, message", NOWHERE)
+def test_a_command_line_that_leads_nowhere_is_one_line_and_runs_nothing(args, message):
+    result = lstmlab("train", *args)
+    assert result.returncode == 2 and result.stdout == "", result.stderr[-3000:]
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("lstmlab train: error: ") and message in line, line
+    assert runs() == [] and not Path("experiments").exists()
+
+
+@pytest.mark.slow
+def test_hydra_job_chdir_keeps_the_projects_store_and_data_paths(tmp_path):
+    # Hydra moves each job into its output folder; MLflow's default store (mlflow.db, mlruns/),
+    # data.path and the multirun's folder stay where the command started, as the links say
+    frame = synthetic_prices(rows=240, seed=5).reset_index()
+    frame.columns = ["Date", "Close", "Volume"]
+    frame.to_csv("prices.csv", index=False)
+    settings = ["hydra.job.chdir=true", "data=csv", "data.path=prices.csv",
+                *(o for o in TINY if not o.startswith(("data=", "data.rows=")))]
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}  # MLflow's default
+    result = subprocess.run([*LSTMLAB, "train", "-m", *settings, "trainer.seed=7"], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("mlflow.db")] == [Path("mlflow.db")]
+    assert not list(Path("experiments").rglob("mlruns"))
+    (run,) = runs()  # the project's store: the test's folder, where the command started
+    assert run.info.status == "FINISHED" and run.data.params["data.path"] == "prices.csv"
+    assert Path(run.info.artifact_uri.removeprefix("file://")).is_relative_to(tmp_path / "mlruns")
+    assert re.search(rf"^job 0: \S+ {run.info.run_id[:8]} ", result.stdout, re.MULTILINE)
+    assert "job 1/1 done" in result.stdout and "Multirun: 1 run recorded" in result.stdout  # in its folder
+
+
 PLAIN_HYDRA_APP = """import hydra
 
 
-@hydra.main(version_base="1.3", config_path=None, config_name=None)
+@hydra.main(config_path=None, config_name=None, **{version_base})
 def main(cfg):
     pass
 
@@ -134,7 +186,7 @@ main()
 def test_info_prints_each_line_once_as_a_plain_hydra_app_does(tmp_path):
     import hydra
 
-    (tmp_path / "app.py").write_text(PLAIN_HYDRA_APP)
+    (tmp_path / "app.py").write_text(PLAIN_HYDRA_APP.format(version_base=VERSION_BASE))
     plain = subprocess.run([sys.executable, "app.py", "--info", "plugins"], capture_output=True, text=True,
                            cwd=tmp_path, timeout=120)
     ours = lstmlab("train", "--info", "plugins")
@@ -188,3 +240,27 @@ def test_an_unreadable_override_says_the_quoted_form_which_trains(tmp_path):
 def test_an_override_that_quoting_does_or_does_not_mend(override, message):
     result = lstmlab("train", "-m", override)
     assert result.returncode == 2 and result.stderr == f"lstmlab train: error: {message}\n"
+
+
+def test_the_app_is_composed_without_a_warning_from_either_hydra():
+    # version_base: "1.3" on Hydra 1.3 (without it: a warning, and 1.1's defaults), none on 1.4
+    # (it deprecates the argument); the defaults lstmlab relies on are the same on both
+    import warnings
+
+    from hydra import compose, initialize_config_dir
+
+    from lstmlab.paths import config_dir
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with initialize_config_dir(config_dir=config_dir(), **VERSION_BASE):
+            cfg = compose("train", return_hydra_config=True)
+    assert cfg.hydra.job.chdir is False and cfg.hydra.run.dir.startswith("experiments/runs/")
+
+
+def test_version_prints_the_installed_version():
+    from importlib import metadata
+
+    result = lstmlab("--version")
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout == f"lstmlab {metadata.version('lstmlab')}\n"

@@ -6,12 +6,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
+from lstmlab.commands.hydra_compat import VERSION_BASE
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.paths import config_dir
 
 
 def compose_error(*overrides: str) -> BaseException:
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"), pytest.raises(Exception) as caught:
+    with initialize_config_dir(config_dir=config_dir(), **VERSION_BASE), pytest.raises(Exception) as caught:
         compose(config_name="train", overrides=list(overrides))
     return caught.value
 
@@ -46,3 +47,10 @@ def test_the_type_prefixes_only_errors_that_are_not_the_users():
     assert first_line(KeyError("x"), with_type=True) == "KeyError: 'x'"
     assert first_line(LstmlabError("bad value"), with_type=True) == "bad value"
     assert first_line(ValueError()) == "ValueError"
+
+
+def test_a_line_counts_1_run_and_2_runs():
+    from lstmlab.plural import count
+
+    assert [count(n, "run") for n in (0, 1, 2)] == ["0 runs", "1 run", "2 runs"]
+    assert count(1, "usable row") == "1 usable row"

@@ -22,11 +22,12 @@ import json, sys
 import mlflow
 import numpy as np
 from hydra import compose, initialize_config_dir
+from lstmlab.commands.hydra_compat import VERSION_BASE
 from lstmlab.paths import config_dir
 from lstmlab.pipeline.data import holdout_dataset
 from lstmlab.pipeline.experiment import run_experiment
 
-with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+with initialize_config_dir(config_dir=config_dir(), **VERSION_BASE):
     cfg = compose(config_name="train", overrides=sys.argv[1:])
 first = run_experiment(cfg)
 import keras

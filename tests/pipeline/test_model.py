@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
+from importlib import metadata
 from pathlib import Path
 
 import keras
 import pytest
-from hydra.utils import instantiate
 
 from conftest import make_config
 from lstmlab.errors import LstmlabError
 from lstmlab.paths import config_dir
-from lstmlab.pipeline.checks import check_activation, check_config
+from lstmlab.pipeline.checks import LOSSES, OPTIMIZERS, SCALERS, check_activation, check_config
+from lstmlab.pipeline.instantiate import WHITELISTS, instantiate
 from lstmlab.pipeline.model import build_model
 from lstmlab.pipeline.params import run_params
 
@@ -106,6 +108,21 @@ def test_optimizer_variants_instantiate_their_keras_class(variant, optimizer):
                                            ("huber", keras.losses.Huber)])
 def test_loss_variants_instantiate_their_keras_class(variant, loss):
     assert isinstance(instantiate(make_config(f"variant={variant}").loss), loss)
+
+
+def test_every_class_a_config_may_name_is_built_without_hydras_execution_warning():
+    # Hydra 1.4 warns (and 1.5 will refuse) when instantiate has no execution whitelist; 1.3 has none
+    from omegaconf import OmegaConf
+
+    release = tuple(int(p) for p in metadata.version("hydra-core").split(".")[:2])
+    assert WHITELISTS is (release >= (1, 4))
+    for module, classes in (("keras.optimizers", OPTIMIZERS), ("keras.losses", LOSSES),
+                            ("sklearn.preprocessing", SCALERS)):
+        for name in sorted(classes):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                built = instantiate(OmegaConf.create({"_target_": f"{module}.{name}"}))
+            assert type(built).__name__ == name
 
 
 @pytest.mark.parametrize(

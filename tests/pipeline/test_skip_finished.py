@@ -15,10 +15,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import TINY, tiny_config
+from lstmlab.commands.hydra_compat import VERSION_BASE
 from lstmlab.commands.progress import duration, line
 from lstmlab.paths import config_dir
 from lstmlab.pipeline.experiment import run_experiment
-from lstmlab.sweep.compat import planned_jobs
+from lstmlab.sweep.compat import empty_sweeps, planned_jobs
 
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli", "train"]
 PROGRESS = re.compile(r"^job (\d+)/(\d+) done(?: · (\d+) reused)?(?: · ETA .+)?$", re.MULTILINE)
@@ -140,19 +141,22 @@ def test_skip_finished_must_be_true_or_false(project_dir):
     assert result.stderr.strip() == "lstmlab train: error: tracking.skip_finished='maybe' must be true or false"
 
 
-@pytest.mark.parametrize(("overrides", "jobs"), [
-    (["variant=glob(*)", "trainer.seed=1,2"], 22),
-    (["variant=baseline,tanh", "trainer.seed=range(1,4)", "trainer.epochs=2"], 6),
-    (["variant=tanh"], 1),
+@pytest.mark.parametrize(("overrides", "jobs", "empty"), [
+    (["variant=glob(*)", "trainer.seed=1,2"], 22, []),
+    (["variant=baseline,tanh", "trainer.seed=range(1,4)", "trainer.epochs=2"], 6, []),
+    (["variant=tanh"], 1, []),
+    (["variant=glob(nomatch*)", "trainer.seed=1,2"], 0, ["variant=glob(nomatch*)"]),
+    (["trainer.seed=range(1,4)", "trainer.seed=range(3,1)"], 0, ["trainer.seed=range(3,1)"]),  # the last one counts
 ])
-def test_a_multirun_knows_how_many_jobs_hydras_basic_sweeper_launches(overrides, jobs):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+def test_a_multirun_knows_how_many_jobs_hydras_basic_sweeper_launches(overrides, jobs, empty):
+    with initialize_config_dir(config_dir=config_dir(), **VERSION_BASE):
         from hydra.core.global_hydra import GlobalHydra  # the loader compose uses, as in a real multirun
         from hydra.types import RunMode
 
         cfg = GlobalHydra.instance().config_loader().load_configuration(
             "train", overrides=list(overrides), run_mode=RunMode.MULTIRUN)
         assert planned_jobs(cfg) == jobs
+        assert empty_sweeps(cfg) == empty  # what the line refusing a multirun of no job names
         optuna = compose("train", overrides=["hparams_search=variants"], return_hydra_config=True)
         assert planned_jobs(optuna) is None  # the Optuna sweeper prints its own lines
 

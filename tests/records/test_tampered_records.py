@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from test_forecast import artifact, damaged, model_files, one_error_line
 
 from conftest import make_config, tiny_config, train_in_own_store, use_store
+from lstmlab.commands.hydra_compat import VERSION_BASE
 from lstmlab.paths import config_dir
 from lstmlab.pipeline.checks import LOSSES, OPTIMIZERS, SCALERS, check_config
 from lstmlab.pipeline.scalers import from_json, to_json
@@ -215,7 +216,7 @@ def test_a_fresh_run_may_instantiate_only_the_allowed_classes(project_dir):
     for scaler in sorted(SCALERS):
         check_config(tiny_config(f"data.scaler._target_=sklearn.preprocessing.{scaler}"))
     # as a sweep checks its jobs before they run: with Hydra's own node (callbacks, plugins), unresolvable yet
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+    with initialize_config_dir(config_dir=config_dir(), **VERSION_BASE):
         check_config(compose(config_name="train", overrides=["hydra/sweeper=lstmlab_optuna"], return_hydra_config=True))
 
 

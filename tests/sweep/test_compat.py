@@ -195,3 +195,28 @@ def test_the_read_fallback_warning_dropped_is_still_optunas() -> None:
     dropped = logging.LogRecord(compat.RDB_STORAGE_LOGGER, logging.WARNING, "", 0,
                                 f"{compat.FALLBACK_WARNING}: (psycopg2.OperationalError) server closed", None, None)
     assert logger.filter(kept) and not logger.filter(dropped)
+
+
+def test_every_job_gets_the_sweeps_folder_and_masked_storage_though_hydra_made_its_node_read_only(tmp_path) -> None:
+    # Hydra 1.4's multirun installs its config (HydraConfig.set_config: the `hydra` node read-only)
+    # before the sweeper starts; 1.3 did so only per job. The sweeper still sets both for every job.
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.lstmlab_optuna_sweeper import _hydra_files
+    from lstmlab.commands.hydra_compat import VERSION_BASE
+    from lstmlab.paths import config_dir
+
+    storage = "postgresql://user:Pw4Sweep@127.0.0.1/db"
+    with initialize_config_dir(config_dir=config_dir(), **VERSION_BASE):
+        config = compose("train", [f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                                   "hydra/sweeper=lstmlab_optuna"], return_hydra_config=True)
+    HydraConfig.instance().set_config(config)
+    assert OmegaConf.is_readonly(config.hydra)
+    folder = _hydra_files.prepare(config, "postgresql://user:***@127.0.0.1/db")
+    assert folder == tmp_path / "sweep" and (folder / "multirun.yaml").is_file()
+    assert config.hydra.sweeper.storage == "postgresql://user:***@127.0.0.1/db"
+    assert HydraConfig.get().sweeper.storage == "postgresql://user:***@127.0.0.1/db"  # what jobs are handed
+    assert f"hydra.sweep.dir='{folder}'" in config.hydra.overrides.hydra
+    assert "Pw4Sweep" not in " ".join(config.hydra.overrides.hydra) + (folder / "multirun.yaml").read_text()

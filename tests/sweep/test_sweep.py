@@ -72,8 +72,12 @@ def test_variants_sweep_records_the_study_and_resumes_to_n_trials():
     best = min(complete, key=lambda t: t.value)
     assert parent.data.metrics["best_val_rmse"] == pytest.approx(best.value)
     assert parent.data.tags["best_trial"] == str(best.number)
-    assert parent.data.params["optimizer"] == best.params["optimizer"]
-    assert parent.data.params["loss"] == best.params["loss"]
+    # the best trial's params under its run's names: the parent and its trials share columns
+    (best_run,) = [c for c in children if c.data.tags["optuna_trial"] == str(best.number)]
+    assert parent.data.params["optimizer.name"] == best.params["optimizer"]
+    assert parent.data.params["loss.name"] == best.params["loss"]
+    assert parent.data.params == {key: best_run.data.params[key] for key in parent.data.params}
+    assert "optimizer" not in parent.data.params and "model.units" in parent.data.params
     artifacts = {a.path for a in MlflowClient().list_artifacts(parent.info.run_id)}
     assert {"optimization_results.yaml", "optimization_history.png"} <= artifacts
     assert len(complete) == 2  # the seeded study's first two trials both train to a value...

@@ -57,6 +57,16 @@ def test_grammar_and_command_line_precedence():
     assert "d" not in d and space.fixed == ["d=5"] and "f" in d
 
 
+@pytest.mark.parametrize("line, distribution", [
+    ("a=range(0.1, 0.5, 0.1)", FloatDistribution(0.1, 0.4, step=0.1)),  # the end excluded, as written
+    ("a=range(1, 2, 0.25)", FloatDistribution(1.0, 1.75, step=0.25)),
+    ("a=range(5, 0, -2)", IntDistribution(1, 5, step=2)),
+    ("a=range(3)", IntDistribution(0, 2)),
+])
+def test_a_range_has_the_values_python_would_give_it_written_in_decimal(line, distribution):
+    assert parse_space({}, [line]).distributions["a"] == distribution
+
+
 @pytest.mark.parametrize("line, message", [
     ("a=interval(2, 1)", "is empty"),
     ("a=tag(log, interval(0, 1))", "lower bound above 0"),

@@ -37,6 +37,7 @@ from omegaconf import DictConfig
 
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from lstmlab import interrupts
+from lstmlab.plural import count
 
 from . import _parent_watch
 from ._compat import execute_hydra_job, parallel_options, reusable_executor
@@ -56,7 +57,7 @@ class ParallelLauncher(JoblibLauncher):
 
         sweep_dir = self._prepare()
         options = parallel_options(self.joblib)
-        log.info(f"Launching {len(job_overrides)} jobs, {effective_n_jobs(options['n_jobs'])} at once, "
+        log.info(f"Launching {count(len(job_overrides), 'job')}, {effective_n_jobs(options['n_jobs'])} at once, "
                  f"sweep output dir : {sweep_dir}")
         for idx, overrides in enumerate(job_overrides):
             log.info(f"\t#{initial_job_idx + idx} : {' '.join(filter_overrides(overrides))}")

@@ -7,7 +7,8 @@ multirun's config before the first job, is what every file of the sweep says:
 - the sweep folder, claimed with an atomic mkdir: a second worker started in the same second
   (the same `${now:...}` folder), or a sweep given a folder that exists, writes into
   `<folder>-<pid>` instead, and its closing table lists its own trials only;
-- `hydra.sweeper.storage` with its password masked, from the command line or a config file.
+- `hydra.sweeper.storage` with its password masked, from the command line or a config file, also
+  in the Hydra state handed to every job.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lstmlab.secrets import mask
@@ -34,6 +36,10 @@ def prepare(config: DictConfig, shown_storage: str) -> Path:
     given = str(OmegaConf.select(config, STORAGE_KEY))
     if mask(given) != given:
         set_for_every_job(config, STORAGE_KEY, shown_storage)
+    if HydraConfig.initialized():
+        # Hydra 1.4 installs a copy of the multirun's config before the sweeper starts: the Hydra
+        # state every job is handed (pickled to disk for submitit) would hold the password.
+        HydraConfig.instance().set_config(config)
     OmegaConf.save(config, folder / "multirun.yaml")
     return folder
 
@@ -53,8 +59,9 @@ def own_folder(wanted: Path) -> Path:
 
 def set_for_every_job(config: DictConfig, key: str, value: Any) -> None:
     """`key` = `value` in the multirun's config and in the overrides every job is composed with
-    (replacing any given for `key`)."""
-    with read_write(config), open_dict(config):
+    (replacing any given for `key`). Hydra 1.4 makes the `hydra` node read-only itself before the
+    sweeper starts (HydraConfig.set_config), which the root's flag does not lift."""
+    with read_write(config.hydra), open_dict(config.hydra):
         overrides = [o for o in config.hydra.overrides.hydra if o.split("=", 1)[0].lstrip("+~") != key]
         config.hydra.overrides.hydra = [*overrides, f"{key}={format_value(value)}"]
         OmegaConf.update(config, key, value, merge=False)

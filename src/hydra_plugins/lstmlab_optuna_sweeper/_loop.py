@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 
 from lstmlab import interrupts
 from lstmlab.errors import LstmlabError, first_line
+from lstmlab.plural import count
 from lstmlab.secrets import mask
 from lstmlab.sweep import parent
 from lstmlab.sweep.compat import failed_job, job_error, retry_history, trial_id
@@ -272,7 +273,7 @@ class StudyLoop:
         rate, n_trials = self.settings.max_failure_rate, self.settings.n_trials
         if failed > rate * n_trials:
             raise StopSweep(
-                f"stopped the sweep: {failed} of {n_trials} trials failed, more than "
+                f"stopped the sweep: {failed} of {count(n_trials, 'trial')} failed, more than "
                 f"hydra.sweeper.max_failure_rate={rate} allows (last: "
                 f"{failures[-1]}); fix the cause or raise the rate, then rerun the same command "
                 "to resume"

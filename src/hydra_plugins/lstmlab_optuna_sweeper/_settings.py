@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from lstmlab.errors import LstmlabError
+from lstmlab.plural import count
 from lstmlab.secrets import mask
 from lstmlab.sweep import study as identity
 from lstmlab.sweep.launchers import parallelism
@@ -80,7 +81,7 @@ def resolve_settings(options: LstmlabOptunaSweeperConf, arguments: list[str], co
     n_trials = options.n_trials
     grid = sampler.grid_size()
     if grid is not None and grid < n_trials:
-        log.info(f"[sweep {name}] the grid has {grid} points: running {grid} trials, not {n_trials}")
+        log.info(f"[sweep {name}] the grid has {count(grid, 'point')}: running {count(grid, 'trial')}, not {n_trials}")
         n_trials = grid
     return SweepSettings(
         study_name=name, n_trials=n_trials, batch_size=batch, async_trials=options.async_trials,

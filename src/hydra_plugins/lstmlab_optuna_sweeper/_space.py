@@ -12,10 +12,10 @@ A plain `key=value` fixes the key for every trial. Command-line arguments overri
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -105,11 +105,6 @@ class SearchSpace:
         return {name: parser.parse_override(f"k={value}").value()
                 if value in encoded.get(name, ()) else value for name, value in params.items()}
 
-    def mlflow_params(self, params: Mapping[str, Any]) -> dict[str, str]:
-        """Sampled values written the way a run's flattened config writes them ([64, 32], 0.2)."""
-        return {name: json.dumps(value) if isinstance(value, list) else str(value)
-                for name, value in self.values(params).items()}
-
 
 def parse_space(params: Mapping[str, Any] | None, arguments: list[str]) -> SearchSpace:
     """The space from `hydra.sweeper.params`, then the command line (which wins per key)."""
@@ -181,14 +176,19 @@ def _range(value: RangeSweep) -> BaseDistribution:
         raise ValueError("range(a, b, step) needs its start, end and step")
     if step == 0:
         raise ValueError("range(...) needs a step other than 0")
-    count = max(0, math.ceil((stop - start) / step))
+    if all(isinstance(v, int) for v in (start, stop, step)):
+        ints = range(int(start), int(stop), int(step))
+        if not ints:
+            raise ValueError(f"range({start}, {stop}, {step}) has no values (the end is excluded)")
+        return IntDistribution(min(ints[0], ints[-1]), max(ints[0], ints[-1]), step=abs(int(step)))
+    # In decimal, as written: range(0.1, 0.5, 0.1) has 4 values in decimal, 5 in binary floats.
+    # (Hydra 1.3 gives floats, 1.4 may give Decimals: both are read through their text.)
+    first, end, by = (Decimal(str(v)) for v in (start, stop, step))
+    count = max(0, math.ceil((end - first) / by))
     if count == 0:
         raise ValueError(f"range({start}, {stop}, {step}) has no values (the end is excluded)")
-    last = start + (count - 1) * step
-    low, high = min(start, last), max(start, last)
-    if isinstance(start, int) and isinstance(stop, int) and isinstance(step, int):
-        return IntDistribution(int(low), int(high), step=abs(step))
-    return FloatDistribution(float(low), float(high), step=float(abs(step)))
+    last = first + (count - 1) * by
+    return FloatDistribution(float(min(first, last)), float(max(first, last)), step=float(abs(by)))
 
 
 def _choices(override: Override) -> tuple[list[Any], list[str]]:

@@ -1,6 +1,6 @@
 """The study's summary on its MLflow parent run (lstmlab.sweep.parent): at the end of each sweep
-the parent carries the best trial's params and its value as `best_val_rmse`,
-`optimization_results.yaml` and Optuna's plots.
+the parent carries the best trial's params (under the names its runs use), its value as
+`best_val_rmse`, `optimization_results.yaml` and Optuna's plots.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def write_summary(study: optuna.Study, parent_id: str, space: SearchSpace,
         client.set_tag(parent_id, "best_trial", str(best.number))
         if "mlflow_run_id" in best.user_attrs:
             client.set_tag(parent_id, "best_run_id", best.user_attrs["mlflow_run_id"])
-        params = space.mlflow_params(best.params)
+        params = _best_params(client, best, space)
         logged = client.get_run(parent_id).data.params
         changed = sorted(k for k, v in params.items() if k in logged and logged[k] != v)
         new = [mlflow.entities.Param(k, v) for k, v in params.items() if k not in logged]
@@ -68,6 +68,19 @@ def write_summary(study: optuna.Study, parent_id: str, space: SearchSpace,
         _plots(study, folder)
         client.log_artifacts(parent_id, str(folder))
     return note
+
+
+def _best_params(client: MlflowClient, best: optuna.trial.FrozenTrial, space: SearchSpace) -> dict[str, str]:
+    """The params of the swept keys as the best trial's run logged them, so that the parent and
+    its trials share columns: `model.units`, and for a swept group (`optimizer=choice(adam,sgd)`)
+    each key under it (`optimizer.name`, `optimizer._target_`, ...), never the group's own name."""
+    run_id = best.user_attrs.get("mlflow_run_id")
+    if run_id is None:  # every trial run here records its run; a trial told from elsewhere may not
+        return {}
+    logged = client.get_run(run_id).data.params
+    names = [d.name for d in space.dimensions.values()]
+    return {key: value for key, value in logged.items()
+            if any(key == name or key.startswith(f"{name}.") for name in names)}
 
 
 def _results(study: optuna.Study, trials: list, best: Any, tally: Tally,

@@ -28,8 +28,8 @@ BASH = r"""_lstmlab_completion() {
         COMPREPLY+=("$word")
     done < <(COMP_LINE="$COMP_LINE" COMP_POINT="$COMP_POINT" COMP_WORDBREAKS="$COMP_WORDBREAKS" \
              command lstmlab completion --query bash 2>/dev/null)
-    if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *[=./] ]]; then
-        compopt -o nospace 2>/dev/null  # `variant=` or `model.`: more of the word follows
+    if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *[=./[] ]]; then
+        compopt -o nospace 2>/dev/null  # `variant=`, `model.` or `model.units=[`: more of the word follows
     fi
 }
 complete -o default -F _lstmlab_completion lstmlab
@@ -44,8 +44,8 @@ ZSH = r"""_lstmlab() {
         _files
         return
     fi
-    local -a open=(${(M)found:#*[=./]}) whole=(${found:#*[=./]})
-    (( ${#open} )) && compadd -S '' -- "${open[@]}"  # `variant=` or `model.`: more of the word follows
+    local -a open=(${(M)found:#*[=./[]}) whole=(${found:#*[=./[]})
+    (( ${#open} )) && compadd -S '' -- "${open[@]}"  # `variant=`, `model.`, `model.units=[`: more follows
     (( ${#whole} )) && compadd -- "${whole[@]}"
 }
 (( ${+functions[compdef]} )) || { autoload -Uz compinit && compinit }

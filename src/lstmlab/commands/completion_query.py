@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from importlib import metadata
 
 from lstmlab.commands import COMMANDS
 from lstmlab.commands.hydra_compat import (
     Option,
+    composed,
+    hydra_arguments,
     hydra_completions,
     hydra_parser,
     parser_options,
@@ -25,8 +28,6 @@ from lstmlab.commands.hydra_compat import (
 GLOBAL_FLAGS = ("-v", "--verbose", "--debug")  # taken out by lstmlab.cli wherever they stand
 # What bash splits a word at when it completes (its COMP_WORDBREAKS), when the script cannot say.
 BASH_WORDBREAKS = " \t\n\"'><=;|&(:"
-# A candidate ending so is not a whole word yet: the shell adds no space after it.
-OPEN_ENDINGS = ("=", ".", "/")
 
 
 def candidates(line: str) -> list[str]:
@@ -35,7 +36,7 @@ def candidates(line: str) -> list[str]:
     current = "" if not words or line[-1].isspace() else words.pop()
     words = [w for w in words[1:] if w not in GLOBAL_FLAGS]  # the program's name, the global flags
     if not words:
-        return _matching([*COMMANDS, "--help", *GLOBAL_FLAGS], current)
+        return _matching([*COMMANDS, "--help", "--version", *GLOBAL_FLAGS], current)
     command, rest = words[0], words[1:]
     if command == "train":
         return _train(rest, current)
@@ -71,9 +72,40 @@ def _train(rest: list[str], current: str) -> list[str]:
         return _flags(options, rest, current)
     try:
         found = hydra_completions(config_dir(), "train", " ".join([*rest, current]) if rest or current else "")
+        found = _lists_whole(found, rest, current)
     except (Exception, SystemExit):  # noqa: BLE001 - an earlier word Hydra cannot read: nothing to offer
         return []
     return [_with_slash(word) for word in found]
+
+
+def _lists_whole(found: list[str], rest: list[str], current: str) -> list[str]:
+    """A list key as an override gives it, whole: `model.units=` → `model.units=[`, and after the
+    `[` its current value, `model.units=[50,50]`. Hydra completes a list as a mapping of its
+    indexes (`model.units.`, `model.units=0=`), which no override can use. Only then is the
+    config composed a second time, to tell a list from a mapping."""
+    from omegaconf import ListConfig, OmegaConf
+
+    from lstmlab.paths import config_dir
+    from lstmlab.sweep.override_text import format_value
+
+    key, _, value = current.partition("=")
+    indexes = bool(found) and all(re.fullmatch(re.escape(current) + r"\d+[=.]", word) for word in found)
+    asks_value = "=" in current and (value.startswith("[") or value == "" and indexes)
+    if not asks_value and not any(word.endswith(".") for word in found):
+        return found
+    config = composed(config_dir(), "train", hydra_arguments(rest).overrides)
+
+    def a_list(name: str) -> ListConfig | None:
+        node = OmegaConf.select(config, name.lstrip("+~"), default=None)
+        return node if isinstance(node, ListConfig) else None
+
+    if asks_value:
+        node = a_list(key)
+        if node is None:
+            return found
+        whole = f"{key}={format_value(OmegaConf.to_container(node))}"
+        return [f"{key}=["] if not value else [whole] if whole.startswith(current) else []
+    return [word[:-1] + "=" if word.endswith(".") and a_list(word[:-1]) is not None else word for word in found]
 
 
 def _with_slash(word: str) -> str:

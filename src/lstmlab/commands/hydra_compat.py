@@ -1,4 +1,5 @@
-"""Compat: the private Hydra (and argparse) APIs behind `lstmlab`'s front door, in one place.
+"""Compat: the private Hydra (and argparse) APIs behind `lstmlab`'s front door, and what differs
+between Hydra 1.3 and 1.4 there, in one place.
 
 `lstmlab train` reads Hydra's own flags before Hydra runs (to print `--info` once, to answer
 `-sc install=bash` for the `lstmlab` command), and tab completion asks Hydra's completion query
@@ -11,6 +12,23 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from importlib import metadata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+
+def _hydra_release() -> tuple[int, int]:
+    major, minor = metadata.version("hydra-core").split(".")[:2]
+    return int(major), int(minor)
+
+
+# `version_base` for hydra.main and initialize_config_dir. Hydra 1.3 needs "1.3" (without it: a
+# warning, and 1.1's defaults such as the job's folder as working directory); 1.4 deprecates the
+# argument (a warning; 1.5 removes it) and keeps 1.3's defaults. tests/commands/test_cli.py
+# composes with it, warnings as errors.
+VERSION_BASE: dict[str, str] = {} if _hydra_release() >= (1, 4) else {"version_base": "1.3"}
 
 
 @dataclass(frozen=True)
@@ -30,8 +48,10 @@ def hydra_parser() -> argparse.ArgumentParser:
 
 
 def hydra_arguments(args: list[str]) -> argparse.Namespace:
-    """`args` as Hydra reads them (`.info`, `.shell_completion`, `.overrides`, ...)."""
-    return hydra_parser().parse_args(args)
+    """`args` as the installed Hydra reads them (`.info`, `.shell_completion`, `.overrides`, ...):
+    Hydra 1.4 takes overrides on both sides of a flag (`a=1 -m b=2`), 1.3 only on one."""
+    parser = hydra_parser()
+    return (parser.parse_intermixed_args if _hydra_release() >= (1, 4) else parser.parse_args)(args)
 
 
 def parser_options(parser: argparse.ArgumentParser) -> list[Option]:
@@ -67,8 +87,19 @@ def hydra_completions(config_dir: str, config_name: str, line: str) -> list[str]
     from hydra.core.global_hydra import GlobalHydra
     from hydra.plugins.completion_plugin import DefaultCompletionPlugin
 
-    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+    with initialize_config_dir(config_dir=config_dir, **VERSION_BASE):
         hydra = GlobalHydra.instance().hydra
         assert hydra is not None  # initialize_config_dir has just set it
         loader = hydra.config_loader
         return DefaultCompletionPlugin(loader)._query(config_name=config_name, line=line)
+
+
+def composed(config_dir: str, config_name: str, overrides: list[str]) -> DictConfig:
+    """The config of one run of `lstmlab train OVERRIDES` (Hydra's public compose), its sweeps
+    (`trainer.seed=1,2`, `variant=glob(*)`) left out."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    single = [str(o.input_line) for o in OverridesParser.create().parse_overrides(overrides) if not o.is_sweep_override()]
+    with initialize_config_dir(config_dir=config_dir, **VERSION_BASE):
+        return compose(config_name=config_name, overrides=single)

@@ -28,6 +28,12 @@ JOB_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")  # what hydra.core.u
 MULTIRUN_FILE = "multirun.yaml"  # what a sweeper saves in the sweep folder
 
 
+def sweep_folder(config: DictConfig) -> Path:
+    """The multirun's folder (`hydra.sweep.dir`, relative to where the command started): a job's
+    callbacks run in the job's own folder under hydra.job.chdir=true."""
+    return Path(str(config.hydra.runtime.cwd)) / str(config.hydra.sweep.dir)
+
+
 def rewrite_without_passwords(path: Path) -> None:
     """`path` rewritten with its URLs' passwords dropped, when it has any; replaced whole (jobs
     of one multirun running side by side all rewrite its multirun.yaml)."""
@@ -51,8 +57,8 @@ class DropPasswords(Callback):
             for name in JOB_FILES:
                 rewrite_without_passwords(folder / name)
         if hydra.mode == RunMode.MULTIRUN:
-            rewrite_without_passwords(Path(str(hydra.sweep.dir)) / MULTIRUN_FILE)
+            rewrite_without_passwords(sweep_folder(config) / MULTIRUN_FILE)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """A sweep that started no job (all failed their checks) still leaves its file clean."""
-        rewrite_without_passwords(Path(str(config.hydra.sweep.dir)) / MULTIRUN_FILE)
+        rewrite_without_passwords(sweep_folder(config) / MULTIRUN_FILE)

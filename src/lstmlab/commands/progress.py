@@ -5,12 +5,16 @@ plan into the sweep folder (how many jobs, how many at once); each job, wherever
 runs it (in-process, a loky worker, a cluster node sharing the folder), appends how it ended and
 prints the line. The ETA: the mean time of the jobs trained so far (reused ones cost nothing),
 times the jobs left, over the launcher's parallelism. Optuna sweeps print their own lines.
+
+A multirun of no job at all (`-m 'variant=glob(nomatch*)'`) is refused here, where its jobs are
+counted: Hydra would print "Launching 0 jobs" and exit 0.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -18,6 +22,9 @@ from typing import IO, Any
 from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from lstmlab.commands.hydra_files import sweep_folder
+from lstmlab.errors import EXIT_USER_ERROR, error_line
 
 PLAN_FILE = "lstmlab_progress.json"
 ENDED_FILE = "lstmlab_progress.jsonl"
@@ -49,15 +56,27 @@ def line(ended: list[dict[str, Any]], total: int, parallel: int) -> str:
     return " · ".join(parts)
 
 
+def nothing_to_run(empty: list[str]) -> str:
+    """The line for a multirun whose sweeps `empty` give no value."""
+    said = " and ".join(empty) or "its sweep"
+    hint = " (glob(...) matches a config group's options: `lstmlab train --help` lists them)" \
+        if any("glob(" in sweep for sweep in empty) else ""
+    return f"the multirun has no job to run: {said} {'give' if len(empty) > 1 else 'gives'} no value{hint}; nothing was run"
+
+
 class MultirunProgress(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from lstmlab.sweep.compat import planned_jobs
+        from lstmlab.sweep.compat import empty_sweeps, planned_jobs
         from lstmlab.sweep.launchers import parallelism
 
         total = planned_jobs(config)
         if total is None:  # an Optuna sweep: its sweeper prints a line per trial
             return
-        folder = Path(str(config.hydra.sweep.dir))
+        if total == 0:
+            # SystemExit, as train.task does: Hydra turns a callback's exception into a warning
+            print(error_line("train", nothing_to_run(empty_sweeps(config))), file=sys.stderr)
+            raise SystemExit(EXIT_USER_ERROR)
+        folder = sweep_folder(config)
         folder.mkdir(parents=True, exist_ok=True)
         plan = {"total": total, "parallel": min(total, parallelism(config.hydra.get("launcher")))}
         (folder / PLAN_FILE).write_text(json.dumps(plan))
@@ -68,7 +87,7 @@ class MultirunProgress(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         from lstmlab.commands.summary import JOB_FILE
 
-        folder = Path(str(config.hydra.sweep.dir))
+        folder = sweep_folder(config)
         plan_file = folder / PLAN_FILE
         if not plan_file.is_file():
             return

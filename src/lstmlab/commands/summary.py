@@ -14,6 +14,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from lstmlab.commands.hydra_files import sweep_folder
+from lstmlab.plural import count
 from lstmlab.records.summary import RunSummary
 from lstmlab.secrets import MASK, mask
 
@@ -97,7 +99,7 @@ class MultirunTable(Callback):
         from lstmlab.tracking.uris import usable
 
         records = [json.loads(path.read_text())
-                   for path in Path(str(config.hydra.sweep.dir)).glob(f"*/{JOB_FILE}")]
+                   for path in sweep_folder(config).glob(f"*/{JOB_FILE}")]
         if not records:
             return
         rows = []
@@ -107,5 +109,5 @@ class MultirunTable(Callback):
             rows.append((str(record["job"]), summarize(record["run_id"]), bool(record.get("reused"))))
         reused = sum(1 for *_, was_reused in rows if was_reused)
         of_which = f", {reused} reused" if reused else ""
-        print(f"\nMultirun: {len(rows)} runs recorded{of_which} (in {config.hydra.sweep.dir})", flush=True)
+        print(f"\nMultirun: {count(len(rows), 'run')} recorded{of_which} (in {config.hydra.sweep.dir})", flush=True)
         print(table(rows), flush=True)

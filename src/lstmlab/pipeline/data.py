@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.names import dataset_name
 from lstmlab.pipeline import transform
 from lstmlab.pipeline.csv_table import match_column, read_price_csv
+from lstmlab.pipeline.instantiate import instantiate
+from lstmlab.plural import count
 
 if TYPE_CHECKING:  # scikit-learn takes a second to import: not before the data have been read
     from sklearn.base import TransformerMixin
@@ -200,7 +201,7 @@ def training_table(data_cfg: DictConfig) -> Table:
     table = read_table(data_cfg)
     if table.rows < data_cfg.lookback + transform.leading_rows(table.transform) + 3:
         raise LstmlabError(
-            f"{table.where} has {table.rows} usable rows: too few for windows of "
+            f"{table.where} has {count(table.rows, 'usable row')}: too few for windows of "
             f"data.lookback={data_cfg.lookback} with a train, val and test part"
         )
     return table
@@ -223,7 +224,7 @@ def make_dataset(
     first = lookback + transform.leading_rows(name)  # first row with a full window of model values
     if not (train_rows >= first).any():  # no training window at all
         raise LstmlabError(
-            f"data.lookback={lookback} is too long: the training part has {len(train_rows)} rows "
+            f"data.lookback={lookback} is too long: the training part has {count(len(train_rows), 'row')} "
             f"of {table.rows}; use a shorter lookback or more data"
         )
     # Plain arrays, not frames: a forecast on a CSV with other column spellings must still work.

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
 from lstmlab.pipeline.data import Dataset, holdout_dataset, make_dataset, training_table
+from lstmlab.plural import count
 
 
 def method(cfg: DictConfig) -> str:
@@ -47,8 +48,8 @@ def fold_rows(n_rows: int, data: DictConfig, evaluation: DictConfig) -> list[tup
             raise LstmlabError(f"evaluation.test_size={test_size} is too large: the data have {n_rows} "
                                f"rows, and the first fold needs some to train on")
     if folds > period:
-        raise LstmlabError(f"evaluation.folds={folds} is too many: the evaluation period has {period} "
-                           f"rows ({source}), so at most {period} folds")
+        raise LstmlabError(f"evaluation.folds={folds} is too many: the evaluation period has "
+                           f"{count(period, 'row')} ({source}), so at most {count(period, 'fold')}")
     start = n_rows - period
     result = []
     for test in np.array_split(np.arange(start, n_rows), folds):

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from lstmlab import interrupts
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.pipeline import metrics
 from lstmlab.pipeline.data import Dataset
+from lstmlab.pipeline.instantiate import instantiate
 
 if TYPE_CHECKING:
     from lstmlab.pipeline.experiment import EpochHook

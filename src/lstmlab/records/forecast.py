@@ -17,6 +17,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
+from lstmlab.plural import count
 from lstmlab.records import store as records
 
 
@@ -55,7 +56,7 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
     lookback, name, where = int(cfg.data.lookback), table.transform, table.where
     needed = lookback + transform.leading_rows(name)  # a return needs the day before its window
     if table.rows < needed:
-        raise LstmlabError(f"{where} has {table.rows} usable rows; the model needs the last {needed} "
+        raise LstmlabError(f"{where} has {count(table.rows, 'usable row')}; the model needs the last {needed} "
                            f"(data.lookback{' + 1 for log returns' if needed > lookback else ''})")
     recent = table.frame.iloc[-needed:]
     inputs = transform.model_values(recent[table.features], name, where)[-lookback:]

@@ -120,6 +120,23 @@ def planned_jobs(config: Any) -> int | None:
     as `on_multirun_start` gets it); None under another sweeper. The sweeper keeps the count to
     itself, so it is worked out here the way `BasicSweeper.sweep` works out its batches."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    overrides = _basic_sweep(config)
+    return None if overrides is None else len(BasicSweeper.split_arguments(overrides, None)[0])
+
+
+def empty_sweeps(config: Any) -> list[str]:
+    """The sweeps of this multirun that give no value (`variant=glob(nomatch*)`), as written:
+    each makes the basic sweeper launch no job at all."""
+    overrides = _basic_sweep(config) or []
+    last = {override.get_key_element(): override for override in overrides}  # a later one wins, as in the sweeper
+    return [str(override.input_line) for override in last.values()
+            if override.is_sweep_override() and not list(override.sweep_string_iterator())]
+
+
+def _basic_sweep(config: Any) -> list[Any] | None:
+    """The multirun's overrides (`hydra.sweeper.params`, then the command line), parsed as the
+    basic sweeper parses them (globs against the config groups); None under another sweeper."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -127,8 +144,7 @@ def planned_jobs(config: Any) -> int | None:
         return None
     params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-    overrides = parser.parse_overrides([*params, *config.hydra.overrides.task])
-    return len(BasicSweeper.split_arguments(overrides, None)[0])
+    return list(parser.parse_overrides([*params, *config.hydra.overrides.task]))
 
 
 # hydra-submitit-launcher's `BaseSubmititLauncher.launch` builds a submitit executor from the
