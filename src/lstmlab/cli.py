@@ -26,7 +26,8 @@ commands:
   train [OVERRIDES]          one run; `lstmlab train` is the documented baseline on S&P 500.
                              Hydra grammar: -m variant='glob(*)', -m hparams_search=variants,
                              --cfg job, --help
-  compare [OPTIONS]          runs against the baseline on its data: tested over seeds and days
+  compare [OPTIONS]          runs against the baseline on its data: each setting's effect over
+                             seeds with its interval and strength; the models over days
   rerun RUN_ID [--check]     rerun a run from its logged config.yaml
   forecast RUN_ID [--data P] next-step price from a logged model
   evidence save|load|table DIR

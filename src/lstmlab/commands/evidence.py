@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lstmlab.errors import LstmlabError
+from lstmlab.plural import count
 
 if TYPE_CHECKING:  # MLflow behind them: only after the arguments are parsed
     from lstmlab.comparison.compare import Comparison
@@ -77,7 +78,7 @@ def save(folder: Path, experiment: str | None) -> int:
     saved = save_runs(folder, experiment, default_experiment())
     written = saved.written
     statuses = ", ".join(f"{n} {status.lower()}" for status, n in saved.statuses.items())
-    print(f"Saved {_count(saved.runs, 'run')} of experiment {saved.experiment!r} ({statuses}) to {folder}/: "
+    print(f"Saved {count(saved.runs, 'run')} of experiment {saved.experiment!r} ({statuses}) to {folder}/: "
           f"{written.added} new, {written.unchanged} unchanged, {written.changed} changed, {written.removed} removed; "
           f"{_size(written.size)} in all.")
     for where in saved.machine_paths:
@@ -99,7 +100,7 @@ def load(folder: Path, experiment: str | None) -> int:
     records = read(folder)  # every line and file checked before the store is touched
     store = use_current_store()
     loaded = load_runs(records, experiment)
-    print(f"Loaded {folder}/ into experiment {loaded.experiment!r} of {mask(store)}: {_count(loaded.added, 'run')} added, "
+    print(f"Loaded {folder}/ into experiment {loaded.experiment!r} of {mask(store)}: {count(loaded.added, 'run')} added, "
           f"{loaded.present} already there.")
     campaign = records.campaign
     if campaign.train:
@@ -117,7 +118,7 @@ def table(folder: Path) -> int:
     records = read(folder)
     comparison = recompute(records)
     campaign = records.campaign
-    print(f"Campaign {campaign.name} ({folder}/): {_count(len(records.runs), 'run')}; its table as "
+    print(f"Campaign {campaign.name} ({folder}/): {count(len(records.runs), 'run')}; its table as "
           f"`{compare_command(campaign.experiment, campaign.compare)}` computes it:")
     print()
     print(render(comparison))
@@ -188,10 +189,6 @@ def _in_memory(folder: Path) -> str | None:
 
 def compare_command(experiment: str, options: str) -> str:
     return " ".join(["lstmlab compare --experiment", shlex.quote(experiment), *([options] if options else [])])
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _size(size: int) -> str:

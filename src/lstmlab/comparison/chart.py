@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from lstmlab.comparison.compare import Comparison
-from lstmlab.comparison.scope import count
 from lstmlab.comparison.verdict import verdict_head
+from lstmlab.plural import count
 
 LABEL_WIDTH = 28  # characters per line of a group label (a longer word stays whole; the figure widens)
 TITLE_SIZE = 12  # points

@@ -28,7 +28,6 @@ from lstmlab.comparison.power import EFFECT, MARGIN
 from lstmlab.comparison.predictions import daily_losses, read_all, unusable_notes
 from lstmlab.comparison.scope import (
     DATA_COLUMN,
-    count,
     data_names,
     evaluation_keys,
     left_out_notes,
@@ -40,6 +39,7 @@ from lstmlab.comparison.selection import comparable, one_run_per_seed, pick_base
 from lstmlab.errors import LstmlabError
 from lstmlab.names import FINAL_METRICS
 from lstmlab.paths import config_dir
+from lstmlab.plural import count
 from lstmlab.secrets import mask
 
 

@@ -15,9 +15,9 @@ import pandas as pd
 
 from lstmlab.comparison.compare import Comparison
 from lstmlab.comparison.forecasters import describe
-from lstmlab.comparison.scope import count
 from lstmlab.comparison.seeds import TESTED_METRIC
 from lstmlab.comparison.verdict import verdict_head
+from lstmlab.plural import count
 
 WIDTH = 120  # the widest line when the output is not a terminal (a file, a pipe)
 MIN_WIDTH = 80  # never narrower, whatever COLUMNS says

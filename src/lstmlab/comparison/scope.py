@@ -14,6 +14,7 @@ import pandas as pd
 from lstmlab import names
 from lstmlab.errors import LstmlabError
 from lstmlab.names import DATA_TAG, dataset_name
+from lstmlab.plural import count
 
 DATA_COLUMN = f"tags.{DATA_TAG}"  # search_runs' column of the data fingerprint
 EVALUATION_PREFIX = "params.evaluation."
@@ -102,7 +103,3 @@ def left_out_notes(runs: pd.DataFrame, data_kept: pd.Series, evaluation_kept: pd
         )
     return notes
 
-
-def count(n: int, noun: str) -> str:
-    """'1 run', '2 runs': the counts of notes and reports."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
