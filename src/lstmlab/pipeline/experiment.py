@@ -57,24 +57,26 @@ def run_experiment(
     from lstmlab.pipeline import evaluation
     from lstmlab.pipeline.checks import check_activation
 
-    splits = preflight(cfg)
-    runtime.use_backend(cfg.trainer.backend)  # before the pipeline modules below import Keras
-    if cfg.tracking.get("skip_finished"):  # before Keras loads: a reused job costs a query
-        from lstmlab.pipeline.reuse import finished_run
+    with interrupts.at_once():  # nothing is written before the run: a Ctrl-C stops at once
+        splits = preflight(cfg)
+        runtime.use_backend(cfg.trainer.backend)  # before the pipeline modules below import Keras
+        if cfg.tracking.get("skip_finished"):  # before Keras loads: a reused job costs a query
+            from lstmlab.pipeline.reuse import finished_run
 
-        found = finished_run(cfg, splits[0].sha256)
-        if found is not None:
-            log.info("reused run %s (%s): this configuration has a FINISHED run on these data; not "
-                     "trained again (tracking.skip_finished=true)", found.run_id, found.run_name)
-            return RunResult(found.run_id, found.metrics, reused=True)
-    runtime.import_keras()  # TensorFlow's start-up lines hidden; before the modules below
-    import mlflow
+            found = finished_run(cfg, splits[0].sha256)
+            if found is not None:
+                log.info("reused run %s (%s): this configuration has a FINISHED run on these data; not "
+                         "trained again (tracking.skip_finished=true)", found.run_id, found.run_name)
+                return RunResult(found.run_id, found.metrics, reused=True)
+        runtime.import_keras()  # TensorFlow's start-up lines hidden; before the modules below
+        import mlflow
 
-    from lstmlab.pipeline import track, train
+        from lstmlab.pipeline import track, train
 
-    check_activation(cfg.model.activation)
-    train.optimizer_and_loss(cfg.optimizer, cfg.loss)  # a bad optimizer or loss: no run yet
+        check_activation(cfg.model.activation)
+        train.optimizer_and_loss(cfg.optimizer, cfg.loss)  # a bad optimizer or loss: no run yet
     use_store(cfg.tracking)  # only now: a config or data error leaves no store behind
+    interrupts.check()  # a safe point: before the run starts
     walk_forward = evaluation.method(cfg) == "walk_forward"
     with track.start_run(cfg, splits[0], run_name=run_name, tags=tags, parent_run_id=parent_run_id) as run:
         folds, histories = [], []
@@ -109,10 +111,11 @@ def preflight(cfg: DictConfig) -> list[Dataset]:
     from lstmlab.pipeline import evaluation
     from lstmlab.pipeline.checks import check_config
 
-    check_config(cfg)  # every value, before data, framework or run
-    quiet_environment()  # before TensorFlow or MLflow are imported
-    splits = evaluation.splits(cfg)  # data errors are found before the seconds a framework import costs
-    check_store(cfg.tracking)  # so is a tracking server that does not answer (nothing written)
+    with interrupts.at_once():  # it reads only: a Ctrl-C stops it at once, however large the data
+        check_config(cfg)  # every value, before data, framework or run
+        quiet_environment()  # before TensorFlow or MLflow are imported
+        splits = evaluation.splits(cfg)  # data errors are found before the seconds a framework import costs
+        check_store(cfg.tracking)  # so is a tracking server that does not answer (nothing written)
     return splits
 
 
