@@ -51,8 +51,9 @@ def test_a_run_records_everything_design_lists():
         history = client.get_metric_history(run.info.run_id, name)
         assert [m.step for m in history] == [1, 2, 3]  # epochs as the console numbers them
     val_rmse = client.get_metric_history(run.info.run_id, "val_rmse")
-    assert [m.step for m in val_rmse] == [1, 2, 3, 4]  # per epoch, then the final value
-    assert run.data.metrics["val_rmse"] == val_rmse[-1].value == result.metrics["val_rmse"]
+    assert [m.step for m in val_rmse] == [1, 2, 3]  # one point per epoch run, no step after the last
+    assert run.data.metrics["val_rmse"] == val_rmse[-1].value == result.metrics["val_rmse"]  # the last is the final
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_rmse")] == [3]
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= ARTIFACTS
     model = mlflow.keras.load_model(f"runs:/{run.info.run_id}/model")
     assert model.count_params() > 0
@@ -105,3 +106,11 @@ def test_early_stopping_on_val_rmse_ends_training_early():
                       "trainer.early_stopping.patience=1", "trainer.early_stopping.min_delta=1e9")
     result = run_experiment(cfg)
     assert result.metrics["epochs_run"] == 2  # the first epoch sets the best; no later one beats it by 1e9
+    # The best epoch's weights are restored: its val_rmse is the final one, carried by the last
+    # epoch's point (MLflow shows a metric's highest step); one point per epoch all the same.
+    client = MlflowClient()
+    curve = client.get_metric_history(result.run_id, "val_rmse")
+    assert [m.step for m in curve] == [1, 2] and [m.step for m in client.get_metric_history(
+        result.run_id, "train_loss")] == [1, 2]
+    assert curve[-1].value == client.get_run(result.run_id).data.metrics["val_rmse"] == result.metrics["val_rmse"]
+

@@ -79,24 +79,31 @@ def run_experiment(
     interrupts.check()  # a safe point: before the run starts
     walk_forward = evaluation.method(cfg) == "walk_forward"
     with track.start_run(cfg, splits[0], run_name=run_name, tags=tags, parent_run_id=parent_run_id) as run:
+        early = cfg.trainer.early_stopping
+        # The final val_rmse differs from the last epoch's own when weights are restored or folds averaged.
+        curves = track.EpochCurves(run.info.run_id, hold_back=len(splits) > 1 or (
+            early.enabled and early.restore_best_weights))
         folds, histories = [], []
-        for number, data in enumerate(splits, start=1):
-            if walk_forward:
-                log.info("fold %d/%d: trains on %d days to %s, tests %s … %s", number, len(splits),
-                         len(data.train.y) + len(data.val.y), data.val.dates[-1].date(),
-                         data.test.dates[0].date(), data.test.dates[-1].date())
-            hooks = train.EpochHooks([track.epoch_curves(run.info.run_id), *epoch_hooks],
-                                     fold=number, epochs=cfg.trainer.epochs)
-            model, fitted, fold = _train_fold(cfg, data, [hooks])
-            folds.append(fold)
-            histories.append(fitted.history)
-            if walk_forward:
-                mlflow.log_metrics(fold.metrics(), step=number)
-            if hooks.stopped:  # e.g. a pruned trial: no further fold
-                break
+        try:
+            for number, data in enumerate(splits, start=1):
+                if walk_forward:
+                    log.info("fold %d/%d: trains on %d days to %s, tests %s … %s", number, len(splits),
+                             len(data.train.y) + len(data.val.y), data.val.dates[-1].date(),
+                             data.test.dates[0].date(), data.test.dates[-1].date())
+                hooks = train.EpochHooks([curves, *epoch_hooks], fold=number, epochs=cfg.trainer.epochs)
+                model, fitted, fold = _train_fold(cfg, data, [hooks])
+                folds.append(fold)
+                histories.append(fitted.history)
+                if walk_forward:
+                    mlflow.log_metrics(fold.metrics(), step=number)
+                if hooks.stopped:  # e.g. a pruned trial: no further fold
+                    break
+        except BaseException as error:
+            curves.close_after(error)  # the epochs it trained keep their points
+            raise
         metrics, predictions = evaluation.summarize(cfg, folds)
         # The last fold's model and scalers: trained on the latest rows, what `forecast` applies.
-        track.log_results(cfg, folds[-1].data, model, histories, predictions, metrics, hooks.last_step + 1)
+        track.log_results(cfg, folds[-1].data, model, histories, predictions, metrics, curves, hooks.last_step)
     return RunResult(run.info.run_id, metrics)
 
 

@@ -7,11 +7,12 @@ backend and `runtime.import_keras` imported it.
 from __future__ import annotations
 
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import keras
 import mlflow
@@ -19,6 +20,7 @@ import mlflow.keras
 import numpy as np
 import pandas as pd
 from mlflow.data.pandas_dataset import from_pandas
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
@@ -31,9 +33,6 @@ from lstmlab.pipeline.scalers import to_json
 from lstmlab.tracking import faults
 from lstmlab.tracking.ending import end_run
 from lstmlab.tracking.orphans import owner_tags
-
-if TYPE_CHECKING:
-    from lstmlab.pipeline.experiment import EpochHook
 
 
 def run_tags(cfg: DictConfig, data: Dataset) -> dict[str, str]:
@@ -121,16 +120,52 @@ def log_input(dataset: mlflow.data.Dataset, context: str, tries: int = 3) -> Non
 EPOCH_METRICS = {"loss": "train_loss", "val_loss": "val_loss", "val_rmse": "val_rmse"}
 
 
-def epoch_curves(run_id: str) -> EpochHook:
-    """An epoch hook (train.EpochHooks) logging train_loss, val_loss and val_rmse to the run, one
-    MLflow call per epoch, at the epoch's step (train.epoch_step)."""
+def _now_ms() -> int:
+    return int(time.time() * 1000)  # MLflow's metric timestamps
 
-    def log_epoch(step: int, logs: dict[str, Any]) -> bool:
-        values = {name: float(logs[key]) for key, name in EPOCH_METRICS.items() if key in logs}
-        mlflow.log_metrics(values, step=step, run_id=run_id)
+
+class EpochCurves:
+    """An epoch hook (train.EpochHooks) logging train_loss, val_loss and val_rmse: one point per
+    epoch run, at the epoch's step (train.epoch_step), one MLflow call per epoch.
+
+    val_rmse is also the run's final metric, and MLflow shows (and `search_runs` returns) a
+    metric's point at its highest step: so the last epoch's point must carry the final value,
+    with no step after it (an epoch that never ran). In a holdout run whose weights stay those of
+    its last epoch, that point's own value is the final one. When they differ (early stopping
+    restores the best epoch's weights; walk-forward's final is the mean of its folds') each
+    val_rmse point is held back until the next epoch ends, and `close(final)` writes the last
+    one with the final value.
+    """
+
+    def __init__(self, run_id: str, hold_back: bool) -> None:
+        self.run_id = run_id
+        self.hold_back = hold_back
+        self.held: Metric | None = None
+
+    def __call__(self, step: int, logs: dict[str, Any]) -> bool:
+        now = _now_ms()
+        points = [Metric(name, float(logs[key]), now, step) for key, name in EPOCH_METRICS.items() if key in logs]
+        if self.hold_back:
+            points = [p for p in points if p.key != "val_rmse"] + ([self.held] if self.held else [])
+            self.held = Metric("val_rmse", float(logs["val_rmse"]), now, step) if "val_rmse" in logs else None
+        mlflow.MlflowClient().log_batch(self.run_id, metrics=points)
         return False
 
-    return log_epoch
+    def close(self, final: float | None = None) -> None:
+        """The held-back val_rmse point, with `final` (the run's final val_rmse) as its value when
+        given, else its own (a run stopped before its end)."""
+        if self.held is None:
+            return
+        point = self.held if final is None else Metric("val_rmse", final, _now_ms(), self.held.step)
+        self.held = None
+        mlflow.MlflowClient().log_batch(self.run_id, metrics=[point])
+
+    def close_after(self, error: BaseException) -> None:
+        """`close()` for a run that `error` stops, unless the store is what failed (a write then
+        would only wait for it again)."""
+        if isinstance(error, Exception) and faults.find(error, mlflow.get_tracking_uri()) is not None:
+            return
+        self.close()
 
 
 def log_results(
@@ -140,16 +175,16 @@ def log_results(
     histories: list[dict[str, list[float]]],
     predictions: pd.DataFrame,
     metrics: dict[str, float],
+    curves: EpochCurves,
     step: int,
 ) -> None:
     """Final metrics and every artifact of DESIGN.md, written to a temp dir and logged at once.
 
-    `histories`: one per fold (one for holdout). Final metrics go at `step`, one past the last
-    epoch logged: MLflow shows a metric's highest step, and the final val_rmse (of the restored
-    best weights with early stopping, the mean of the folds' with walk-forward) must be the one
-    shown.
+    `histories`: one per fold (one for holdout). Final metrics go at `step`, the last epoch's;
+    val_rmse's final value is the last point of its curve (`curves`).
     """
-    mlflow.log_metrics(metrics, step=step)
+    curves.close(final=metrics["val_rmse"])
+    mlflow.log_metrics({name: value for name, value in metrics.items() if name != "val_rmse"}, step=step)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / CONFIG_ARTIFACT).write_text(OmegaConf.to_yaml(run_config(cfg)))
