@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from lstmlab.errors import LstmlabError
 from lstmlab.names import CONFIG_ARTIFACT, DATA_TAG, MODEL_NAME, PREDICTIONS_ARTIFACT, SCALER_ARTIFACT
 from lstmlab.pipeline import plots
+from lstmlab.pipeline.claim import Claim, Yielded
 from lstmlab.pipeline.data import Dataset, data_name, data_source
 from lstmlab.pipeline.params import run_config, run_params
 from lstmlab.pipeline.scalers import to_json
@@ -55,21 +56,30 @@ def start_run(
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
     parent_run_id: str | None = None,
+    claim: Claim | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run with the config's params and tags; FAILED if the body raises, KILLED if it
     is interrupted (Ctrl-C, SIGTERM). A store that fails (a server gone, a full disk, a lock)
     stops the run with one line (a LstmlabError): what failed, the run, and that it is closed,
-    now or by the next command (see lstmlab.tracking.ending)."""
+    now or by the next command (see lstmlab.tracking.ending). With a `claim`
+    (tracking.skip_finished), a run whose configuration another command is training is
+    deleted as soon as it is made, and the claim's Yielded raised."""
     name = run_name or cfg.tracking.run_name or cfg.tracking.variant
-    all_tags = {**run_tags(cfg, data), **owner_tags(), **(tags or {})}
+    all_tags = {**run_tags(cfg, data), **owner_tags(), **(tags or {}), **(claim.tags if claim else {})}
     with faults.one_line(mlflow.get_tracking_uri(), after="; no run was started"):
         run = mlflow.start_run(
             run_name=name, tags=all_tags, parent_run_id=parent_run_id, nested=parent_run_id is not None)
     run_id = run.info.run_id
     try:
+        if claim is not None:
+            claim.hold(run_id)
         mlflow.log_params(run_params(cfg))
         log_dataset(cfg, data)
         yield run
+    except Yielded:  # never trained: no trace of it among the runs
+        end_run(run_id, "KILLED")
+        mlflow.MlflowClient().delete_run(run_id)
+        raise
     except KeyboardInterrupt:
         end_run(run_id, "KILLED")  # a store that fails then: the run is closed later, the stop is said
         raise
