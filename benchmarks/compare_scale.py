@@ -41,10 +41,11 @@ def run_params(overrides: list[str]) -> dict[str, str]:
     """The params `lstmlab train OVERRIDES` logs, without running it."""
     from hydra import compose, initialize_config_dir
 
+    from lstmlab.commands.hydra_compat import VERSION_BASE
     from lstmlab.paths import config_dir
     from lstmlab.pipeline.params import run_params as flat
 
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+    with initialize_config_dir(config_dir=config_dir(), **VERSION_BASE):
         return flat(compose(config_name="train", overrides=overrides))
 
 

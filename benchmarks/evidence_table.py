@@ -38,9 +38,10 @@ TEST_DAYS = 503
 def composed(variant: str, folds: int, epochs: int):
     from hydra import compose, initialize_config_dir
 
+    from lstmlab.commands.hydra_compat import VERSION_BASE
     from lstmlab.paths import config_dir
 
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+    with initialize_config_dir(config_dir=config_dir(), **VERSION_BASE):
         return compose(config_name="train", overrides=[f"variant={variant}", "evaluation=walk_forward",
                                                        f"evaluation.folds={folds}", f"trainer.epochs={epochs}",
                                                        f"tracking.experiment={EXPERIMENT}"])

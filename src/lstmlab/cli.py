@@ -72,22 +72,34 @@ def main(argv: list[str] | None = None) -> int:
 
         console.setup()
     try:
-        code = importlib.import_module(f"lstmlab.commands.{command}").main(args) or 0
+        with interrupts.at_once():  # importing a command's libraries writes nothing
+            module = importlib.import_module(f"lstmlab.commands.{command}")
+        code = module.main(args) or 0
         interrupts.check()  # a Ctrl-C that came after the last safe point: the command still says so
         return code
     except KeyboardInterrupt as stop:
         if show_traceback:
             raise
-        # Runs and trials were closed on the way out (KILLED, queued again); nothing else to say.
-        what = "terminated" if isinstance(stop, interrupts.Terminated) else "interrupted"
-        print(f"lstmlab {command}: {what}", file=sys.stderr)
-        return interrupts.exit_code(stop)
+        return _stopped(command, stop)
     except Exception as error:  # noqa: BLE001 - sorted into user errors and bugs below
+        asked = interrupts.pending()
+        if asked is not None and not show_traceback:  # a stop was asked: what failed on the way out is its doing
+            return _stopped(command, asked)
         message = user_error_message(error)
         if message is None or show_traceback:
             raise
         print(error_line(command, message), file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def _stopped(command: str, stop: KeyboardInterrupt) -> int:
+    """Ctrl-C or SIGTERM: runs and trials were closed on the way out (KILLED, queued again); the
+    command only says it stopped, and exits 130 or 143."""
+    from lstmlab import interrupts
+
+    what = "terminated" if isinstance(stop, interrupts.Terminated) else "interrupted"
+    print(f"lstmlab {command}: {what}", file=sys.stderr)
+    return interrupts.exit_code(stop)
 
 
 def user_error_message(error: BaseException) -> str | None:

@@ -8,8 +8,12 @@ KeyboardInterrupt raised by the handler). The second signal raises at once, wher
 is. SIGTERM (a scheduler, `kill`) is handled like Ctrl-C: runs close as KILLED, sweep trials are
 failed and queued again; the process exits 128 + the signal's number.
 
-The parallel launcher's worker processes record every signal and never raise on the second:
-their parent says so and kills them then (see hydra_plugins.lstmlab_launcher).
+Work that writes nothing (reading a record or data, importing, computing a comparison) has no
+safe point to wait for, and may be long: inside `at_once()` the first signal raises at once too.
+Writes nested in such work (opening a store sets its schema up) are kept whole by `deferred()`.
+
+The parallel launcher's worker processes and submitit's jobs record every signal and never raise
+on the second: their launching process stops them (see hydra_plugins.lstmlab_launcher).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from types import FrameType
 _received: int | None = None
 _received_at = 0.0
 _in_worker = False
+_at_once = 0  # how many `at_once` sections the main thread is in (0 in a `deferred` one)
 _listeners: list[Callable[[int], None]] = []
 
 
@@ -61,6 +66,8 @@ def _handle(number: int, frame: FrameType | None) -> None:
         raise _interrupt(number)
     first = _received is None
     _received, _received_at = number, time.time()
+    if _at_once:  # nothing to keep whole here: stop now (the command says "interrupted")
+        raise _interrupt(number)
     if first and not _in_worker:
         again = "press Ctrl-C again" if number == signal.SIGINT else "send it again"
         print(f"lstmlab: stopping after this batch or step; {again} to stop now", file=sys.stderr,
@@ -80,8 +87,14 @@ def requested() -> bool:
 
 def check() -> None:
     """At a safe point: raise the interrupt if a signal came."""
-    if _received is not None:
-        raise _interrupt(_received)
+    stop = pending()
+    if stop is not None:
+        raise stop
+
+
+def pending() -> KeyboardInterrupt | None:
+    """The interrupt a signal that came asks for (None when none came)."""
+    return None if _received is None else _interrupt(_received)
 
 
 def repeat(number: int) -> None:
@@ -89,6 +102,40 @@ def repeat(number: int) -> None:
     import _thread
 
     _thread.interrupt_main(signal.Signals(number))
+
+
+@contextmanager
+def at_once() -> Iterator[None]:
+    """Within: the first signal stops at once too. For work that writes nothing, whose only safe
+    point would be its end (a record or data read, an import, a comparison computed): a stop
+    there waits for nothing. A signal that came before raises on entering."""
+    global _at_once
+    check()
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    _at_once += 1
+    try:
+        yield
+    finally:
+        _at_once -= 1
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Within an `at_once` section: a write that must not be cut short (a store's schema set up,
+    a run closed), where a signal waits for the end again; it raises then."""
+    global _at_once
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    outer, _at_once = _at_once, 0
+    try:
+        yield
+    finally:
+        _at_once = outer
+    if outer:
+        check()
 
 
 @contextmanager

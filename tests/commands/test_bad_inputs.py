@@ -125,6 +125,14 @@ FILE_CASES = [
     ("a-device", lambda folder: "/dev/zero", [], "data.path=/dev/zero is not a regular file"),
     ("missing-file", lambda folder: "nowhere.csv", [], "data file not found: nowhere.csv"),
     ("target-not-a-column", write(rows(PRICES)), ["data.target=Price"], "data.target='Price': no such column"),
+    ("constant-prices", write(rows(["100.00"] * 100)), [],
+     "prices.csv: the target Close does not move on the training part (80 days, 2016-01-04 … 2016-04-22: it is 100 "
+     "every day), so it cannot be scaled and there is nothing to learn; train on prices that move"),
+    ("constant-log-returns", write(rows(["100.00"] * 100)), ["data.target_transform=log_return"],
+     "does not move on the training part (79 days, 2016-01-05 … 2016-04-22: its day-over-day log return is 0 every day)"),
+    ("no-move-on-the-test-days", write(rows(PRICES[:90] + [PRICES[89]] * 10)), [],
+     "prices.csv: the target Close does not move on the test part (10 days, 2016-05-09 … 2016-05-20: 144.5 every day), "
+     "so the naive forecast is exact there and test_skill (1 − test_rmse / naive_test_rmse) has no value"),
 ]
 CONFIG_CASES = [
     ("trainer.seed=abc", "trainer.seed='abc' must be a whole number from 0 to 4294967295"),

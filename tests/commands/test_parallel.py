@@ -294,3 +294,53 @@ def test_ctrl_c_in_a_sweep_as_workers_free_up_leaves_nothing_running_and_a_resum
     assert [t.state.name for t in trials].count("COMPLETE") == 2  # exactly n_trials
     assert {t.state for t in trials} == {TrialState.FAIL, TrialState.COMPLETE}
     assert {r.info.status for r in all_runs()} == {"KILLED", "FINISHED"}
+
+
+def _stopped_while_training(command: list[str], project_dir: Path, training: int, number: int) -> tuple[str, float]:
+    """`command` in a session of its own, `number` sent to it alone (as `kill` or a scheduler
+    sends it) once `training` runs train; it must end with one line, no traceback and 130 or 143.
+    Returns its stdout and the seconds from the signal to its end."""
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    try:
+        _wait_until_training(job, project_dir / "mlflow.db", training)
+        sent = time.monotonic()
+        os.kill(job.pid, number)
+        out, err = job.communicate(timeout=90)
+        took = time.monotonic() - sent
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    said, code = ("terminated", 143) if number == signal.SIGTERM else ("interrupted", 130)
+    assert job.returncode == code, err[-3000:]
+    assert err.strip().splitlines()[-1] == f"lstmlab train: {said}" and "Traceback" not in err, err[-3000:]
+    time.sleep(1)
+    assert set(_states_in_group(job.pid)) <= {"Z"}  # no controller or task left training
+    return out, took
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_a_stop_ends_every_submitit_job_of_a_multirun_as_killed(project_dir, number):
+    """Issue 23: after SIGTERM both submitit_local jobs trained all their epochs and ended FINISHED,
+    and the command exited 143 only then. Now the jobs stop after their batch, their runs KILLED."""
+    command = [*LSTMLAB, "train", "-m", "hydra/launcher=submitit_local", *JOBS, "trainer.epochs=100000",
+               "trainer.seed=1,2", "hydra.sweep.dir=experiments/sweeps/stopped"]
+    _, took = _stopped_while_training(command, project_dir, 2, number)
+    assert took < 60  # seconds, not the jobs' 100000 epochs (a timing on a loaded machine: generous)
+    runs = all_runs()
+    assert sorted(r.data.params["trainer.seed"] for r in runs) == ["1", "2"]
+    assert {r.info.status for r in runs} == {"KILLED"}
+
+
+def test_sigterm_to_a_sweep_through_submitit_stops_its_trials_and_queues_them_again(project_dir):
+    study = "submitit-stop"
+    command = [*LSTMLAB, "train", "-m", "hydra/launcher=submitit_local", *JOBS_ANY_EPOCHS, "trainer.epochs=100000",
+               "hydra/sweeper=lstmlab_optuna", f"hydra.sweeper.study_name={study}", "hydra.sweeper.n_trials=2",
+               "hydra.sweeper.n_jobs=2", "model.dropout=interval(0,0.5)", "hydra.sweep.dir=experiments/sweeps/stop"]
+    out, _ = _stopped_while_training(command, project_dir, 2, signal.SIGTERM)
+    assert f"[sweep {study}] killed: 0/2 trials" in out
+    runs = all_runs()
+    assert sorted((r.data.tags.get("optuna_trial", "parent"), r.info.status) for r in runs) == [
+        ("0", "KILLED"), ("1", "KILLED"), ("parent", "KILLED")]
+    trials = optuna.load_study(study_name=study, storage="sqlite:///mlruns/optuna.db").get_trials()
+    assert sorted(t.state.name for t in trials) == ["FAIL", "FAIL", "WAITING", "WAITING"]  # queued again

@@ -52,11 +52,20 @@ def test_a_run_records_everything_design_lists():
         history = client.get_metric_history(run.info.run_id, name)
         assert [m.step for m in history] == [1, 2, 3]  # epochs as the console numbers them
     val_rmse = client.get_metric_history(run.info.run_id, "val_rmse")
-    assert [m.step for m in val_rmse] == [1, 2, 3, 4]  # per epoch, then the final value
-    assert run.data.metrics["val_rmse"] == val_rmse[-1].value == result.metrics["val_rmse"]
+    assert [m.step for m in val_rmse] == [1, 2, 3]  # one point per epoch run, no step after the last
+    assert run.data.metrics["val_rmse"] == val_rmse[-1].value == result.metrics["val_rmse"]  # the last is the final
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_rmse")] == [3]
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= ARTIFACTS
     model = mlflow.keras.load_model(f"runs:/{run.info.run_id}/model")
     assert model.count_params() > 0
+    # two of the run's own scaled windows as its input example, and what the scaling is, said with it
+    (logged,) = mlflow.search_logged_models(output_format="list")
+    info = mlflow.models.get_model_info(logged.model_uri)
+    example = mlflow.models.Model.load(logged.model_uri).load_input_example()
+    assert info.saved_input_example_info["type"] == "ndarray" and example.shape == (2, 8, 1)
+    assert example.min() >= 0 and example.max() <= 1  # MinMax-scaled on the training part
+    assert info.metadata["units"] == logged.tags["mlflow.note.content"]
+    assert "scaled" in info.metadata["units"] and "scaler.json" in info.metadata["units"]
 
 
 def test_logged_metrics_agree_with_the_logged_predictions():
@@ -110,3 +119,20 @@ def test_early_stopping_on_val_rmse_ends_training_early():
                       "trainer.early_stopping.patience=1", "trainer.early_stopping.min_delta=1e9")
     result = run_experiment(cfg)
     assert result.metrics["epochs_run"] == 2  # the first epoch sets the best; no later one beats it by 1e9
+    # The best epoch's weights are restored: its val_rmse is the final one, carried by the last
+    # epoch's point (MLflow shows a metric's highest step); one point per epoch all the same.
+    client = MlflowClient()
+    curve = client.get_metric_history(result.run_id, "val_rmse")
+    assert [m.step for m in curve] == [1, 2] and [m.step for m in client.get_metric_history(
+        result.run_id, "train_loss")] == [1, 2]
+    assert curve[-1].value == client.get_run(result.run_id).data.metrics["val_rmse"] == result.metrics["val_rmse"]
+
+
+def test_mlflow_keras_still_cannot_log_an_input_example_itself(tmp_path):
+    """track.KERAS_FLAVOR makes the model's folder before mlflow.keras saves the example into it
+    (mlflow/mlflow#16183). When this fails, MLflow has fixed it: log with mlflow.keras.log_model."""
+    import keras
+
+    model = keras.Sequential([keras.Input((3, 1)), keras.layers.Dense(1)])
+    with pytest.raises(FileNotFoundError, match="input_example.json"):
+        mlflow.keras.save_model(model, path=str(tmp_path / "model"), input_example=np.zeros((1, 3, 1), "float32"))

@@ -100,13 +100,14 @@ def test_fold_metrics_are_logged_at_steps_one_to_folds_and_curves_across_folds(w
         rows = table[table["fold"] == k]
         assert m.value == pytest.approx(np.sqrt(np.mean((rows["predicted"] - rows["actual"]) ** 2)), rel=1e-6)
     assert run.data.metrics["val_rmse"] == pytest.approx(np.mean(fold_val), rel=1e-9)  # the objective
-    # DESIGN.md's per-epoch names, fold k's one epoch at step k; the final metrics one step on
-    for name in ("train_loss", "val_loss"):
+    # DESIGN.md's per-epoch names, fold k's one epoch at step k, one point per epoch run; the
+    # final metrics at the last one, and the last val_rmse point is the final (the folds' mean)
+    for name in ("train_loss", "val_loss", "val_rmse"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [1, 2, 3]
     val_rmse = client.get_metric_history(run.info.run_id, "val_rmse")
-    assert [m.step for m in val_rmse] == [1, 2, 3, 4]
+    assert [m.value for m in val_rmse[:2]] == pytest.approx(fold_val[:2], rel=1e-9)  # one epoch per fold: its own
     assert val_rmse[-1].value == run.data.metrics["val_rmse"]  # the final one is the one shown
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_rmse")] == [4]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_rmse")] == [3]
     assert not [name for name in run.data.metrics if "/" in name]  # no per-fold curve names
     assert run.data.metrics["epochs_run"] == 3  # one epoch per fold, summed
 
@@ -217,12 +218,12 @@ def test_a_walk_forward_sweep_minimizes_the_mean_fold_val_rmse():
         assert trial.value == pytest.approx(np.mean([m.value for m in folds]), rel=1e-9)
         # one step per fold-epoch, numbered as the console numbers epochs: fold 1 epochs 1-2, then
         # fold 2 epochs 1-2 at steps 3-4, in Optuna and in the run's val_rmse curve alike; the
-        # final val_rmse (the trial's value) at step 5 of the curve
+        # curve's last point carries the final val_rmse (the trial's value), no step after it
         assert sorted(trial.intermediate_values) == [1, 2, 3, 4]
         curve = client.get_metric_history(run.info.run_id, "val_rmse")
-        assert [m.step for m in curve] == [1, 2, 3, 4, 5]
-        assert [trial.intermediate_values[s] for s in (1, 2, 3, 4)] == pytest.approx([m.value for m in curve[:4]])
-        assert curve[4].value == pytest.approx(trial.value, rel=1e-9)
+        assert [m.step for m in curve] == [1, 2, 3, 4]
+        assert [trial.intermediate_values[s] for s in (1, 2, 3)] == pytest.approx([m.value for m in curve[:3]])
+        assert curve[3].value == pytest.approx(trial.value, rel=1e-9) == run.data.metrics["val_rmse"]
 
 
 def test_a_trial_pruned_in_a_later_fold_trains_no_further_fold():
@@ -241,14 +242,15 @@ def test_a_trial_pruned_in_a_later_fold_trains_no_further_fold():
 
 
 def test_with_early_stopping_the_final_metrics_follow_the_last_epoch_logged():
-    """Folds stopped early leave gaps in the steps: the final val_rmse goes after the last fold's
-    last epoch (step 8), not after the summed epochs (6), where MLflow would show an epoch's."""
+    """Folds stopped early leave gaps in the steps: the final val_rmse is the last fold's last
+    epoch's point (step 8), not a point after the summed epochs (6), where MLflow would show an
+    epoch's; one point per epoch run."""
     result = run_experiment(tiny_config(*FAST, *WALK, "trainer.epochs=3", "trainer.early_stopping.enabled=true",
                                         "trainer.early_stopping.patience=1",
                                         "trainer.early_stopping.min_delta=1e9"))
     assert result.metrics["epochs_run"] == 6  # two epochs in each fold
     client = MlflowClient()
     curve = client.get_metric_history(result.run_id, "val_rmse")
-    assert [m.step for m in curve] == [1, 2, 4, 5, 7, 8, 9]
+    assert [m.step for m in curve] == [1, 2, 4, 5, 7, 8]
     assert client.get_run(result.run_id).data.metrics["val_rmse"] == curve[-1].value == result.metrics["val_rmse"]
-    assert [m.step for m in client.get_metric_history(result.run_id, "test_rmse")] == [9]
+    assert [m.step for m in client.get_metric_history(result.run_id, "test_rmse")] == [8]

@@ -250,3 +250,42 @@ def test_a_scaler_saved_as_numbers_transforms_exactly_as_the_fitted_one(name):
         np.testing.assert_array_equal(rebuilt[role].inverse_transform(values.to_numpy()),
                                       fitted[role].inverse_transform(values.to_numpy()))
         assert list(rebuilt[role].feature_names_in_) == ["Close", "Volume"]
+
+
+@pytest.mark.slow  # shares a trained fixture with a slow test
+def test_a_record_that_would_expand_without_bound_is_refused_at_once(store, capsys):
+    """A config.yaml or MLmodel of YAML aliases nested nine deep: rerun printed nothing for 10
+    minutes and grew to 2.9 GB (issue 23); now one line, read as events and never built."""
+    from test_bounded_records import billion_laughs
+
+    run_id, before = store["run_id"], runs()
+    laughs = (billion_laughs() + artifact(run_id, "config.yaml").read_text()).encode()
+    with damaged(artifact(run_id, "config.yaml"), laughs):
+        for command in ("rerun", "forecast"):
+            err = one_error_line(capsys, command, [run_id])
+            assert (f"run {run_id} (baseline): its config.yaml is damaged (its YAML aliases (*name) expand to more "
+                    "than 20,000 values; a record holds a few dozen and no aliases)") in err, err
+        # the command as a user runs it: a hang would be killed by the timeout
+        process = subprocess.run([sys.executable, "-m", "lstmlab.cli", "rerun", run_id], capture_output=True,
+                                 text=True, timeout=60)
+        assert process.returncode == 2 and process.stderr.count("\n") == 1, process.stderr[-2000:]
+    description = model_files(run_id) / "MLmodel"
+    with damaged(description, (billion_laughs() + description.read_text()).encode()):
+        err = one_error_line(capsys, "forecast", [run_id])
+        assert f"the model of run {run_id} (models:/" in err
+        assert "is refused: its MLmodel is not a model description (its YAML aliases (*name) expand to more" in err
+    assert runs() == before
+
+
+@pytest.mark.slow  # shares a trained fixture with a slow test
+def test_a_recorded_key_this_lstmlab_does_not_read_is_one_line_and_starts_no_run(store, capsys):
+    """It was silently ignored (the rerun trained something else than the record says), or, where
+    MLflow refused it as a param, a 49-line traceback and a FAILED run on every try (issue 23)."""
+    run_id, before = store["run_id"], runs()
+    for key, node in (("trainer.early_stopping.warmup", 3), ("augment", {"noise": 0.1}), ("model.weird key!", 1)):
+        with damaged(artifact(run_id, "config.yaml"), tampered_config(run_id, key, node)):
+            err = one_error_line(capsys, "rerun", [run_id])
+        assert err == (f"lstmlab rerun: error: run {run_id} (baseline): its config.yaml has the key {key}, which this "
+                       "lstmlab does not read (a newer version's setting, or an edit), so it cannot rebuild it as "
+                       "recorded\n"), err
+    assert runs() == before

@@ -145,7 +145,10 @@ def test_the_submitit_launchers_executor_and_job_arguments_are_built_as_its_laun
                   "submitit.AutoExecutor(cluster=self._EXECUTOR, **init_params)",
                   'x if x in baseparams else f"{self._EXECUTOR}_{x}": y',
                   '"hydra.sweep.dir",', 'f"job_id_for_{idx}",', "Singleton.get_state(),",
-                  "executor.map_array(self, *zip(*job_params))"):
+                  "executor.map_array(self, *zip(*job_params))",
+                  # compat.make_sweep_dir, and what hydra_plugins.lstmlab_launcher.submitit_launchers's launch returns
+                  "sweep_dir.mkdir(parents=True, exist_ok=True)", "mode = int(str(self.config.hydra.sweep.mode), 8)",
+                  "return [j.results()[0] for j in jobs]"):
         assert piece in source, piece
     assert list(inspect.signature(BaseSubmititLauncher.__call__).parameters) == [
         "self", "sweep_overrides", "job_dir_key", "job_num", "job_id", "singleton_state"]
@@ -159,6 +162,55 @@ def test_the_submitit_launchers_executor_and_job_arguments_are_built_as_its_laun
     assert executor._executor.parameters == {"timeout_min": 5, "tasks_per_node": 1, "nodes": 1, "name": "train"}
     overrides, job_dir_key, idx, job_id, _ = compat.submitit_job_args(["a=1"], 3)
     assert (overrides, job_dir_key, idx, job_id) == (["a=1"], "hydra.sweep.dir", 3, "job_id_for_3")
+
+
+def _started(job, deadline_s: float = 60) -> None:
+    """Until the job's task runs its function (submitit has set its signal handlers by then)."""
+    import time
+
+    deadline = time.monotonic() + deadline_s
+    while "Loading pickle" not in (job.stderr() or "") + (job.stdout() or ""):
+        assert not job.done() and time.monotonic() < deadline, "the job never started"
+        time.sleep(0.2)
+    time.sleep(1)
+
+
+def _ended(job, deadline_s: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + deadline_s
+    while not job.done():
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_a_local_submitit_job_takes_sigterm_through_its_controller_and_cancel_kills_it(tmp_path) -> None:
+    """What lstmlab.sweep.submitit_jobs relies on: asked to stop, a local job's controller passes
+    SIGTERM on to its task, where submitit's own handler drops it ("Bypassing", which is why
+    lstmlab's job sets its own); `cancel` ends a task that ignores it."""
+    import signal
+    import subprocess
+
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=tmp_path / "%j", cluster="local")
+    executor.update_parameters(timeout_min=5)
+    asked = executor.submit(signal.pause)  # returns once a handler has run for a signal
+    assert isinstance(asked._process, subprocess.Popen)  # the controller, what compat signals
+    _started(asked)
+    compat.ask_submitit_job_to_stop(asked, again=False)
+    _ended(asked)
+    assert asked.result() is None  # pause returned: the signal reached the task, whose job went on
+    assert "Bypassing signal SIGTERM" in (asked.stderr() or "") + (asked.stdout() or "")
+    compat.ask_submitit_job_to_stop(asked, again=True)  # an ended job's controller: nothing happens
+
+    cancelled = executor.submit(signal.pause)
+    _started(cancelled)
+    compat.cancel_submitit_job(cancelled)
+    _ended(cancelled)
+    with pytest.raises(Exception):  # noqa: B017 - submitit's own errors: no result was written
+        cancelled.result()
 
 
 def test_the_private_storage_calls_of_optunas_cached_storage_are_the_ones_retried() -> None:
@@ -220,3 +272,28 @@ def test_every_job_gets_the_sweeps_folder_and_masked_storage_though_hydra_made_i
     assert HydraConfig.get().sweeper.storage == "postgresql://user:***@127.0.0.1/db"  # what jobs are handed
     assert f"hydra.sweep.dir='{folder}'" in config.hydra.overrides.hydra
     assert "Pw4Sweep" not in " ".join(config.hydra.overrides.hydra) + (folder / "multirun.yaml").read_text()
+
+
+@pytest.mark.parametrize("launcher", ["submitit_local", "submitit_slurm"])
+def test_the_submitit_launchers_hydra_makes_are_lstmlabs_that_stop_with_the_command(launcher) -> None:
+    """hydra-submitit-launcher's configs name its own classes; the callback in conf/train.yaml
+    points them at hydra_plugins.lstmlab_launcher.submitit_launchers before the launcher is made.
+    When upstream renames its classes, this fails (and the jobs would no longer stop)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.plugins import Plugins
+    from hydra.utils import instantiate
+
+    from hydra_plugins.lstmlab_launcher.submitit_launchers import OURS, LocalLauncher, SlurmLauncher
+    from lstmlab.commands.hydra_compat import VERSION_BASE
+    from lstmlab.paths import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), **VERSION_BASE):
+        cfg = compose("train", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_ in OURS
+    (callback,) = [instantiate(node) for name, node in cfg.hydra.callbacks.items() if name == "submitit"]
+    callback.on_multirun_start(config=cfg)
+    made = Plugins.instance()._instantiate(cfg.hydra.launcher)  # as Plugins.instantiate_launcher makes it
+    ours = LocalLauncher if launcher == "submitit_local" else SlurmLauncher
+    # (by name: Hydra's plugin scan executes the module again, making its classes anew)
+    assert (type(made).__module__, type(made).__qualname__) == (ours.__module__, ours.__qualname__)
+    assert compat.is_submitit_launcher(made)

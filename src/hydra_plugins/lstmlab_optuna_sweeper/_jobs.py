@@ -7,29 +7,33 @@ job with `done()` and `result()` → JobReturn) and `wait(jobs, timeout)` return
 ended as soon as one has. Two launchers offer one, each on its own engine:
 - `hydra/launcher=parallel`: its `job_pool()`, futures of the loky process pool it runs on;
 - `submitit_local` / `submitit_slurm`: submitit's own jobs, from the executor the launcher would
-  build (lstmlab.sweep.compat), polled with `done()`.
+  build (lstmlab.sweep.compat), polled with `done()`; after Ctrl-C or SIGTERM they are asked to
+  stop at each poll, and cancelled after a grace (lstmlab.sweep.submitit_jobs).
 Any other launcher (basic, joblib, ray) runs batches; `batches_because` says why in one line.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
 from typing import Any, Protocol
 
 from hydra.core.utils import JobReturn, filter_overrides
 
-from lstmlab.sweep.compat import failed_job, is_submitit_launcher, submitit_cluster, submitit_executor, submitit_job_args
+from lstmlab import interrupts
+from lstmlab.sweep.compat import (
+    failed_job,
+    is_submitit_launcher,
+    make_sweep_dir,
+    submitit_cluster,
+    submitit_executor,
+    submitit_job_args,
+)
+from lstmlab.sweep.submitit_jobs import POLL_S, JobStopper
 
 log = logging.getLogger(__name__)
-
-# How often submitit's jobs are asked `done()`: it looks for the job's result file (on SLURM in a
-# shared folder, refreshing its cache) and asks sacct at most every minute or so by itself.
-SUBMITIT_POLL_S = {"local": 0.5, "slurm": 2.0}
 
 
 class Job(Protocol):
@@ -65,12 +69,14 @@ def batches_because(launcher: Any, async_trials: bool) -> str:
 @contextmanager
 def submitit_pool(launcher: Any) -> Iterator[JobPool]:
     executor = submitit_executor(launcher)
-    sweep_dir = Path(str(launcher.config.hydra.sweep.dir))
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    if "mode" in launcher.config.hydra.sweep:
-        os.chmod(sweep_dir, mode=int(str(launcher.config.hydra.sweep.mode), 8))
+    sweep_dir = make_sweep_dir(launcher)
     log.info(f"{type(launcher).__name__}: a submitit job per trial as workers free up, sweep output dir : {sweep_dir}")
-    yield SubmititPool(executor, launcher, SUBMITIT_POLL_S.get(submitit_cluster(launcher), 2.0))
+    pool = SubmititPool(executor, launcher, POLL_S.get(submitit_cluster(launcher), 2.0))
+    try:
+        yield pool
+    except BaseException:  # the signal a second time, or the sweep failed: no job runs on without it
+        JobStopper.cancel(pool.submitted)
+        raise
 
 
 class SubmititPool:
@@ -81,15 +87,19 @@ class SubmititPool:
         self.executor = executor
         self.launcher = launcher
         self.poll_s = poll_s
+        self.submitted: list[Any] = []  # submitit.Job
+        self.stopper = JobStopper()
 
     def submit(self, overrides: Sequence[str], idx: int) -> SubmititJob:
         log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-        return SubmititJob(self.executor.submit(self.launcher, *submitit_job_args(list(overrides), idx)),
-                           list(overrides))
+        job = self.executor.submit(self.launcher, *submitit_job_args(list(overrides), idx))
+        self.submitted.append(job)
+        return SubmititJob(job, list(overrides))
 
     def wait(self, jobs: Sequence[Job], timeout: float) -> list[Job]:
         deadline = time.monotonic() + timeout
         while True:
+            self.stopper.poll(self.submitted)
             done = [j for j in jobs if j.done()]
             if done or time.monotonic() >= deadline:
                 return done
@@ -105,6 +115,9 @@ class SubmititJob:
         return bool(self.job.done())
 
     def result(self) -> JobReturn:
+        if interrupts.requested() and not self.job.paths.result_pickle.exists():
+            # stopped before it could say so (cancelled): submitit would wait 15 s for its result file
+            return failed_job(self.overrides, interrupts.pending() or KeyboardInterrupt())
         try:
             result: JobReturn = self.job.result()
             return result

@@ -38,9 +38,13 @@ def parser() -> argparse.ArgumentParser:
 def main(args: list[str]) -> int:
     options = parser().parse_args(args)
 
-    from lstmlab.records.forecast import forecast
-    from lstmlab.tracking.open import use_current_store
+    from lstmlab import interrupts
 
-    use_current_store()
-    print(report(forecast(options.run_id, options.data)))
+    with interrupts.at_once():  # it reads and computes only: a Ctrl-C stops it at once
+        from lstmlab.records.forecast import forecast
+        from lstmlab.tracking.open import use_current_store
+
+        use_current_store()
+        text = report(forecast(options.run_id, options.data))
+    print(text)
     return 0

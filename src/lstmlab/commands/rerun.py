@@ -64,10 +64,13 @@ def parser() -> argparse.ArgumentParser:
 def main(args: list[str]) -> int:
     options = parser().parse_args(args)
 
-    from lstmlab.records.rerun import rerun
-    from lstmlab.tracking.open import use_current_store
+    from lstmlab import interrupts
 
-    use_current_store()
+    with interrupts.at_once():  # imports and the store's first answer: a Ctrl-C stops them at once
+        from lstmlab.records.rerun import rerun
+        from lstmlab.tracking.open import use_current_store
+
+        use_current_store()
     result = rerun(options.run_id, options.tolerance)
     print(report(result, options.tolerance))
     return EXIT_DIFFERENT if options.check and result.differing else 0

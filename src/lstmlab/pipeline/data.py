@@ -216,6 +216,31 @@ def fitted_scaler(scaler_cfg: DictConfig, values: np.ndarray) -> TransformerMixi
         raise LstmlabError(f"data.scaler cannot be fitted: {first_line(error)}") from None
 
 
+def check_moves(table: Table, fit_rows: np.ndarray, fit_values: np.ndarray, test_rows: np.ndarray) -> None:
+    """A target that never moves is one line before any run: on the training part its scaler has
+    no range (the model learns nothing), and on the test part the naive forecast is exact, so
+    test_skill (1 − test_rmse / naive_test_rmse) would be NaN or −inf with no word."""
+    span = float(np.ptp(fit_values))
+    if not span > 10 * np.finfo(np.float64).eps * max(1.0, float(np.abs(fit_values).max())):  # scikit-learn's "constant"
+        what = "its day-over-day log return is" if table.transform == "log_return" else "it is"
+        raise LstmlabError(
+            f"{table.where}: the target {table.target} does not move on the training part ({_span(table, fit_rows)}: "
+            f"{what} {float(fit_values.flat[0]):g} every day), so it cannot be scaled and there is nothing to learn; "
+            "train on prices that move")
+    prices = table.prices
+    if len(test_rows) and np.array_equal(prices[test_rows], prices[test_rows - 1]):
+        raise LstmlabError(
+            f"{table.where}: the target {table.target} does not move on the test part ({_span(table, test_rows)}: "
+            f"{float(prices[test_rows[0]]):g} every day), so the naive forecast is exact there and test_skill "
+            "(1 − test_rmse / naive_test_rmse) has no value; test on days when prices move")
+
+
+def _span(table: Table, rows: np.ndarray) -> str:
+    dates = table.frame.index[rows]
+    first, last = (d.date() if hasattr(d, "date") else d for d in (dates[0], dates[-1]))
+    return f"{len(rows)} days, {first} … {last}"
+
+
 def make_dataset(
     table: Table, data_cfg: DictConfig, train_rows: np.ndarray, val_rows: np.ndarray, test_rows: np.ndarray
 ) -> Dataset:
@@ -230,6 +255,7 @@ def make_dataset(
     # Plain arrays, not frames: a forecast on a CSV with other column spellings must still work.
     feature_values, target_values = table.model_values
     fit_rows = train_rows[train_rows >= transform.leading_rows(name)]
+    check_moves(table, fit_rows, target_values[fit_rows], test_rows)
     feature_scaler = fitted_scaler(data_cfg.scaler, feature_values[fit_rows])
     target_scaler = fitted_scaler(data_cfg.scaler, target_values[fit_rows])
     x_all = windows(feature_scaler.transform(feature_values), lookback)[:-1]

@@ -37,11 +37,12 @@ class Finished:
     metrics: dict[str, float]
 
 
-def finished_run(cfg: DictConfig, data_sha256: str) -> Finished | None:
+def finished_run(cfg: DictConfig, data_sha256: str, say_why_not: bool = True) -> Finished | None:
     """The latest FINISHED run in `tracking.experiment` with this configuration and data, or None.
 
-    Says in one line why a run of the same configuration on another backend is not reused.
-    Reads the store only (an experiment that does not exist yet holds nothing to reuse)."""
+    Says in one line why a run of the same configuration on another backend is not reused (once:
+    `say_why_not=False` when a job looks again). Reads the store only (an experiment that does
+    not exist yet holds nothing to reuse)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -73,7 +74,7 @@ def finished_run(cfg: DictConfig, data_sha256: str) -> Finished | None:
             return Finished(run.info.run_id, run.info.run_name, metrics)
         if other_backend is None and _differ_only_in_backend(recorded, wanted):
             other_backend = run
-    if other_backend is not None:
+    if other_backend is not None and say_why_not:
         log.info("not reused: run %s has this configuration on these data, trained on %s; this job trains "
                  "on %s (the backends compute differently; trainer.backend=%s would reuse it)",
                  other_backend.info.run_id, other_backend.data.params.get("trainer.backend"),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import mlflow
 from omegaconf import open_dict
 
+from lstmlab import interrupts
 from lstmlab.names import DATA_TAG, FINAL_METRICS, REL_TOLERANCE
 from lstmlab.records import store as records
 
@@ -60,22 +61,23 @@ def same(a: float, b: float, rel_tol: float = REL_TOLERANCE) -> bool:
 
 def rerun(run_id: str, rel_tol: float = REL_TOLERANCE, announce=print) -> Rerun:
     """Rebuild `run_id` from its config.yaml, run it as a new run tagged `rerun_of`, compare."""
-    original = records.get_run(run_id)
-    run_id = original.info.run_id  # the full id, when a prefix was given
-    cfg = records.load_config(original)
-    records.check_data_file(
-        cfg.data, run_id, "put the file back, or train on a copy: lstmlab train data=csv data.path=NEW ..."
-    )
-    with open_dict(cfg):
-        cfg.tracking.uri = mlflow.get_tracking_uri()
-        cfg.tracking.experiment = mlflow.get_experiment(original.info.experiment_id).name
-        cfg.tracking.skip_finished = False  # a rerun trains: reusing the original would check nothing
+    with interrupts.at_once():  # reading the record and the data: a Ctrl-C stops at once
+        original = records.get_run(run_id)
+        run_id = original.info.run_id  # the full id, when a prefix was given
+        cfg = records.load_config(original)
+        records.check_data_file(
+            cfg.data, run_id, "put the file back, or train on a copy: lstmlab train data=csv data.path=NEW ..."
+        )
+        with open_dict(cfg):
+            cfg.tracking.uri = mlflow.get_tracking_uri()
+            cfg.tracking.experiment = mlflow.get_experiment(original.info.experiment_id).name
+            cfg.tracking.skip_finished = False  # a rerun trains: reusing the original would check nothing
 
-    from lstmlab.pipeline.evaluation import splits
-    from lstmlab.pipeline.experiment import run_experiment
+        from lstmlab.pipeline.evaluation import splits
+        from lstmlab.pipeline.experiment import run_experiment
 
-    old_sha = original.data.tags.get(DATA_TAG)
-    new_sha = splits(cfg)[0].sha256  # cached: run_experiment below reuses the prepared data
+        old_sha = original.data.tags.get(DATA_TAG)
+        new_sha = splits(cfg)[0].sha256  # cached: run_experiment below reuses the prepared data
     if old_sha is not None and old_sha != new_sha:
         announce(data_changed_line(old_sha, new_sha))
     name = original.info.run_name

@@ -30,6 +30,8 @@ from lstmlab.names import (
     PICKLED_SCALER_ARTIFACT,
     SCALER_ARTIFACT,
 )
+from lstmlab.records.bounded_yaml import MAX_BYTES, bounded_text
+from lstmlab.records.record_keys import unknown_key
 from lstmlab.secrets import mask
 
 MIN_PREFIX = 8  # compare's tables show run ids this short
@@ -88,20 +90,29 @@ def _refuse_missing(run: Run, name: str, what: str) -> None:
 
 
 def load_config(run: Run, what: str = "rebuild it") -> DictConfig:
-    """The resolved config the run was trained with (its `config.yaml`), checked like a new one."""
+    """The resolved config the run was trained with (its `config.yaml`), checked like a new one:
+    measured before it is built (records.bounded_yaml), holding values only, and only keys this
+    lstmlab reads (records.record_keys)."""
     from lstmlab.pipeline.checks import check_config
 
     with _downloaded(run, CONFIG_ARTIFACT, what) as path:
         try:
-            cfg = OmegaConf.load(path)
+            cfg = OmegaConf.create(bounded_text(path))
             if not isinstance(cfg, DictConfig):
                 raise ValueError("it holds no key: value mapping")
-            interpolated = _interpolation(OmegaConf.to_container(cfg, resolve=False))
+            container = OmegaConf.to_container(cfg, resolve=False)
+            assert isinstance(container, dict)  # what a DictConfig converts to
+            interpolated = _interpolation(container)
             if interpolated:
                 raise ValueError(f"{interpolated} is an interpolation ${{...}}; a recorded config holds values only")
             check_config(cfg)
         except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError, ValueError, LstmlabError) as error:
             raise LstmlabError(_damaged(run, CONFIG_ARTIFACT, error, what)) from None
+    unknown = unknown_key(container)
+    if unknown:
+        raise LstmlabError(f"run {run.info.run_id} ({run.info.run_name}): its {CONFIG_ARTIFACT} has the key {unknown}, "
+                           f"which this lstmlab does not read (a newer version's setting, or an edit), so it cannot "
+                           f"{what} as recorded")
     return cfg
 
 
@@ -128,6 +139,9 @@ def load_scalers(run: Run) -> dict:
 
     with _downloaded(run, SCALER_ARTIFACT, "scale new data like its training data") as path:
         try:
+            size = path.stat().st_size
+            if size > MAX_BYTES:  # a few arrays of one number per feature: kilobytes
+                raise ValueError(f"it is {size:,} bytes; a record is at most {MAX_BYTES:,}")
             return from_json(path.read_bytes())
         except ValueError as error:
             raise LstmlabError(_damaged(run, SCALER_ARTIFACT, error, "scale new data")) from None
@@ -175,6 +189,10 @@ def load_model(run: Run, uri: str):
             # Its description first, then only the files the keras flavor reads.
             location = mlflow.get_logged_model(uri.removeprefix("models:/")).artifact_location.rstrip("/")
             mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/MLmodel", dst_path=folder)
+            try:
+                bounded_text(Path(folder) / "MLmodel")  # measured before MLflow builds it
+            except (yaml.YAMLError, UnicodeDecodeError, ValueError) as error:
+                raise LstmlabError(_refused(run, uri, f"its MLmodel is not a model description ({error})")) from None
             flavor = Model.load(Path(folder) / "MLmodel").flavors.get("keras") or {}
             if flavor.get("save_exported_model") or flavor.get("data", "data") != "data":
                 raise LstmlabError(_refused(run, uri, "it is not a .keras file in the model's data/ "

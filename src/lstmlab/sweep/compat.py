@@ -1,4 +1,4 @@
-"""Compat: every private or experimental Optuna/Hydra API the sweep relies on, in one place.
+"""Compat: every private or experimental Optuna/Hydra/submitit API the sweep relies on, in one place.
 
 Optuna's storages speak in trial ids while its public `Trial`/`Study` hide them, and Hydra's
 `JobReturn.return_value` re-raises a failed job's error instead of returning it. When an upgrade
@@ -8,8 +8,11 @@ moves one of these, tests/sweep/test_compat.py fails here, not somewhere inside 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import warnings
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -183,6 +186,38 @@ def submitit_job_args(overrides: list[str], idx: int) -> tuple[Any, ...]:
     from hydra.core.singleton import Singleton
 
     return (list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
+
+
+def make_sweep_dir(launcher: Any) -> Path:
+    """The sweep folder, made as `launch` makes it (with `hydra.sweep.mode` when set)."""
+    sweep_dir = Path(str(launcher.config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    if "mode" in launcher.config.hydra.sweep:
+        os.chmod(sweep_dir, mode=int(str(launcher.config.hydra.sweep.mode), 8))
+    return sweep_dir
+
+
+# A submitit job is processes of its own. On this machine (submitit.local) each job is a
+# controller process (`python -m submitit.local._local`, the job's `_process`) that passes SIGTERM
+# on to its task and waits for it, while `job.cancel()` sends it SIGINT, on which it kills its task
+# within a second. On SLURM `job.cancel()` is `scancel`: SIGTERM to the job's processes, SIGKILL
+# after the cluster's KillWait. tests/sweep/test_compat.py checks the local part.
+
+
+def ask_submitit_job_to_stop(job: Any, again: bool) -> None:
+    """SIGTERM to a running submitit job's task (its run then ends KILLED after the current batch;
+    see hydra_plugins.lstmlab_launcher.submitit_launchers). `again`: it was asked before (a local
+    task still starting up may have missed it; scancel once is enough)."""
+    process = getattr(job, "_process", None)
+    if process is not None:  # a local job: its controller passes it on
+        process.send_signal(signal.SIGTERM)  # Popen: nothing once the controller has been reaped
+    elif not again:
+        job.cancel(check=False)
+
+
+def cancel_submitit_job(job: Any) -> None:
+    """A submitit job stopped now: the task killed within a second (local), or scancel (SLURM)."""
+    job.cancel(check=False)
 
 
 def is_submitit_launcher(launcher: Any) -> bool:

@@ -19,6 +19,7 @@ import mlflow
 from mlflow.entities import Experiment
 from omegaconf import DictConfig
 
+from lstmlab import interrupts
 from lstmlab.tracking import faults
 from lstmlab.tracking.orphans import close_left, close_orphans, left_running
 from lstmlab.tracking.reach import check_server, forget_server
@@ -35,7 +36,8 @@ def open_store(uri: str | None) -> str:
     """Point MLflow at `uri` (None: MLflow's default store) and make it ready; the URI in use.
 
     Set explicitly because MLflow keeps the last URI set in a process, and None must not
-    inherit it.
+    inherit it. Setting a schema up and closing runs are writes: a Ctrl-C waits for their end
+    (`deferred`), also in a command that otherwise reads only (a rerun's record, a compare).
     """
     current = use_tracking_uri(uri or _default_uri())  # driver named, credentials kept out of it, tried once
     key = str(sqlite_file(current) or current)  # a relative SQLite path names another file elsewhere
@@ -43,16 +45,18 @@ def open_store(uri: str | None) -> str:
         if key not in _opened:
             faults.quiet_mlflow_sql_errors()
             check_server(current)
-            ensure_schema(current)
-            try:
-                close_orphans(mlflow.MlflowClient(current))
-            except Exception as error:  # noqa: BLE001 - a courtesy: the command goes on and says what fails
-                log.debug("orphaned runs not checked: %s", error)
+            with interrupts.deferred():  # writes: a Ctrl-C waits for their end
+                ensure_schema(current)
+                try:
+                    close_orphans(mlflow.MlflowClient(current))
+                except Exception as error:  # noqa: BLE001 - a courtesy: the command goes on and says what fails
+                    log.debug("orphaned runs not checked: %s", error)
             _opened.add(key)
         if left_running(current):  # the store failed under a run of this process: is it back?
             forget_server(current)
             check_server(current)
-            close_left(mlflow.MlflowClient(current), current)
+            with interrupts.deferred():
+                close_left(mlflow.MlflowClient(current), current)
     return current
 
 
