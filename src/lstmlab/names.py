@@ -47,6 +47,10 @@ NOT_CONFIGURING = frozenset(
         "tracking.skip_finished",
     }
 )
+# A sweep's confirm runs (hydra.sweeper.confirm): the trial number a run retrains, or "true" on
+# the baseline's runs; compare --sweep S --confirm judges exactly these.
+CONFIRM_TRIAL_TAG = "confirm.trial"
+CONFIRM_BASELINE_TAG = "confirm.baseline"
 # The tag of the run `lstmlab compare` logs its report in: never a run to compare or reuse.
 REPORT_TAG = "lstmlab.report"
 # The tag of a run loaded from a campaign's records (lstmlab evidence load): its id in the records.

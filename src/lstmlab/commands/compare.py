@@ -35,6 +35,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--all", dest="include_all", action="store_true",
                         help="keep runs on other data too (their groups get no verdict); the evaluation stays the baseline's")
     parser.add_argument("--sweep", metavar="RUN_ID|STUDY", help="only the trials of one sweep: its parent run id or study name")
+    parser.add_argument("--confirm", action="store_true",
+                        help="with --sweep: only its confirm runs (hydra.sweeper.confirm: the top trials and the baseline "
+                             "retrained on fresh seeds) against its confirm baseline: the sweep's own verdict")
     parser.add_argument("--metric", default="val_rmse", choices=FINAL_METRICS,
                         help="sort the tables by this metric (default: val_rmse); the verdict always reads test_rmse")
     parser.add_argument("--filter", dest="filter_string", metavar="MLFLOW_FILTER",
@@ -70,6 +73,7 @@ def main(args: list[str]) -> int:
             include_all=options.include_all,
             margin=options.margin,
             effect=options.effect,
+            confirm=options.confirm,
         )
         text = render_text(comparison)
     print(text)

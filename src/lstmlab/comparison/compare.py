@@ -37,7 +37,7 @@ from lstmlab.comparison.scope import (
 from lstmlab.comparison.seeds import TESTED_METRIC
 from lstmlab.comparison.selection import comparable, one_run_per_seed, pick_baseline, search_ended, sweep_parent
 from lstmlab.errors import LstmlabError
-from lstmlab.names import FINAL_METRICS
+from lstmlab.names import CONFIRM_BASELINE_TAG, CONFIRM_TRIAL_TAG, FINAL_METRICS
 from lstmlab.paths import config_dir
 from lstmlab.plural import count
 from lstmlab.secrets import mask
@@ -89,6 +89,28 @@ def forecasts(shown: pd.DataFrame, base_run_id: str, alpha: float,
     return tests, unusable_notes(tables.values())
 
 
+def confirm_runs(everything: pd.DataFrame, runs: pd.DataFrame, parent: str, baseline: str | None) -> tuple[set[str], str]:
+    """A sweep's confirm runs (its children tagged confirm.trial or confirm.baseline) and the
+    baseline run to judge them by: `baseline` when given, else the latest confirm baseline run
+    that finished."""
+    def tag(name: str) -> pd.Series:
+        return everything.get(f"tags.{name}", pd.Series(None, index=everything.index, dtype=object))
+
+    confirming = tag(CONFIRM_TRIAL_TAG).notna() | tag(CONFIRM_BASELINE_TAG).eq("true")
+    children = everything[tag("mlflow.parentRunId").eq(parent) & confirming]
+    if children.empty:
+        raise LstmlabError(f"sweep {parent} has no confirm runs: run it with hydra.sweeper.confirm.top_k=K "
+                           "hydra.sweeper.confirm.seeds=N")
+    if baseline is None:
+        finished = runs[runs["run_id"].isin(children["run_id"]) & ~runs["failed"]]
+        bases = finished[finished.get(f"tags.{CONFIRM_BASELINE_TAG}", pd.Series(None, index=finished.index)).eq("true")]
+        if bases.empty:
+            raise LstmlabError(f"sweep {parent} has no confirm baseline run that finished: rerun the sweep's command "
+                               "to train what is missing")
+        baseline = str(bases.sort_values("start_time").iloc[-1]["run_id"])
+    return set(children["run_id"]), baseline
+
+
 def compare(
     experiment: str | None = None,
     baseline: str | None = None,
@@ -101,11 +123,15 @@ def compare(
     cache: Path | None = None,
     margin: float = MARGIN,
     effect: float = EFFECT,
+    confirm: bool = False,
 ) -> Comparison:
     """Runs of `experiment` (narrowed by `sweep` / `filter_string` / `data`) against the baseline,
     on the baseline's evaluation, and on its data unless `include_all`. `cache`: where the runs'
     predictions are kept (default: comparison.predictions.default_cache()); `margin`: the
-    equivalence margin; `effect`: the change `seeds_needed` plans for (both relative, 0.05: 5 %)."""
+    equivalence margin; `effect`: the change `seeds_needed` plans for (both relative, 0.05: 5 %).
+    `confirm`: only the `sweep`'s confirm runs (the top trials and the baseline retrained on fresh
+    seeds, tagged confirm.trial / confirm.baseline), against its confirm baseline and nothing else:
+    the sweep's own verdict (selection on validation, judgment on fresh seeds' test days)."""
     if metric not in FINAL_METRICS:
         raise LstmlabError(f"--metric {metric!r} is not a final metric; use one of {', '.join(FINAL_METRICS)}")
     if not 0 < alpha < 1:
@@ -137,7 +163,12 @@ def compare(
     if filter_string:
         clauses.append(filter_string)
         words.append(f"filter {filter_string!r}")
-    if filter_string:  # MLflow's grammar: its search answers
+    if confirm:
+        if not sweep:
+            raise LstmlabError("--confirm compares a sweep's confirm runs: give the sweep with --sweep STUDY|PARENT_RUN_ID")
+        selected, baseline = confirm_runs(everything, runs, parent, baseline)
+        words.append("its confirm runs")
+    elif filter_string:  # MLflow's grammar: its search answers
         selected = set(search_ended(found.experiment_id, " AND ".join(clauses))["run_id"])
     elif sweep:  # the parent's children, from the table already read
         parents = everything.get("tags.mlflow.parentRunId", pd.Series(None, index=everything.index, dtype=object))
@@ -168,7 +199,9 @@ def compare(
         on = on & runs[DATA_COLUMN].eq(base[DATA_COLUMN]).fillna(False)
     in_selection = runs["run_id"].isin(selected)
     notes = left_out_notes(runs[in_selection], on[in_selection], same_evaluation[in_selection], data_note=not data)
-    shown = runs[(in_selection & on & same_evaluation) | (runs["group_key"] == base_key)].copy()
+    # the baseline's group whole, from outside the selection too; a confirm stage's alone
+    baseline_group = (runs["group_key"] == base_key) & (in_selection | (not confirm))
+    shown = runs[(in_selection & on & same_evaluation) | baseline_group].copy()
     labels = group_labels(shown)
     shown["group"] = shown["group_key"].map(labels)
     models, unreadable = forecasts(shown, str(base["run_id"]), alpha, cache)

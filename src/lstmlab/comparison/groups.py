@@ -10,7 +10,7 @@ import pandas as pd
 
 from lstmlab.comparison.scope import DATA_COLUMN, bare_names
 from lstmlab.comparison.verdict import judge
-from lstmlab.names import FINAL_METRICS, NOT_CONFIGURING
+from lstmlab.names import CONFIRM_TRIAL_TAG, FINAL_METRICS, NOT_CONFIGURING
 
 
 def group_keys(runs: pd.DataFrame) -> pd.Series:
@@ -30,11 +30,17 @@ UNSET = ("nan", "None", "null", "<unset>", "<NA>", "")
 
 
 def group_labels(runs: pd.DataFrame) -> dict[tuple, str]:
-    """Short, unique labels: the variant name, plus the fewest differing params that tell apart
-    groups sharing one name (never an unset value); a number as the last resort."""
+    """Short, unique labels: "trial 17" for a sweep trial's configuration retrained by its confirm
+    stage; else the variant name, plus the fewest differing params that tell apart groups sharing
+    one name (never an unset value); a number as the last resort."""
     first = runs.drop_duplicates("group_key").set_index("group_key")
     names = first.get("tags.variant", first["tags.mlflow.runName"]).fillna(first["tags.mlflow.runName"]).astype(str)
     labels = {}
+    column = f"tags.{CONFIRM_TRIAL_TAG}"
+    if column in runs:  # a group's confirm runs say which trial it is: the label a sweep's user knows
+        trials = runs.dropna(subset=[column]).drop_duplicates("group_key").set_index("group_key")[column]
+        labels = {key: f"trial {number}" for key, number in trials.items()}
+        names = names.drop(list(labels))
     for name, keys in names.groupby(names).groups.items():
         keys = list(keys)
         if len(keys) == 1:
