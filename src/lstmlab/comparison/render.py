@@ -21,7 +21,7 @@ from lstmlab.plural import count
 
 WIDTH = 120  # the widest line when the output is not a terminal (a file, a pipe)
 MIN_WIDTH = 80  # never narrower, whatever COLUMNS says
-MAX_GROUP = 30  # characters of a group label in the terminal tables (full labels in the CSVs)
+MAX_GROUP = 30  # characters of a group label in an 80-100-column terminal (a third of a wider one; full labels in the CSVs)
 # Columns of the Markdown run table (every final metric is in runs.csv).
 RUN_TABLE_METRICS = ("test_rmse", "test_mae", "test_skill", "naive_test_rmse")
 RUNS_SHOWN = (10, 5)  # the terminal's best and worst runs when there are more than both
@@ -78,9 +78,14 @@ def _clip(text: str, width: int = MAX_GROUP) -> str:
     return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
 
+def label_width() -> int:
+    """Characters a group label may take: MAX_GROUP, or a third of a wider terminal."""
+    return max(MAX_GROUP, width() // 3)
+
+
 def short_labels(labels: pd.Series) -> pd.Series:
-    """Group labels for the terminal: clipped to MAX_GROUP, or wider where clipping would merge two."""
-    for chars in range(MAX_GROUP, max(map(len, labels), default=0) + 1):
+    """Group labels for the terminal: clipped to label_width(), or wider where clipping would merge two."""
+    for chars in range(label_width(), max(map(len, labels), default=0) + 1):
         clipped = pd.Series([_clip(text, chars) for text in labels], index=labels.index)
         if clipped.nunique() == labels.nunique():
             return clipped
