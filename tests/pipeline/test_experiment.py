@@ -66,6 +66,8 @@ def test_a_run_records_everything_design_lists():
     assert example.min() >= 0 and example.max() <= 1  # MinMax-scaled on the training part
     assert info.metadata["units"] == logged.tags["mlflow.note.content"]
     assert "scaled" in info.metadata["units"] and "scaler.json" in info.metadata["units"]
+    served = mlflow.pyfunc.load_model(logged.model_uri).predict(example)  # the example serves
+    assert served.shape == (2, 1) and np.isfinite(served).all()
 
 
 def test_logged_metrics_agree_with_the_logged_predictions():
