@@ -36,6 +36,7 @@ from lstmlab.sweep.link import TrialLink
 from lstmlab.sweep.outages import RetryingStorage, StorageUnavailable
 
 from . import _tracking
+from ._confirm import ConfirmStage
 from ._jobs import JobPool, batches_because, job_pool
 from ._settings import Compose, SweepSettings
 from ._storage import StudyLock
@@ -88,12 +89,18 @@ class StudyLoop:
                      f"{batches_because(self.launcher, s.async_trials)}")
         returns: list[list[JobReturn]] = []
         self.started = time.monotonic()
+        verdict = None
         try:
             if pool is None:
                 self._run_batches(returns)
             else:
                 with pool as jobs:
                     self._run_as_workers_free(jobs, returns)
+            if s.confirm.on:  # the study has its n_trials: its best retrained on fresh seeds
+                verdict = ConfirmStage(s.confirm, name=self.name, study=self.study, lock=self.lock, space=s.space,
+                                       parent_id=self.parent_id, launcher=self.launcher, compose=self.compose,
+                                       concurrency=s.batch_size, asynchronous=s.async_trials,
+                                       heartbeat_interval=s.heartbeat_interval).run()
         except StopSweep as stop:
             self._give_back_in_flight("stopped")  # asked, not launched: someone else's to run
             self._finish("FAILED")
@@ -108,6 +115,8 @@ class StudyLoop:
             self._finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
             raise
         self._finish("FINISHED")
+        if verdict is not None:
+            log.info(f"[sweep {self.name}] {verdict}")  # the sweep's answer: its last line
         return returns
 
     def _run_batches(self, returns: list[list[JobReturn]]) -> None:

@@ -23,6 +23,7 @@ from lstmlab.sweep.launchers import parallelism
 from lstmlab.sweep.optuna_specs import make_pruner, pruner_spec
 from lstmlab.sweep.preflight import check_jobs
 
+from ._confirm import ConfirmSettings, resolve_confirm
 from ._sampling import SamplerFactory, sampler_factory
 from ._space import SearchSpace, parse_space, validate
 from ._storage import resolve_url
@@ -49,6 +50,7 @@ class SweepSettings:
     heartbeat_interval: int
     storage_retry_s: float  # how long a storage that answered before may stop answering
     data_fingerprint: str  # of the data the study runs on (lstmlab.sweep.study)
+    confirm: ConfirmSettings  # the stage after n_trials (_confirm.py); off when top_k is 0
 
     @property
     def shown_storage(self) -> str:
@@ -78,6 +80,7 @@ def resolve_settings(options: LstmlabOptunaSweeperConf, arguments: list[str], co
     sampler = sampler_factory(options.sampler, options.seed, space)
     pruner = pruner_spec(options.pruner)
     make_pruner(pruner)  # a bad argument is one line now, not a failure in every trial
+    confirm = resolve_confirm(options.confirm, space.fixed, compose)
     n_trials = options.n_trials
     grid = sampler.grid_size()
     if grid is not None and grid < n_trials:
@@ -88,7 +91,7 @@ def resolve_settings(options: LstmlabOptunaSweeperConf, arguments: list[str], co
         storage_url=resolve_url(options.storage or DEFAULT_STORAGE),
         space=space, sampler=sampler, pruner=pruner, max_failure_rate=options.max_failure_rate,
         heartbeat_interval=options.heartbeat_interval, storage_retry_s=options.storage_retry_s,
-        data_fingerprint=fingerprint,
+        data_fingerprint=fingerprint, confirm=confirm,
     )
 
 
