@@ -39,7 +39,7 @@ class SweepSettings:
 
     study_name: str
     n_trials: int  # the grid's size when a grid sampler has fewer points
-    batch_size: int  # trials running at once (hydra.sweeper.n_jobs)
+    concurrency: int  # trials running at once (hydra.sweeper.n_jobs)
     async_trials: bool  # the next trial starts as soon as one ends, where the launcher can (_jobs.py)
     storage_url: str  # as the database needs it (it may hold a password): show `shown_storage`
     space: SearchSpace
@@ -66,7 +66,7 @@ def resolve_settings(options: LstmlabOptunaSweeperConf, arguments: list[str], co
                            "hparams_search=variants) or give a sweep such as "
                            "'model.dropout=interval(0,0.5)'")
     _check_direction(options.direction)
-    batch = _check_numbers(options, config.hydra.launcher)
+    concurrency = _check_numbers(options, config.hydra.launcher)
     composed: list[DictConfig] = []  # the job configs validate composes, checked as a run would be
     validate(space, lambda overrides: composed.append(compose(overrides)))
     check_jobs(composed)  # every config value, the data, a dead tracking server: before any storage
@@ -84,7 +84,7 @@ def resolve_settings(options: LstmlabOptunaSweeperConf, arguments: list[str], co
         log.info(f"[sweep {name}] the grid has {count(grid, 'point')}: running {count(grid, 'trial')}, not {n_trials}")
         n_trials = grid
     return SweepSettings(
-        study_name=name, n_trials=n_trials, batch_size=batch, async_trials=options.async_trials,
+        study_name=name, n_trials=n_trials, concurrency=concurrency, async_trials=options.async_trials,
         storage_url=resolve_url(options.storage or DEFAULT_STORAGE),
         space=space, sampler=sampler, pruner=pruner, max_failure_rate=options.max_failure_rate,
         heartbeat_interval=options.heartbeat_interval, storage_retry_s=options.storage_retry_s,
@@ -101,11 +101,11 @@ def _check_direction(direction: Any) -> None:
 
 
 def _check_numbers(options: LstmlabOptunaSweeperConf, launcher: Any) -> int:
-    """Check the sweeper's numbers; the batch size they give."""
+    """Check the sweeper's numbers; the concurrency they give."""
     if not isinstance(options.n_trials, int) or options.n_trials < 1:
         raise LstmlabError(f"hydra.sweeper.n_trials={options.n_trials} must be a whole number "
                            "of at least 1")
-    batch = batch_size(options.n_jobs, launcher)
+    concurrency = trials_at_once(options.n_jobs, launcher)
     if not 0 <= options.max_failure_rate <= 1:
         raise LstmlabError(f"hydra.sweeper.max_failure_rate={options.max_failure_rate} must be "
                            "in [0, 1]")
@@ -116,10 +116,10 @@ def _check_numbers(options: LstmlabOptunaSweeperConf, launcher: Any) -> int:
     if not isinstance(options.storage_retry_s, int) or options.storage_retry_s < 0:
         raise LstmlabError(f"hydra.sweeper.storage_retry_s={options.storage_retry_s} must be a whole "
                            "number of seconds, at least 0")
-    return batch
+    return concurrency
 
 
-def batch_size(n_jobs: Any, launcher: Any) -> int:
+def trials_at_once(n_jobs: Any, launcher: Any) -> int:
     """`hydra.sweeper.n_jobs` as a number: `auto` follows a parallel launcher's `n_jobs`
     (joblib's convention: -1 = every usable core), else 1."""
     if n_jobs == "auto":

@@ -20,6 +20,7 @@ from ._loop import OpenStudy, StudyLoop
 from ._settings import Compose, SweepSettings, resolve_settings
 from ._space import SearchSpace
 from ._storage import StudyLock, open_storage, open_study
+from ._tracking import StudyParent
 from .config import LstmlabOptunaSweeperConf
 
 log = logging.getLogger(__name__)
@@ -42,11 +43,11 @@ def _open(settings: SweepSettings, config: DictConfig) -> OpenStudy:
     with lock:
         storage = open_storage(settings.storage_url, settings.heartbeat_interval, settings.storage_retry_s)
         experiment = parent.open_experiment(config.tracking)  # a read-only store: before the study
-        study = open_study(storage, settings.study_name, settings.sampler.make())
+        study = open_study(storage, settings.study_name, settings.sampler.per_trial())
         identity.check_data(study, settings.data_fingerprint, settings.shown_storage)
         _remember_setup(study, settings.space)
         parent_id = parent.parent_run(study, experiment, settings.shown_storage)
-    return OpenStudy(study=study, storage=storage, lock=lock, parent_id=parent_id)
+    return OpenStudy(study=study, storage=storage, lock=lock, parent=StudyParent(parent_id))
 
 
 def _remember_setup(study: optuna.Study, space: SearchSpace) -> None:

@@ -9,6 +9,7 @@ import logging
 import tempfile
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from lstmlab.errors import first_line
+from lstmlab.sweep import parent
 
 from ._space import SearchSpace
 from ._tally import Tally
@@ -29,6 +31,25 @@ RESULTS_ARTIFACT = "optimization_results.yaml"
 # The best trial's val_rmse on the parent, under a name of its own: a query over runs (grouped by a
 # param, say) counts each trial once, not the best one twice.
 BEST_METRIC = "best_val_rmse"
+
+
+@dataclass(frozen=True)
+class StudyParent:
+    """The study's MLflow parent run, as the loop ends it (the loop's one door to MLflow)."""
+
+    run_id: str
+
+    def summarize(self, study: optuna.Study, space: SearchSpace, record: Mapping[str, Any]) -> str | None:
+        """Close orphaned child runs, write the summary (`write_summary`); its note."""
+        parent.close_orphaned_children(study, self.run_id)
+        return write_summary(study, self.run_id, space, record)
+
+    def end(self, status: str) -> None:
+        parent.end_parent(self.run_id, status)
+
+    def run_seconds(self, numbers: list[int]) -> float:
+        """The summed wall time of the child runs of trials `numbers`."""
+        return parent.run_seconds(self.run_id, numbers)
 
 
 def write_summary(study: optuna.Study, parent_id: str, space: SearchSpace,
