@@ -18,10 +18,9 @@ from omegaconf import DictConfig
 from lstmlab.errors import LstmlabError
 from lstmlab.plural import count
 from lstmlab.secrets import mask
-from lstmlab.sweep import study as identity
 from lstmlab.sweep.launchers import parallelism
 from lstmlab.sweep.optuna_specs import make_pruner, pruner_spec
-from lstmlab.sweep.preflight import check_jobs
+from lstmlab.sweep.sweeper_needs import check_jobs, data_fingerprint, default_name
 
 from ._sampling import SamplerFactory, sampler_factory
 from ._space import SearchSpace, parse_space, validate
@@ -48,7 +47,7 @@ class SweepSettings:
     max_failure_rate: float
     heartbeat_interval: int
     storage_retry_s: float  # how long a storage that answered before may stop answering
-    data_fingerprint: str  # of the data the study runs on (lstmlab.sweep.study)
+    data_fingerprint: str  # of the data the study runs on (lstmlab.sweep.sweeper_needs)
 
     @property
     def shown_storage(self) -> str:
@@ -71,10 +70,9 @@ def resolve_settings(options: LstmlabOptunaSweeperConf, arguments: list[str], co
     validate(space, lambda overrides: composed.append(compose(overrides)))
     check_jobs(composed)  # every config value, the data, a dead tracking server: before any storage
     data_cfg = compose(list(space.fixed)).data
-    # Named after what it searches and the data when not named: see lstmlab.sweep.study.
-    name = options.study_name or identity.default_name(
-        config.hydra.runtime.choices.get("hparams_search"), data_cfg)
-    fingerprint = identity.data_fingerprint(data_cfg)
+    # Named after what it searches and the data when not named: see lstmlab.sweep.sweeper_needs.
+    name = options.study_name or default_name(config.hydra.runtime.choices.get("hparams_search"), data_cfg)
+    fingerprint = data_fingerprint(data_cfg)
     sampler = sampler_factory(options.sampler, options.seed, space)
     pruner = pruner_spec(options.pruner)
     make_pruner(pruner)  # a bad argument is one line now, not a failure in every trial
