@@ -16,12 +16,12 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from conftest import TINY, postgres_databases, tiny_config
-from hydra_plugins.lstmlab_optuna_sweeper._confirm import resolve_confirm
+from hydra_plugins.lstmlab_optuna_sweeper._settings import resolve_confirm
 from lstmlab.comparison.compare import compare
 from lstmlab.comparison.verdict import verdict_head
 from lstmlab.errors import LstmlabError
 from lstmlab.pipeline.params import run_params
-from lstmlab.sweep.confirm_job import ConfirmLink
+from lstmlab.sweep.link import ConfirmLink
 
 LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 SWEEP = [*LSTMLAB, "train", "-m", "hparams_search=variants", *TINY, "model.units=[4,4]", "loss=mse",

@@ -15,13 +15,11 @@ kept alive while it works), the others wait for it and then judge the same runs.
 from __future__ import annotations
 
 import logging
-import math
 import os
-import shlex
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,78 +27,25 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import optuna
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from lstmlab import interrupts
-from lstmlab.errors import LstmlabError, first_line
+from lstmlab.errors import first_line
 from lstmlab.names import CONFIRM_BASELINE_TAG, CONFIRM_TRIAL_TAG
 from lstmlab.plural import count
 from lstmlab.sweep.compat import job_error
-from lstmlab.sweep.confirm_job import ConfirmLink
+from lstmlab.sweep.link import ConfirmLink
 
-from ._jobs import job_pool
+from ._jobs import JobPool, run_jobs
+from ._settings import ConfirmSettings
 
 log = logging.getLogger(__name__)
 
 OWNER_ATTR = "confirm_owner"  # the study's: {"worker": host:pid, "beat": unix time} while one trains
 POLL_S = 5.0
 VERDICT_TAGS = ("best_trial", "verdict", "effect", "effect_low", "effect_high", "mde", "seeds")
-
-
-@dataclass(frozen=True)
-class ConfirmSettings:
-    """hydra.sweeper.confirm, checked: `top_k` 0 is off."""
-
-    top_k: int
-    seeds: tuple[int, ...]  # fresh: never the sweep's own trainer.seed
-    baseline: tuple[str, ...]  # the baseline's overrides, after the sweep's fixed ones
-
-    @property
-    def on(self) -> bool:
-        return self.top_k > 0
-
-
-def resolve_confirm(options: Any, fixed: Sequence[str], compose: Callable[[list[str]], Any]) -> ConfirmSettings:
-    """hydra.sweeper.confirm checked in one line each: whole numbers, at least two seeds (a verdict
-    needs seed noise), a baseline whose overrides parse and compose."""
-    top_k: Any = getattr(options, "top_k", 0)
-    n_seeds: Any = getattr(options, "seeds", 5)
-    given: Any = getattr(options, "baseline", None)
-    for key, value, least in (("top_k", top_k, 0), ("seeds", n_seeds, 2)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise LstmlabError(f"hydra.sweeper.confirm.{key}={value} must be a whole number of at least {least}"
-                               + (": a verdict needs the spread of two seeds or more" if key == "seeds" else ""))
-    baseline = _baseline_overrides(given)
-    if not top_k:
-        return ConfirmSettings(0, (), baseline)
-    try:
-        sweep_seed = int(compose([*fixed, *baseline]).trainer.seed)
-    except LstmlabError:
-        raise
-    except Exception as error:  # noqa: BLE001 - Hydra's composition errors, all of one kind to the user
-        raise LstmlabError(f"hydra.sweeper.confirm.baseline={given!r} does not compose: {first_line(error)}") from None
-    seeds = tuple(s for s in range(1, n_seeds + 2) if s != sweep_seed)[:n_seeds]
-    return ConfirmSettings(top_k, seeds, baseline)
-
-
-def _baseline_overrides(given: Any) -> tuple[str, ...]:
-    """`variant=baseline model.dropout=0.2` (or a list of such) as overrides; a sweep or a line
-    Hydra cannot parse is one line."""
-    if given in (None, ""):
-        return ()
-    lines = [str(v) for v in given] if isinstance(given, Sequence) and not isinstance(given, str) else shlex.split(str(given))
-    try:
-        parsed = OverridesParser.create().parse_overrides(lines)
-    except Exception as error:  # noqa: BLE001 - Hydra's OverrideParseException and kin
-        raise LstmlabError(f"hydra.sweeper.confirm.baseline={given!r} is not a list of overrides "
-                           f"(e.g. variant=baseline): {first_line(error)}") from None
-    swept = [o.input_line for o in parsed if o.is_sweep_override()]
-    if swept:
-        raise LstmlabError(f"hydra.sweeper.confirm.baseline: {swept[0]} sweeps; the baseline is one configuration")
-    return tuple(lines)
 
 
 @dataclass(frozen=True)
@@ -120,13 +65,12 @@ class ConfirmStage:
     """Plan, train what is missing, judge: `run` after the study's trials have finished."""
 
     def __init__(self, confirm: ConfirmSettings, *, name: str, study: optuna.Study, lock: Any,
-                 space: Any, parent_id: str, launcher: Any, compose: Callable[[list[str]], Any],
-                 concurrency: int, asynchronous: bool, heartbeat_interval: int) -> None:
+                 space: Any, parent_id: str, pool: JobPool, concurrency: int, first_idx: int,
+                 heartbeat_interval: int) -> None:
         self.confirm, self.name, self.study, self.lock, self.space = confirm, name, study, lock, space
-        self.parent_id, self.launcher, self.compose = parent_id, launcher, compose
-        self.concurrency, self.asynchronous, self.grace_s = concurrency, asynchronous, 3 * heartbeat_interval
+        self.parent_id, self.pool, self.concurrency, self.first_idx = parent_id, pool, concurrency, first_idx
+        self.grace_s = 3 * heartbeat_interval
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self.job_index = 0
 
     def say(self, text: str) -> None:
         log.info(f"[sweep {self.name}] {text}")
@@ -218,51 +162,27 @@ class ConfirmStage:
                      "seeds (the same command trains them again)")
 
     def _run_jobs(self, todo: list[ConfirmJob]) -> None:
-        """Keep `concurrency` jobs running until all have ended; after Ctrl-C/SIGTERM start none and
-        let the running ones end (they stop at once: their runs end KILLED)."""
-        ended, durations = 0, []
-        pool_cm = job_pool(self.launcher) if self.asynchronous and self.concurrency > 1 else None
-        if pool_cm is None:  # a launcher of batches: each awaited whole
-            for start in range(0, len(todo), self.concurrency):
-                interrupts.check()
-                batch = todo[start:start + self.concurrency]
-                t0 = time.monotonic()
-                results = self.launcher.launch([job.overrides for job in batch], initial_job_idx=self.job_index)
-                self.job_index += len(batch)
-                for job, result in zip(batch, results):
-                    ended += 1
-                    durations.append(time.monotonic() - t0)
-                    self._progress(job, result, ended, len(todo), durations)
-            return
-        with pool_cm as pool:
-            queue = list(todo)
-            running: list[tuple[Any, ConfirmJob, float]] = []
-            while queue or running:
-                while queue and len(running) < self.concurrency and not interrupts.requested():
-                    job = queue.pop(0)
-                    running.append((pool.submit(job.overrides, self.job_index), job, time.monotonic()))
-                    self.job_index += 1
-                if not running:
-                    break  # stopped: nothing left running
-                done = pool.wait([r[0] for r in running], POLL_S)
-                for entry in [r for r in running if any(r[0] is d for d in done)]:
-                    running.remove(entry)
-                    ended += 1
-                    durations.append(time.monotonic() - entry[2])
-                    self._progress(entry[1], entry[0].result(), ended, len(todo), durations)
+        """Through the sweep's own pool, `concurrency` at a time, a line as each ends; after
+        Ctrl-C/SIGTERM none starts and the running ones end KILLED (run_jobs raises then)."""
+        started, ended = time.monotonic(), 0
 
-    def _progress(self, job: ConfirmJob, result: JobReturn, ended: int, total: int, durations: list[float]) -> None:
+        def said(i: int, result: JobReturn) -> None:
+            nonlocal ended
+            ended += 1
+            self._progress(todo[i], result, ended, len(todo), time.monotonic() - started)
+
+        run_jobs(self.pool, [job.overrides for job in todo], self.concurrency, self.first_idx, said)
+
+    def _progress(self, job: ConfirmJob, result: JobReturn, ended: int, total: int, elapsed: float) -> None:
         what = "baseline" if job.link.trial is None else f"trial {job.link.trial}"
         if result.status == JobStatus.COMPLETED:
-            state = f"finished (val_rmse {result.return_value:.4g})" if isinstance(result.return_value, float) else "finished"
+            value = result.return_value
+            state = f"finished (val_rmse {value:.4g})" if isinstance(value, float) else "finished"
         else:
             error = job_error(result)
             state = f"failed ({first_line(error) if error is not None else result.status.name})"
         left = total - ended
-        eta = ""
-        if left and durations:
-            seconds = sum(durations) / len(durations) * math.ceil(left / self.concurrency)
-            eta = f" · ETA {_duration(seconds)}"
+        eta = f" · ETA {_duration(elapsed / ended * left)}" if left else ""
         self.say(f"confirm {ended}/{total}: {what} seed {job.link.seed} {state}{eta}")
 
     # -- one worker trains: the study's confirm_owner, renewed while it works ------------------
