@@ -66,8 +66,9 @@ def _package(module: Module) -> str:
     return module.name if module.path.name == "__init__.py" else module.name.rpartition(".")[0]
 
 
-def imported_names(node: ast.Import | ast.ImportFrom, module: Module) -> list[str]:
-    """The modules an import statement names (`from a import b`: a.b where that is a module, else a)."""
+def imported_names(node: ast.Import | ast.ImportFrom, module: Module, known: dict[str, Module]) -> list[str]:
+    """The modules an import statement names (`from a import b`: a.b where that is a module, else a),
+    as grimp (import-linter's graph) reads them."""
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
     base = node.module or ""
@@ -75,7 +76,7 @@ def imported_names(node: ast.Import | ast.ImportFrom, module: Module) -> list[st
         package = _package(module).split(".")
         package = package[: len(package) - (node.level - 1)]
         base = ".".join([*package, base] if base else package)
-    return [base, *(f"{base}.{alias.name}" for alias in node.names)]
+    return sorted({f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names})
 
 
 def _dynamic(node: ast.Call) -> str | None:
@@ -122,7 +123,7 @@ def scan(module: Module, known: dict[str, Module]) -> None:
     for node in ast.walk(tree):
         names: list[str] = []
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = imported_names(node, module)
+            names = imported_names(node, module, known)
         elif isinstance(node, ast.Call):
             dynamic = _dynamic(node)
             if dynamic is not None and (dynamic == "" or _own(dynamic)):

@@ -20,10 +20,11 @@ from mlflow.entities import Experiment
 from omegaconf import DictConfig
 
 from lstmlab import interrupts
+from lstmlab.sqlite_files import sqlite_file
 from lstmlab.tracking import faults
 from lstmlab.tracking.orphans import close_left, close_orphans, left_running
 from lstmlab.tracking.reach import check_server, forget_server
-from lstmlab.tracking.schema import ensure_schema, sqlite_file
+from lstmlab.tracking.schema import ensure_schema
 from lstmlab.tracking.uris import usable, use_tracking_uri
 from lstmlab.tracking.writable import check_artifacts_writable, check_store_writable
 
