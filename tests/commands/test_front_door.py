@@ -155,7 +155,7 @@ def test_a_multirun_prints_a_line_per_job_and_ends_with_a_table_of_its_runs(tmp_
 
 
 def test_progress_is_keras_bar_on_a_terminal_and_plain_lines_elsewhere(monkeypatch, tmp_path):
-    from lstmlab.pipeline.train import EpochLines, progress
+    from lstmlab.pipeline.keras_side.train import EpochLines, progress
 
     primary, secondary = os.openpty()
     with open(secondary, "w") as terminal:

@@ -61,7 +61,7 @@ def test_runs_that_log_the_same_new_dataset_at_once_all_record_it(project_dir, b
     import pandas as pd
 
     from conftest import postgres_databases
-    from lstmlab.pipeline.track import log_input
+    from lstmlab.pipeline.keras_side.track import log_input
 
     with contextlib.ExitStack() as stack:
         if backend == "sqlite":

@@ -3,7 +3,8 @@
 Hydra parses `trainer.seed=abc` into the string "abc" without complaint; Keras would fail on it
 minutes later (patience in the second epoch), leaving a FAILED run behind. `check_config` runs
 before any data is read or framework imported and names the key, the value and what it takes.
-Only the Keras activation name needs Keras: `check_activation` runs once Keras is imported.
+Only the Keras activation name needs Keras: keras_side.model.check_activation checks it once
+Keras is imported.
 
 A config that is run may come from a record anyone with write access to the store could have
 edited, and Hydra's `instantiate` calls whatever `_target_` names: `check_targets` lets only a
@@ -265,18 +266,6 @@ def check_evaluation(cfg: DictConfig) -> None:
     _check(evaluation, "evaluation", EVALUATION)
     if evaluation.name == "walk_forward":
         _check(evaluation, "evaluation", WALK_FORWARD)
-
-
-def check_activation(name: str) -> None:
-    """The activation is one Keras knows (imports Keras: call it once the backend is chosen)."""
-    import keras
-
-    try:
-        keras.activations.get(name)
-    except (ValueError, TypeError):
-        raise LstmlabError(
-            f"model.activation={name!r} is not a Keras activation (try relu, tanh, leaky_relu)"
-        ) from None
 
 
 def _check(node: DictConfig, section: str, rules: dict[str, Callable[[object], str | None]]) -> None:
