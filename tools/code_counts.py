@@ -2,8 +2,10 @@
 
 - imports of lstmlab's own modules made inside a function (an arrow of the import graph that
   only a reader of the function body sees), importlib's included;
-- broad excepts: handlers that catch Exception or BaseException (or everything) and may swallow
-  it; a handler that only cleans up and ends in a bare `raise` is not one;
+- broad excepts: handlers that catch Exception or BaseException (or everything) and pass nothing
+  on; one that re-raises what it does not handle (a bare `raise` in it, or `raise ... from` the
+  caught error) is not one. These are the handlers ruff's BLE001 flags: each keeps a
+  `# noqa: BLE001 - reason`;
 - file cycles: groups of modules that import each other, directly or around a circle (every
   import counts: at the top, in a function, under TYPE_CHECKING);
 - the longest module, in lines.
@@ -90,7 +92,7 @@ def _dynamic(node: ast.Call) -> str | None:
         return first.value
     if isinstance(first, ast.JoinedStr) and first.values and isinstance(first.values[0], ast.Constant):
         return str(first.values[0].value)
-    return ""  # a name computed at run time: shown, and counted when it is inside a function
+    return None  # a name computed at run time (a config's class): not one of ours that can be told
 
 
 def _functions(tree: ast.AST) -> Iterator[ast.AST]:
@@ -107,9 +109,15 @@ def _catches_everything(handler: ast.ExceptHandler) -> bool:
     return any(isinstance(n, ast.Name) and n.id in BROAD for n in names)
 
 
-def _only_cleans_up(handler: ast.ExceptHandler) -> bool:
-    last = handler.body[-1]
-    return isinstance(last, ast.Raise) and last.exc is None
+def _passes_on(handler: ast.ExceptHandler) -> bool:
+    """A bare `raise` in the handler, or a raise chained to the caught error (not in a nested function)."""
+    for node in ast.walk(ast.Module(body=handler.body, type_ignores=[])):
+        if isinstance(node, ast.Raise) and (
+            node.exc is None
+            or handler.name is not None and isinstance(node.cause, ast.Name) and node.cause.id == handler.name
+        ):
+            return True
+    return False
 
 
 def scan(module: Module, known: dict[str, Module]) -> None:
@@ -126,12 +134,11 @@ def scan(module: Module, known: dict[str, Module]) -> None:
             names = imported_names(node, module, known)
         elif isinstance(node, ast.Call):
             dynamic = _dynamic(node)
-            if dynamic is not None and (dynamic == "" or _own(dynamic)):
-                names = [dynamic.rstrip(".")] if dynamic else []
+            if dynamic and _own(dynamic):
                 if id(node) in inside:
                     module.in_function.append(f"{node.lineno}: {lines[node.lineno - 1].strip()}")
                 continue
-        elif isinstance(node, ast.ExceptHandler) and _catches_everything(node) and not _only_cleans_up(node):
+        elif isinstance(node, ast.ExceptHandler) and _catches_everything(node) and not _passes_on(node):
             module.broad.append(f"{node.lineno}: {lines[node.lineno - 1].strip()}")
         own = [name for name in names if _own(name)]
         if not own:

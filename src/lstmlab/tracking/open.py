@@ -17,6 +17,7 @@ import os
 
 import mlflow
 from mlflow.entities import Experiment
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
 from lstmlab import interrupts
@@ -50,7 +51,7 @@ def open_store(uri: str | None) -> str:
                 ensure_schema(current)
                 try:
                     close_orphans(mlflow.MlflowClient(current))
-                except Exception as error:  # noqa: BLE001 - a courtesy: the command goes on and says what fails
+                except (MlflowException, OSError) as error:  # a courtesy: the command goes on and says what fails
                     log.debug("orphaned runs not checked: %s", error)
             _opened.add(key)
         if left_running(current):  # the store failed under a run of this process: is it back?
