@@ -32,9 +32,9 @@ TARGET_TRANSFORMS = ("none", "log_return")  # pipeline.transform
 EVALUATIONS = ("holdout", "walk_forward")  # pipeline.evaluation
 WINDOWS = ("expanding", "sliding")
 
-# The classes a config may instantiate, by the key that names them (DESIGN.md). Keras' public
-# classes but the abstract bases and the wrappers that take another optimizer (tests/
-# test_tampered_records.py compares the lists with the installed Keras and scikit-learn).
+# The classes a config may instantiate, by the key that names them (docs/contracts.md, "Config
+# keys"). Keras' public classes but the abstract bases and the wrappers that take another optimizer
+# (tests/records/test_tampered_records.py compares the lists with the installed Keras and scikit-learn).
 OPTIMIZERS = frozenset({"Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb",
                         "Lion", "Muon", "Nadam", "RMSprop", "SGD", "ScheduleFreeAdamW"})
 LOSSES = frozenset({
