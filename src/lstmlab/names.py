@@ -22,6 +22,9 @@ FINAL_METRICS = (
     "epochs_run",
 )
 
+# The per-epoch curves: Keras' log key → the metric's name in MLflow (pipeline.keras_side.track).
+EPOCH_METRICS = {"loss": "train_loss", "val_loss": "val_loss", "val_rmse": "val_rmse"}
+
 
 def dataset_name(source: str, path: str | None = None) -> str:
     """The name of a run's data, as its MLflow dataset input (the UI's Dataset column) shows it:

@@ -13,9 +13,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import FRAMEWORK_NOISE, TINY
+from conftest import FRAMEWORK_NOISE, LSTMLAB, TINY
 
-LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 NOISE = FRAMEWORK_NOISE
 SUMMARY = re.compile(
     r"^Run (?P<name>\S+) (?P<run_id>[0-9a-f]{32}) \(experiment 'lstmlab', data synthetic\): finished\n"

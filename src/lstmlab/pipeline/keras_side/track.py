@@ -25,7 +25,7 @@ from mlflow.models import Model, infer_signature
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
-from lstmlab.names import CONFIG_ARTIFACT, DATA_TAG, MODEL_NAME, PREDICTIONS_ARTIFACT, SCALER_ARTIFACT
+from lstmlab.names import CONFIG_ARTIFACT, DATA_TAG, EPOCH_METRICS, MODEL_NAME, PREDICTIONS_ARTIFACT, SCALER_ARTIFACT
 from lstmlab.pipeline.claim import Claim, Yielded
 from lstmlab.pipeline.data import Dataset, data_name, data_source
 from lstmlab.pipeline.keras_side import plots
@@ -126,9 +126,6 @@ def log_input(dataset: mlflow.data.Dataset, context: str, tries: int = 3) -> Non
         except MlflowException as error:
             if attempt == tries or not any(text in str(error) for text in DUPLICATE_KEY):
                 raise
-
-
-EPOCH_METRICS = {"loss": "train_loss", "val_loss": "val_loss", "val_rmse": "val_rmse"}
 
 
 def _now_ms() -> int:
