@@ -183,7 +183,7 @@ def test_native_stderr_is_hidden_during_an_import_and_replayed_when_it_fails(cap
 
 def test_a_study_is_named_after_its_search_and_data():
     from conftest import make_config
-    from lstmlab.sweep.study import default_name
+    from lstmlab.sweep.sweeper_needs import default_name
 
     assert default_name("variants", make_config().data) == "variants-sp500"
     assert default_name("wide", make_config("data=synthetic").data) == "wide-synthetic"

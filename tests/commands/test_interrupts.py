@@ -85,7 +85,7 @@ def test_only_runs_of_gone_processes_of_this_host_are_closed(project_dir):
 
 @pytest.mark.slow
 def test_a_sweep_closes_the_child_runs_of_its_dead_workers_as_killed_and_says_why(project_dir):
-    from lstmlab.sweep.parent import close_orphaned_children
+    from hydra_plugins.lstmlab_optuna_sweeper._tracking import close_orphaned_children
 
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     experiment = client.create_experiment("sweep")

@@ -1,9 +1,10 @@
-"""The sweep loop: take trials under the study lock, launch them, record how they ended.
+"""The sweep loop: claim trials under the study lock, submit them to the job pool, wait, tell
+Optuna how each ended; one loop for every launcher (_jobs.keep_busy over _jobs.job_pool).
 
-Where the launcher can start jobs one by one (_jobs.py: `parallel`, submitit), n_jobs trials run
-at once and each one's end is told to Optuna the moment it comes, the next trial claimed and
-started at once, so no worker waits for another's trial; any other launcher gets batches of
-n_jobs, each awaited whole. Both tell a trial's end through `_tell`.
+Where the launcher can start jobs one by one (`parallel`, submitit), n_jobs trials run at once
+and each one's end is told the moment it comes, the next trial claimed and started at once, so
+no worker waits for another's trial; any other launcher's pool runs them in batches of n_jobs,
+each awaited whole.
 
 What counts towards `n_trials`: every trial that ran to a verdict (COMPLETE, PRUNED, FAIL) plus
 those running or queued now. A trial whose worker died or was interrupted is FAIL too, but it is
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -30,76 +32,81 @@ from lstmlab import interrupts
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.plural import count
 from lstmlab.secrets import mask
-from lstmlab.sweep import parent
 from lstmlab.sweep.compat import failed_job, job_error, retry_history, trial_id
 from lstmlab.sweep.link import TrialLink
 from lstmlab.sweep.outages import RetryingStorage, StorageUnavailable
 
-from . import _tracking
-from ._jobs import JobPool, batches_because, job_pool
+from ._confirm import ConfirmStage
+from ._jobs import WAIT_POLL_SECONDS, JobPool, batches_because, job_pool, keep_busy
 from ._settings import Compose, SweepSettings
 from ._storage import StudyLock
 from ._tally import Heartbeat, Tally
+from ._tracking import StudyParent
 
 log = logging.getLogger(__name__)
-
-WAIT_POLL_SECONDS = 5
 
 
 @dataclass(frozen=True)
 class OpenStudy:
     """The study as the loop reaches it: Optuna's objects, the lock workers take turns under, and
-    the study's MLflow parent run."""
+    the study's MLflow parent run (a stand-in in tests of the loop)."""
 
     study: optuna.Study
     storage: RetryingStorage  # Optuna's RDB storage with heartbeats and retries (_storage.open_storage)
     lock: StudyLock
-    parent_id: str
+    parent: StudyParent
 
 
 class StudyLoop:
-    """Asks trials of the study (as many as the batch size and the budget allow), launches them
-    through the Hydra launcher, tells Optuna how each ended, until n_trials have finished."""
+    """Claims trials of the study (as many as `concurrency` and the budget allow), runs them
+    through the launcher's job pool, tells Optuna how each ended, until n_trials have finished."""
 
     def __init__(self, settings: SweepSettings, opened: OpenStudy, launcher: Any, compose: Compose) -> None:
         self.settings = settings
         self.study = opened.study
         self.storage = opened.storage
         self.lock = opened.lock
-        self.parent_id = opened.parent_id
+        self.parent = opened.parent
+        self.parent_id = opened.parent.run_id
         self.launcher = launcher
         self.compose = compose
         self.name = settings.study_name
         self.job_index = 0
-        self.in_flight: dict[int, optuna.Trial] = {}  # by number: asked, not yet told
+        # Asked, not yet told, by number: the heartbeat thread reads them while the loop changes them.
+        self._in_flight: dict[int, optuna.Trial] = {}
+        self._in_flight_lock = threading.Lock()
         self.told: list[int] = []  # numbers of the trials this command told (their runs: the busy share)
+        self.returns: list[list[JobReturn]] = []  # each ended job's, for Hydra
+        self.stop: StopSweep | None = None  # set once too many trials failed: nothing more is claimed
         self.waiting_said = False  # "waiting for trials in other workers" said, since the last claim
         self.started = time.monotonic()
 
     def run(self) -> list[list[JobReturn]]:
         s = self.settings
-        pool = job_pool(self.launcher) if s.async_trials and s.batch_size > 1 else None
+        why = batches_because(self.launcher, s.async_trials) if s.concurrency > 1 else None
         log.info(f"[sweep {self.name}] study {self.name!r} in {s.shown_storage}: "
                  f"{Tally.of(self.study.get_trials(deepcopy=False)).finished} of {s.n_trials} "
-                 f"trials finished; {s.batch_size} at a time"
-                 f"{', the next as soon as one ends' if pool is not None else ''}; MLflow parent run {self.parent_id}")
-        if pool is None and s.batch_size > 1:
-            log.info(f"[sweep {self.name}] trials run in batches of {s.batch_size}, each awaited whole: "
-                     f"{batches_because(self.launcher, s.async_trials)}")
-        returns: list[list[JobReturn]] = []
+                 f"trials finished; {s.concurrency} at a time"
+                 f"{', the next as soon as one ends' if s.concurrency > 1 and why is None else ''}; "
+                 f"MLflow parent run {self.parent_id}")
+        if why is not None:
+            log.info(f"[sweep {self.name}] trials run in batches of {s.concurrency}, each awaited whole: {why}")
         self.started = time.monotonic()
+        verdict = None
         try:
-            if pool is None:
-                self._run_batches(returns)
-            else:
-                with pool as jobs:
-                    self._run_as_workers_free(jobs, returns)
+            with job_pool(self.launcher, one_by_one=s.concurrency > 1 and why is None) as pool:
+                self.run_trials(pool)
+                if s.confirm.on:  # the study has its n_trials: its best retrained on fresh seeds, same pool
+                    verdict = ConfirmStage(s.confirm, name=self.name, study=self.study, lock=self.lock,
+                                           space=s.space, parent_id=self.parent_id, pool=pool,
+                                           concurrency=s.concurrency, first_idx=self.job_index,
+                                           heartbeat_interval=s.heartbeat_interval).run()
         except StopSweep as stop:
             self._give_back_in_flight("stopped")  # asked, not launched: someone else's to run
             self._finish("FAILED")
             raise LstmlabError(str(stop)) from None
         except StorageUnavailable as outage:
-            self.in_flight.clear()  # cannot be told: their heartbeats stop, the next command requeues them
+            self._take_in_flight()  # cannot be told: their heartbeats stop, the next command requeues them
             self._finish("FAILED", storage_answers=False)
             raise LstmlabError(f"{outage}; stopped the sweep: rerun the same command once the database "
                                "answers to resume it (trials that were running are queued again then)") from None
@@ -108,66 +115,49 @@ class StudyLoop:
             self._finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
             raise
         self._finish("FINISHED")
-        return returns
+        if verdict is not None:
+            log.info(f"[sweep {self.name}] {verdict}")  # the sweep's answer: its last line
+        return self.returns
 
-    def _run_batches(self, returns: list[list[JobReturn]]) -> None:
-        """Claim a batch, launch it, await it whole, tell each result; until none is left."""
-        while True:
-            interrupts.check()  # a safe point: between trials
-            trials, tally = self._claim(self.settings.batch_size)
+    def run_trials(self, pool: JobPool) -> None:
+        """claim → submit → wait → tell through `pool` until no trial is left to run, our running
+        trials' heartbeats recorded meanwhile; StopSweep once too many failed (after the running
+        ones ended), the interrupt after Ctrl-C/SIGTERM (the running ones given back by `run`)."""
+        with Heartbeat(self.storage, self._running_ids, self.settings.heartbeat_interval):
+            self.job_index = keep_busy(pool, self.settings.concurrency, self.job_index,
+                                       self._take, self._ended)
+        if self.stop is not None:
+            raise self.stop
+
+    def _take(self, free: int, running: int) -> list[tuple[list[str], optuna.Trial]]:
+        """Up to `free` trials to start, with their job overrides; [] when none is left to claim.
+        While other workers' trials run and ours do not, wait for them: a trial whose worker
+        died is claimed again once it is failed."""
+        while self.stop is None and not interrupts.requested():
+            trials, tally = self._claim(free)
+            try:
+                jobs = [(overrides, trial) for trial in trials
+                        if (overrides := self._job_overrides(trial)) is not None]
+            except StopSweep as stop:  # a trial's config failed once too often: claimed ones go back
+                self.stop = stop
+                return []
             if trials:
                 self.waiting_said = False
-                returns.append(self._run_batch(trials))
-            elif tally.running:
+            if jobs or running or (not trials and not tally.running):
+                return jobs
+            if not trials:
                 self._wait_for_others(tally)
-            else:
-                return
+        return []
 
-    def _run_as_workers_free(self, pool: JobPool, returns: list[list[JobReturn]]) -> None:
-        """Keep n_jobs trials running: as soon as one ends, tell its result, then claim and start
-        the next. After Ctrl-C/SIGTERM or a stop (failure rate), start none, let the running
-        ones end, tell those that ended on their own; the rest are given back."""
-        running: list[tuple[Any, optuna.Trial]] = []  # (job, trial)
-        stop: StopSweep | None = None
-        with Heartbeat(self.storage, self._running_ids, self.settings.heartbeat_interval):
-            while True:
-                if interrupts.requested() or stop is not None:
-                    if not running:
-                        interrupts.check()
-                        assert stop is not None
-                        raise stop
-                elif len(running) < self.settings.batch_size:
-                    trials, tally = self._claim(self.settings.batch_size - len(running))
-                    try:
-                        for trial in trials:
-                            overrides = self._job_overrides(trial)
-                            if overrides is not None:
-                                running.append((pool.submit(overrides, self.job_index), trial))
-                                self.job_index += 1
-                    except StopSweep as error:
-                        stop = error
-                        continue
-                    if trials:
-                        self.waiting_said = False
-                    elif not running:
-                        if not tally.running:
-                            return
-                        self._wait_for_others(tally)
-                        continue
-                if not running:
-                    continue
-                ended = pool.wait([job for job, _ in running], WAIT_POLL_SECONDS)
-                for job, trial in [(j, t) for j, t in running if any(j is e for e in ended)]:
-                    running.remove((job, trial))
-                    result = job.result()
-                    returns.append([result])
-                    if interrupts.requested() and result.status != JobStatus.COMPLETED and \
-                            not isinstance(job_error(result), optuna.TrialPruned):
-                        continue  # stopped by the signal: given back, run again by the next command
-                    try:
-                        self._tell(trial, result)
-                    except StopSweep as error:
-                        stop = error
+    def _ended(self, trial: optuna.Trial, result: JobReturn) -> None:
+        self.returns.append([result])
+        if interrupts.requested() and result.status != JobStatus.COMPLETED and \
+                not isinstance(job_error(result), optuna.TrialPruned):
+            return  # stopped by the signal: given back, run again by the next command
+        try:
+            self._tell(trial, result)
+        except StopSweep as stop:
+            self.stop = stop
 
     def _wait_for_others(self, tally: Tally) -> None:
         """Nothing to claim while other workers' trials run: one line, then look again shortly."""
@@ -188,28 +178,15 @@ class StudyLoop:
             tally = Tally.of(trials)
             wanted = min(slots, max(0, s.n_trials - tally.used) + tally.waiting)
             asked = []
-            for i in range(wanted):
-                self.study.sampler = s.sampler.make(len(trials) + i)
+            for _ in range(wanted):
                 with warnings.catch_warnings():  # heartbeats are ours here, not optimize()'s
                     warnings.filterwarnings("ignore", message="Heartbeat of storage")
-                    trial = self.study.ask(s.space.distributions)
-                self.in_flight[trial.number] = trial  # from here on, an interrupt gives it back
+                    trial = self.study.ask(s.space.distributions)  # sampled by trial number (_sampling)
+                with self._in_flight_lock:  # from here on, an interrupt gives it back
+                    self._in_flight[trial.number] = trial
                 self.storage.record_heartbeat(trial_id(trial))  # stale-able from the start
                 asked.append(trial)
         return asked, tally
-
-    def _run_batch(self, trials: list[optuna.Trial]) -> list[JobReturn]:
-        """Launch the trials together; record each as it is known to have ended."""
-        jobs = [(trial, overrides) for trial in trials
-                if (overrides := self._job_overrides(trial)) is not None]
-        if not jobs:
-            return []
-        with Heartbeat(self.storage, self._running_ids, self.settings.heartbeat_interval):
-            results = self.launcher.launch([o for _, o in jobs], initial_job_idx=self.job_index)
-        self.job_index += len(jobs)
-        failures = [self._record(trial, result) for (trial, _), result in zip(jobs, results)]
-        self._check_failure_rate([f for f in failures if f is not None])
-        return list(results)
 
     def _tell(self, trial: optuna.Trial, result: JobReturn) -> None:
         """One trial's end, as it comes: told, its line printed, the failure rate checked."""
@@ -217,8 +194,16 @@ class StudyLoop:
         self._check_failure_rate([failure] if failure else [])
 
     def _running_ids(self) -> list[int]:
-        # From the heartbeat thread while the loop adds and removes trials: a copy (atomic) first.
-        return [trial_id(trial) for trial in self.in_flight.copy().values()]
+        """Our trials' storage ids, for the heartbeat thread."""
+        with self._in_flight_lock:
+            return [trial_id(trial) for trial in self._in_flight.values()]
+
+    def _take_in_flight(self) -> list[optuna.Trial]:
+        """The trials asked and not yet told, no longer ours to beat for."""
+        with self._in_flight_lock:
+            trials = list(self._in_flight.values())
+            self._in_flight.clear()
+        return trials
 
     def _job_overrides(self, trial: optuna.Trial) -> list[str] | None:
         """The trial's job overrides: its sampled values and its link; None (the trial recorded
@@ -250,13 +235,10 @@ class StudyLoop:
                 state = TrialState.PRUNED
             else:
                 trial.set_user_attr("error", detail[:1000])
-        if self.settings.sampler.name in ("grid", "bruteforce"):
-            # Their after_trial calls study.stop() once all points ran, which works only inside
-            # study.optimize(); this loop stops by counting, so tell through a plain sampler.
-            self.study.sampler = optuna.samplers.RandomSampler()
         self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state,
                         skip_if_finished=True)
-        self.in_flight.pop(trial.number, None)
+        with self._in_flight_lock:
+            self._in_flight.pop(trial.number, None)
         self.told.append(trial.number)
         tally = Tally.of(self.study.get_trials(deepcopy=False))
         history = retry_history(self.storage.get_trial(trial_id(trial)))
@@ -290,10 +272,11 @@ class StudyLoop:
     def _give_back_in_flight(self, why: str) -> None:
         """Interrupted (Ctrl-C, an error) or stopped: fail our running trials and queue them again,
         at once: when the storage does not answer, their heartbeats stop and the next command does it."""
+        trials = self._take_in_flight()
         retry = self.storage.get_heartbeat_stale_trial_callback()
         try:
             with self.storage.without_retry():
-                for trial in self.in_flight.values():
+                for trial in trials:
                     frozen = self.storage.get_trial(trial_id(trial))
                     if frozen.state != TrialState.RUNNING:
                         continue
@@ -306,7 +289,6 @@ class StudyLoop:
             log.info(f"[sweep {self.name}] the storage did not take the running trials back "
                      f"({mask(first_line(error))}); the next sweep queues them again once their "
                      "heartbeats have stopped")
-        self.in_flight.clear()
 
     def _finish(self, status: str, storage_answers: bool = True) -> None:
         """End the parent run as `status`, with the study's summary and closing line when the
@@ -316,7 +298,7 @@ class StudyLoop:
             if storage_answers:
                 tally = self._summarize()
         finally:
-            parent.end_parent(self.parent_id, status)
+            self.parent.end(status)
             self.lock.close()
         if tally is None:
             return
@@ -332,17 +314,16 @@ class StudyLoop:
         if not self.told:
             return ""
         try:
-            busy = parent.run_seconds(self.parent_id, self.told)
+            busy = self.parent.run_seconds(self.told)
         except Exception:  # noqa: BLE001 - a figure in the closing line is not worth failing it
             return ""
         wall = time.monotonic() - self.started
-        return f"; busy share {busy / (self.settings.batch_size * wall):.2f}"
+        return f"; busy share {busy / (self.settings.concurrency * wall):.2f}"
 
     def _summarize(self) -> Tally:
         """Close orphaned child runs, write the parent's summary; the study's tally."""
-        parent.close_orphaned_children(self.study, self.parent_id)
         s = self.settings
-        note = _tracking.write_summary(self.study, self.parent_id, s.space, {
+        note = self.parent.summarize(self.study, s.space, {
             "storage": s.shown_storage,
             "n_trials": s.n_trials,
             "sampler": s.sampler.spec,

@@ -9,19 +9,20 @@ a bad number, space or config value, a tracking server that does not answer, dat
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
-from lstmlab.errors import LstmlabError
+from lstmlab.errors import LstmlabError, first_line
 from lstmlab.plural import count
 from lstmlab.secrets import mask
-from lstmlab.sweep import study as identity
 from lstmlab.sweep.launchers import parallelism
 from lstmlab.sweep.optuna_specs import make_pruner, pruner_spec
-from lstmlab.sweep.preflight import check_jobs
+from lstmlab.sweep.sweeper_needs import check_jobs, data_fingerprint, default_name
 
 from ._sampling import SamplerFactory, sampler_factory
 from ._space import SearchSpace, parse_space, validate
@@ -39,7 +40,7 @@ class SweepSettings:
 
     study_name: str
     n_trials: int  # the grid's size when a grid sampler has fewer points
-    batch_size: int  # trials running at once (hydra.sweeper.n_jobs)
+    concurrency: int  # trials running at once (hydra.sweeper.n_jobs)
     async_trials: bool  # the next trial starts as soon as one ends, where the launcher can (_jobs.py)
     storage_url: str  # as the database needs it (it may hold a password): show `shown_storage`
     space: SearchSpace
@@ -48,7 +49,8 @@ class SweepSettings:
     max_failure_rate: float
     heartbeat_interval: int
     storage_retry_s: float  # how long a storage that answered before may stop answering
-    data_fingerprint: str  # of the data the study runs on (lstmlab.sweep.study)
+    data_fingerprint: str  # of the data the study runs on (lstmlab.sweep.sweeper_needs)
+    confirm: ConfirmSettings  # the stage after n_trials (_confirm.py); off when top_k is 0
 
     @property
     def shown_storage(self) -> str:
@@ -66,29 +68,29 @@ def resolve_settings(options: LstmlabOptunaSweeperConf, arguments: list[str], co
                            "hparams_search=variants) or give a sweep such as "
                            "'model.dropout=interval(0,0.5)'")
     _check_direction(options.direction)
-    batch = _check_numbers(options, config.hydra.launcher)
+    concurrency = _check_numbers(options, config.hydra.launcher)
     composed: list[DictConfig] = []  # the job configs validate composes, checked as a run would be
     validate(space, lambda overrides: composed.append(compose(overrides)))
     check_jobs(composed)  # every config value, the data, a dead tracking server: before any storage
     data_cfg = compose(list(space.fixed)).data
-    # Named after what it searches and the data when not named: see lstmlab.sweep.study.
-    name = options.study_name or identity.default_name(
-        config.hydra.runtime.choices.get("hparams_search"), data_cfg)
-    fingerprint = identity.data_fingerprint(data_cfg)
+    # Named after what it searches and the data when not named: see lstmlab.sweep.sweeper_needs.
+    name = options.study_name or default_name(config.hydra.runtime.choices.get("hparams_search"), data_cfg)
+    fingerprint = data_fingerprint(data_cfg)
     sampler = sampler_factory(options.sampler, options.seed, space)
     pruner = pruner_spec(options.pruner)
     make_pruner(pruner)  # a bad argument is one line now, not a failure in every trial
+    confirm = resolve_confirm(options.confirm, space.fixed, compose)
     n_trials = options.n_trials
     grid = sampler.grid_size()
     if grid is not None and grid < n_trials:
         log.info(f"[sweep {name}] the grid has {count(grid, 'point')}: running {count(grid, 'trial')}, not {n_trials}")
         n_trials = grid
     return SweepSettings(
-        study_name=name, n_trials=n_trials, batch_size=batch, async_trials=options.async_trials,
+        study_name=name, n_trials=n_trials, concurrency=concurrency, async_trials=options.async_trials,
         storage_url=resolve_url(options.storage or DEFAULT_STORAGE),
         space=space, sampler=sampler, pruner=pruner, max_failure_rate=options.max_failure_rate,
         heartbeat_interval=options.heartbeat_interval, storage_retry_s=options.storage_retry_s,
-        data_fingerprint=fingerprint,
+        data_fingerprint=fingerprint, confirm=confirm,
     )
 
 
@@ -101,11 +103,11 @@ def _check_direction(direction: Any) -> None:
 
 
 def _check_numbers(options: LstmlabOptunaSweeperConf, launcher: Any) -> int:
-    """Check the sweeper's numbers; the batch size they give."""
+    """Check the sweeper's numbers; the concurrency they give."""
     if not isinstance(options.n_trials, int) or options.n_trials < 1:
         raise LstmlabError(f"hydra.sweeper.n_trials={options.n_trials} must be a whole number "
                            "of at least 1")
-    batch = batch_size(options.n_jobs, launcher)
+    concurrency = trials_at_once(options.n_jobs, launcher)
     if not 0 <= options.max_failure_rate <= 1:
         raise LstmlabError(f"hydra.sweeper.max_failure_rate={options.max_failure_rate} must be "
                            "in [0, 1]")
@@ -116,10 +118,10 @@ def _check_numbers(options: LstmlabOptunaSweeperConf, launcher: Any) -> int:
     if not isinstance(options.storage_retry_s, int) or options.storage_retry_s < 0:
         raise LstmlabError(f"hydra.sweeper.storage_retry_s={options.storage_retry_s} must be a whole "
                            "number of seconds, at least 0")
-    return batch
+    return concurrency
 
 
-def batch_size(n_jobs: Any, launcher: Any) -> int:
+def trials_at_once(n_jobs: Any, launcher: Any) -> int:
     """`hydra.sweeper.n_jobs` as a number: `auto` follows a parallel launcher's `n_jobs`
     (joblib's convention: -1 = every usable core), else 1."""
     if n_jobs == "auto":
@@ -128,3 +130,56 @@ def batch_size(n_jobs: Any, launcher: Any) -> int:
         raise LstmlabError(f"hydra.sweeper.n_jobs={n_jobs} must be a whole number of at least 1, "
                            "or auto")
     return n_jobs
+
+
+@dataclass(frozen=True)
+class ConfirmSettings:
+    """hydra.sweeper.confirm, checked: `top_k` 0 is off."""
+
+    top_k: int
+    seeds: tuple[int, ...]  # fresh: never the sweep's own trainer.seed
+    baseline: tuple[str, ...]  # the baseline's overrides, after the sweep's fixed ones
+
+    @property
+    def on(self) -> bool:
+        return self.top_k > 0
+
+
+def resolve_confirm(options: Any, fixed: Sequence[str], compose: Callable[[list[str]], Any]) -> ConfirmSettings:
+    """hydra.sweeper.confirm checked in one line each: whole numbers, at least two seeds (a verdict
+    needs seed noise), a baseline whose overrides parse and compose."""
+    top_k: Any = getattr(options, "top_k", 0)
+    n_seeds: Any = getattr(options, "seeds", 5)
+    given: Any = getattr(options, "baseline", None)
+    for key, value, least in (("top_k", top_k, 0), ("seeds", n_seeds, 2)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise LstmlabError(f"hydra.sweeper.confirm.{key}={value} must be a whole number of at least {least}"
+                               + (": a verdict needs the spread of two seeds or more" if key == "seeds" else ""))
+    baseline = _baseline_overrides(given)
+    if not top_k:
+        return ConfirmSettings(0, (), baseline)
+    try:
+        sweep_seed = int(compose([*fixed, *baseline]).trainer.seed)
+    except LstmlabError:
+        raise
+    except Exception as error:  # noqa: BLE001 - Hydra's composition errors, all of one kind to the user
+        raise LstmlabError(f"hydra.sweeper.confirm.baseline={given!r} does not compose: {first_line(error)}") from None
+    seeds = tuple(s for s in range(1, n_seeds + 2) if s != sweep_seed)[:n_seeds]
+    return ConfirmSettings(top_k, seeds, baseline)
+
+
+def _baseline_overrides(given: Any) -> tuple[str, ...]:
+    """`variant=baseline model.dropout=0.2` (or a list of such) as overrides; a sweep or a line
+    Hydra cannot parse is one line."""
+    if given in (None, ""):
+        return ()
+    lines = [str(v) for v in given] if isinstance(given, Sequence) and not isinstance(given, str) else shlex.split(str(given))
+    try:
+        parsed = OverridesParser.create().parse_overrides(lines)
+    except Exception as error:  # noqa: BLE001 - Hydra's OverrideParseException and kin
+        raise LstmlabError(f"hydra.sweeper.confirm.baseline={given!r} is not a list of overrides "
+                           f"(e.g. variant=baseline): {first_line(error)}") from None
+    swept = [o.input_line for o in parsed if o.is_sweep_override()]
+    if swept:
+        raise LstmlabError(f"hydra.sweeper.confirm.baseline: {swept[0]} sweeps; the baseline is one configuration")
+    return tuple(lines)

@@ -11,7 +11,13 @@ from typing import Any
 from optuna.trial import FrozenTrial, TrialState
 
 from lstmlab.sweep.compat import retry_history
-from lstmlab.sweep.results import best_trial
+
+
+def best_trial(trials: Iterable[FrozenTrial]) -> FrozenTrial | None:
+    """The complete trial with the lowest value (val_rmse; sweeps minimize), the first on ties:
+    the best the sweep's lines and its MLflow parent run name."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    return min(complete, key=lambda t: (t.value, t.number)) if complete else None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
-"""The study's summary on its MLflow parent run (lstmlab.sweep.parent): at the end of each sweep
-the parent carries the best trial's params (under the names its runs use), its value as
-`best_val_rmse`, `optimization_results.yaml` and Optuna's plots.
+"""MLflow side of a study: one parent run (tag `optuna_study`) whose children are the trials.
+
+The study itself remembers its parent (study user attribute `mlflow_parent_run_id`), so a
+resumed sweep and every worker on the same storage reuse it. At the end of each sweep the parent
+carries the best trial's params (under the names its runs use), its value as `best_val_rmse`,
+`optimization_results.yaml` and Optuna's plots.
 """
 
 from __future__ import annotations
@@ -9,16 +12,19 @@ import logging
 import tempfile
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import optuna
 from mlflow import MlflowClient
+from mlflow.entities import Experiment
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from lstmlab.errors import first_line
+from lstmlab.sweep.sweeper_needs import close_run, owner_tags
 
 from ._space import SearchSpace
 from ._tally import Tally
@@ -29,6 +35,94 @@ RESULTS_ARTIFACT = "optimization_results.yaml"
 # The best trial's val_rmse on the parent, under a name of its own: a query over runs (grouped by a
 # param, say) counts each trial once, not the best one twice.
 BEST_METRIC = "best_val_rmse"
+
+
+PARENT_ATTR = "mlflow_parent_run_id"
+
+
+def parent_run(study: optuna.Study, experiment: Experiment, storage: str) -> str:
+    """The study's parent run in `experiment` (sweeper_needs.use_store's), created on the first sweep;
+    marked RUNNING while a sweep runs.
+
+    Call it under the study lock, so that workers starting together create one parent.
+    """
+    client = MlflowClient()
+    experiment_id = experiment.experiment_id
+    run_id = study.user_attrs.get(PARENT_ATTR)
+    if run_id is not None:
+        try:
+            run = client.get_run(run_id)
+        except mlflow.exceptions.MlflowException:
+            run = None  # another MLflow store, or a deleted run: start a new parent here
+        if run is not None and run.info.experiment_id == experiment_id and \
+                run.info.lifecycle_stage == "active":
+            client.update_run(run_id, status="RUNNING")
+            for key, value in owner_tags().items():  # this sweep's process runs it now
+                client.set_tag(run_id, key, value)
+            return str(run_id)
+        log.info(f"[sweep {study.study_name}] the study's MLflow parent run {run_id} is not in "
+              f"experiment {experiment.name!r} of this store; starting a new parent run")
+    run = client.create_run(
+        experiment_id,
+        run_name=study.study_name,
+        tags={"optuna_study": study.study_name, "optuna_storage": storage, **owner_tags()},
+    )
+    study.set_user_attr(PARENT_ATTR, run.info.run_id)
+    return str(run.info.run_id)
+
+
+def close_orphaned_children(study: optuna.Study, parent_id: str) -> int:
+    """Close the child runs left RUNNING by a dead worker (their trial is over in Optuna) as KILLED,
+    as tracking.orphans closes a dead process's run; their number."""
+    client = MlflowClient()
+    parent = client.get_run(parent_id)
+    runs = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'",
+    )
+    if not runs:
+        return 0
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    closed = 0
+    for run in runs:
+        number = run.data.tags.get("optuna_trial")
+        if number is not None and number.isdigit() and states.get(int(number)) not in (
+            TrialState.RUNNING, TrialState.WAITING, None
+        ):
+            close_run(client, run.info.run_id, f"trial {number} ended {states[int(number)].name} in the "
+                      "study while its run was RUNNING: its worker had gone")
+            closed += 1
+    return closed
+
+
+def run_seconds(parent_id: str, numbers: list[int]) -> float:
+    """The summed wall time (start to end) of the child runs of trials `numbers`."""
+    client = MlflowClient()
+    parent = client.get_run(parent_id)
+    wanted = {str(n) for n in numbers}
+    runs = client.search_runs([parent.info.experiment_id], max_results=50000,
+                              filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
+    return float(sum((run.info.end_time - run.info.start_time) / 1000 for run in runs
+               if run.data.tags.get("optuna_trial") in wanted and run.info.end_time and run.info.start_time))
+
+
+@dataclass(frozen=True)
+class StudyParent:
+    """The study's MLflow parent run, as the loop ends it (the loop's one door to MLflow)."""
+
+    run_id: str
+
+    def summarize(self, study: optuna.Study, space: SearchSpace, record: Mapping[str, Any]) -> str | None:
+        """Close orphaned child runs, write the summary (`write_summary`); its note."""
+        close_orphaned_children(study, self.run_id)
+        return write_summary(study, self.run_id, space, record)
+
+    def end(self, status: str) -> None:
+        MlflowClient().set_terminated(self.run_id, status=status)
+
+    def run_seconds(self, numbers: list[int]) -> float:
+        """The summed wall time of the child runs of trials `numbers`."""
+        return run_seconds(self.run_id, numbers)
 
 
 def write_summary(study: optuna.Study, parent_id: str, space: SearchSpace,

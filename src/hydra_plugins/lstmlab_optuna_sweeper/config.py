@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: Hydra executes this module before it is in
 # sys.modules, and dataclasses cannot resolve string annotations then.
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -14,6 +14,18 @@ DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
 # The keys are hydra-optuna-sweeper's where it has them (direction, storage: null, study_name,
 # n_trials, n_jobs, sampler and pruner as {_target_: optuna.samplers.X, ...}, params), so a config
 # written for it runs here once its `override /hydra/sweeper: optuna` names lstmlab_optuna.
+
+
+@dataclass
+class ConfirmConf:
+    # After n_trials: the top_k best distinct configurations (by val_rmse) and the baseline, each
+    # trained on `seeds` fresh seeds (never the sweep's trainer.seed) and judged on test RMSE as
+    # `lstmlab compare --sweep S --confirm` judges them. 0: no confirm stage.
+    top_k: int = 0
+    seeds: int = 5  # at least 2: a verdict needs the spread of seeds
+    # The baseline's overrides after the sweep's fixed ones, e.g. variant=baseline; null: the
+    # sweep's own config without the searched params.
+    baseline: Optional[str] = None  # noqa: UP045 - OmegaConf structured configs need typing.Optional
 
 
 @dataclass
@@ -57,6 +69,8 @@ class LstmlabOptunaSweeperConf:
     # Seconds a storage that answered before may stop answering (a database restart, a dropped
     # connection) before the sweep stops: its calls are tried again meanwhile, in every job too.
     storage_retry_s: int = 60
+    # The sweep's winner retrained on fresh seeds against the baseline: see ConfirmConf.
+    confirm: ConfirmConf = field(default_factory=ConfirmConf)
 
 
 ConfigStore.instance().store(

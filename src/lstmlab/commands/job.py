@@ -18,6 +18,7 @@ from lstmlab.commands import summary
 from lstmlab.errors import EXIT_USER_ERROR, LstmlabError, error_line
 from lstmlab.pipeline.experiment import run_experiment
 from lstmlab.records.summary import summarize
+from lstmlab.sweep.confirm_job import run_confirm
 
 # Overriding any of these makes a run something other than the variant it started from.
 MODEL_DEFINING = ("model", "optimizer", "loss")
@@ -42,6 +43,8 @@ def run(cfg: DictConfig, hydra_cfg: HydraConf) -> float:
             from lstmlab.sweep.trial import run_trial  # Optuna: loaded by a sweep's jobs only
 
             result = run_trial(cfg)  # the sweeper prints the trial's line
+        elif cfg.get("confirm") is not None:  # a sweep's confirm run: see lstmlab/sweep/confirm_job.py
+            result = run_confirm(cfg)
         else:
             result = run_experiment(cfg)
     except LstmlabError as error:
@@ -50,18 +53,21 @@ def run(cfg: DictConfig, hydra_cfg: HydraConf) -> float:
         # Here, not in the command line: Hydra would add "Error executing job ..." on the way up.
         print(error_line("train", str(error)), file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None
-    _show(result.run_id, hydra_cfg, multirun, trial=cfg.get("trial") is not None, reused=result.reused)
+    swept = "trial" if cfg.get("trial") is not None else "confirm" if cfg.get("confirm") is not None else None
+    _show(result.run_id, hydra_cfg, multirun, swept=swept, reused=result.reused)
     return result.metrics["val_rmse"]
 
 
-def _show(run_id: str, hydra_cfg: HydraConf, multirun: bool, trial: bool, reused: bool) -> None:
-    """The run's summary (a single run), or its line and job record (a multirun's job)."""
+def _show(run_id: str, hydra_cfg: HydraConf, multirun: bool, swept: str | None, reused: bool) -> None:
+    """The run's summary (a single run), or its line and job record (a multirun's job; `swept`:
+    "trial" or "confirm" for a sweep's job, whose line the sweeper prints)."""
     if not multirun:
         print(summary.full(summarize(run_id)), flush=True)
         return
     # a trial's folder is named after its trial number (conf/train.yaml, hydra.sweep.subdir)
-    number = int(Path(hydra_cfg.runtime.output_dir).name) if trial else int(hydra_cfg.job.num)
-    job = f"trial {number}" if trial else str(number)
+    folder = Path(hydra_cfg.runtime.output_dir).name  # a confirm run's: confirm-trial-17-seed-3
+    number = int(folder) if swept == "trial" else int(hydra_cfg.job.num)
+    job = {"trial": f"trial {number}", "confirm": folder}.get(swept or "", str(number))
     summary.record_job(hydra_cfg.runtime.output_dir, job, number, run_id, mlflow.get_tracking_uri(), reused)
-    if not trial:  # the sweeper prints a trial's line: no summary to read back
+    if swept is None:  # the sweeper prints its jobs' lines: no summary to read back
         print(summary.compact(summarize(run_id), job, reused), flush=True)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from lstmlab.comparison.scope import DATA_COLUMN, bare_names
 from lstmlab.comparison.verdict import judge
-from lstmlab.names import CONFIRM_TRIAL_TAG, FINAL_METRICS, NOT_CONFIGURING
+from lstmlab.names import CONFIRM_BASELINE_TAG, CONFIRM_TRIAL_TAG, FINAL_METRICS, NOT_CONFIGURING
 
 
 def group_keys(runs: pd.DataFrame) -> pd.Series:
@@ -40,7 +40,11 @@ def group_labels(runs: pd.DataFrame) -> dict[tuple, str]:
     if column in runs:  # a group's confirm runs say which trial it is: the label a sweep's user knows
         trials = runs.dropna(subset=[column]).drop_duplicates("group_key").set_index("group_key")[column]
         labels = {key: f"trial {number}" for key, number in trials.items()}
-        names = names.drop(list(labels))
+    base_column = f"tags.{CONFIRM_BASELINE_TAG}"
+    if base_column in runs:  # a confirm stage's baseline: "custom" when the sweep fixes a model key
+        keys = runs.loc[runs[base_column].eq("true"), "group_key"].drop_duplicates()
+        labels |= {key: "baseline" for key in keys if key not in labels}
+    names = names.drop(list(labels))
     for name, keys in names.groupby(names).groups.items():
         keys = list(keys)
         if len(keys) == 1:

@@ -12,6 +12,8 @@ from omegaconf import DictConfig, DictKeyType, OmegaConf
 from lstmlab.names import NOT_CONFIGURING, PARAM_DEFAULTS
 from lstmlab.secrets import masked
 
+SWEEP_NODES = ("trial", "confirm")  # set by the sweeper on its jobs (conf/train.yaml)
+
 
 def flatten(node: object, prefix: str = "") -> dict[str, str]:
     """Nested config → {"model.units": "[50, 50]", ...}: MLflow params the UI can line up."""
@@ -26,12 +28,12 @@ def flatten(node: object, prefix: str = "") -> dict[str, str]:
 
 def run_config(cfg: DictConfig) -> dict[DictKeyType, object]:
     """The resolved config of a run as it is recorded (params, config.yaml), without the `trial`
-    node: how a sweep reached the run is not how it is configured (and a rerun must not rejoin
-    the study). Every URL's password is masked: a rerun takes its store from the environment it
+    and `confirm` nodes: how a sweep reached the run is not how it is configured (and a rerun must
+    not rejoin the study). Every URL's password is masked: a rerun takes its store from the environment it
     runs in (records.rerun), so the record loses nothing by it."""
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)  # what a DictConfig converts to (OmegaConf's type covers any node)
-    return {key: masked(value) for key, value in container.items() if key != "trial"}
+    return {key: masked(value) for key, value in container.items() if key not in SWEEP_NODES}
 
 
 def run_params(cfg: DictConfig) -> dict[str, str]:

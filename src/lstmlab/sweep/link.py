@@ -1,4 +1,5 @@
-"""TrialLink: what the sweeper tells a job about its Optuna trial, the config's `trial` node.
+"""TrialLink: what the sweeper tells a job about its Optuna trial, the config's `trial` node;
+ConfirmLink: what its confirm stage tells one of its runs, the `confirm` node.
 
 One class writes it (the `trial=...` override the sweeper adds to each job) and reads it (the job's
 composed config), so the two ends cannot drift apart.
@@ -19,6 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
+from lstmlab.names import CONFIRM_BASELINE_TAG, CONFIRM_TRIAL_TAG
 from lstmlab.secrets import MASK, mask
 from lstmlab.sweep.optuna_specs import pruner_spec
 from lstmlab.sweep.override_text import format_value
@@ -87,3 +89,44 @@ class TrialLink:
     @property
     def run_name(self) -> str:
         return f"trial-{self.number}"
+
+
+CONFIRM_KEY = "confirm"  # the config node (conf/train.yaml: `confirm: null` outside a confirm stage)
+
+
+@dataclass(frozen=True)
+class ConfirmLink:
+    """The `confirm` node of one confirm job: the parent run, the trial it retrains (None: the
+    baseline) and its seed (also in trainer.seed; here for the folder's and the run's name)."""
+
+    parent_run_id: str
+    trial: int | None
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """The run's name and the job's folder: confirm-trial-17-seed-3, confirm-baseline-seed-3."""
+        what = "baseline" if self.trial is None else f"trial-{self.trial}"
+        return f"confirm-{what}-seed-{self.seed}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        if self.trial is None:
+            return {CONFIRM_BASELINE_TAG: "true"}
+        return {CONFIRM_TRIAL_TAG: str(self.trial)}
+
+    def override(self) -> str:
+        """The job's `confirm={...}` override; `folder` names its output folder (hydra.sweep.subdir)."""
+        return f"{CONFIRM_KEY}={format_value({**asdict(self), 'folder': self.name})}"
+
+    @classmethod
+    def from_config(cls, node: DictConfig) -> ConfirmLink:
+        values = OmegaConf.to_container(node, resolve=True)
+        try:
+            assert isinstance(values, dict)
+            trial = values.get("trial")
+            return cls(parent_run_id=str(values["parent_run_id"]),
+                       trial=None if trial is None else int(trial), seed=int(values["seed"]))
+        except (AssertionError, KeyError, TypeError, ValueError):
+            raise LstmlabError(f"confirm={values}: not set by a sweep's confirm stage; run it with "
+                               "`lstmlab train -m hparams_search=... hydra.sweeper.confirm.top_k=K`") from None
