@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as lstmlab sets it (lstmlab.console)
@@ -24,6 +25,9 @@ from lstmlab.paths import config_dir  # noqa: E402
 # absl, CUDA, MLflow's log lines, Python warnings.
 FRAMEWORK_NOISE = re.compile(r"^[IWEF]\d{4} |absl|cuda|cuInit|oneDNN|NodeDef|cpu_feature_guard|tensorflow"
                              r"|\bINFO\b|\bWARNING\b|Warning", re.IGNORECASE | re.MULTILINE)
+
+# The `lstmlab` command as the tests start it: this interpreter, whatever PATH holds.
+LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 
 # Small enough to train in seconds on 2 cores, large enough to have every part of the split.
 TINY = [

@@ -1,20 +1,18 @@
-"""The `lstmlab` command: subcommands dispatched by name; heavy libraries imported only when used.
+"""The `lstmlab` command: usage and version answered at once, subcommands dispatched by name.
 
-User errors (LstmlabError, Hydra config errors) become one line on stderr and exit code 2 here,
-in one place; `--debug` or HYDRA_FULL_ERROR=1 shows the traceback instead.
+What runs a subcommand (its arguments, its module, one-line user errors and exit codes) is
+lstmlab.commands.dispatch, imported only for one; the console script exits quickly (`run`).
 """
 
 from __future__ import annotations
 
 import atexit
-import importlib
 import os
 import sys
-from errno import ENOSPC
-from pathlib import Path
 
+from lstmlab import interrupts
 from lstmlab.commands import COMMANDS
-from lstmlab.errors import EXIT_USER_ERROR, LstmlabError, error_line, first_line
+from lstmlab.errors import EXIT_USER_ERROR
 
 ExitCode = int | str | None  # what SystemExit carries and sys.exit takes
 
@@ -59,72 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"lstmlab: error: unknown command {command!r}; see `lstmlab --help`", file=sys.stderr)
         return EXIT_USER_ERROR
-    from lstmlab import interrupts
+    # What runs a command (Hydra's and OmegaConf's errors, the console, the store's faults) is not
+    # imported for the answers above: `lstmlab --help` takes a few hundredths of a second.
+    from lstmlab.commands import dispatch
 
-    interrupts.install()  # Ctrl-C acted on at safe points, never lost; SIGTERM handled like it
-    show_traceback = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"
-    if show_traceback:
-        os.environ["LSTMLAB_DEBUG"] = "1"  # jobs (Hydra task functions) read it: raise, don't print
-    if verbose:
-        os.environ["LSTMLAB_VERBOSE"] = "1"  # lstmlab.console reads it
-    if command != "ui":  # `mlflow ui` keeps its own logging
-        from lstmlab import console
-
-        console.setup()
-    try:
-        with interrupts.at_once():  # importing a command's libraries writes nothing
-            module = importlib.import_module(f"lstmlab.commands.{command}")
-        code = module.main(args) or 0
-        interrupts.check()  # a Ctrl-C that came after the last safe point: the command still says so
-        return code
-    except KeyboardInterrupt as stop:
-        if show_traceback:
-            raise
-        return _stopped(command, stop)
-    except Exception as error:  # noqa: BLE001 - sorted into user errors and bugs below
-        asked = interrupts.pending()
-        if asked is not None and not show_traceback:  # a stop was asked: what failed on the way out is its doing
-            return _stopped(command, asked)
-        message = user_error_message(error)
-        if message is None or show_traceback:
-            raise
-        print(error_line(command, message), file=sys.stderr)
-        return EXIT_USER_ERROR
-
-
-def _stopped(command: str, stop: KeyboardInterrupt) -> int:
-    """Ctrl-C or SIGTERM: runs and trials were closed on the way out (KILLED, queued again); the
-    command only says it stopped, and exits 130 or 143."""
-    from lstmlab import interrupts
-
-    what = "terminated" if isinstance(stop, interrupts.Terminated) else "interrupted"
-    print(f"lstmlab {command}: {what}", file=sys.stderr)
-    return interrupts.exit_code(stop)
-
-
-def user_error_message(error: BaseException) -> str | None:
-    """One line for an error the user caused; None for a bug (which keeps its traceback)."""
-    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-    from omegaconf.errors import OmegaConfBaseException
-
-    seen: BaseException | None = error
-    while seen is not None:  # Hydra wraps job errors; the cause says what went wrong
-        if isinstance(seen, LstmlabError):
-            return str(seen)
-        if isinstance(seen, OverrideParseException):
-            from lstmlab.commands.quoting import unreadable_override_message
-
-            return unreadable_override_message(seen.override)
-        if isinstance(seen, OSError) and seen.errno == ENOSPC:  # a full disk (Hydra's folders): no bug
-            from lstmlab.tracking.faults import no_space
-
-            return no_space(Path(seen.filename).absolute() if isinstance(seen.filename, str) else None).line()
-        if isinstance(seen, MissingConfigException):
-            return first_line(seen)
-        if isinstance(seen, (HydraException, OmegaConfBaseException)):
-            return " ".join(str(seen).split())
-        seen = seen.__cause__ or seen.__context__
-    return None
+    return dispatch.run_command(command, args, debug=debug, verbose=verbose)
 
 
 def run() -> None:
@@ -142,8 +79,6 @@ def run() -> None:
         status["code"] = stop.code
         raise
     except KeyboardInterrupt as stop:
-        from lstmlab import interrupts
-
         status["code"] = interrupts.exit_code(stop)
         raise
     sys.exit(status["code"])

@@ -1,5 +1,5 @@
-"""The names a run leaves in MLflow (fixed by DESIGN.md): pipeline.track writes them, the
-commands read them back. No imports, so any module may use them cheaply."""
+"""The names a run leaves in MLflow (docs/contracts.md, "A run in MLflow"): pipeline.keras_side.track
+writes them, the commands read them back. No imports, so any module may use them cheaply."""
 
 CONFIG_ARTIFACT = "config.yaml"
 SCALER_ARTIFACT = "scaler.json"  # the fitted scalers as numbers (pipeline.scalers)
@@ -7,7 +7,7 @@ PICKLED_SCALER_ARTIFACT = "scaler.joblib"  # runs recorded before scaler.json: n
 PREDICTIONS_ARTIFACT = "predictions.csv"
 MODEL_NAME = "model"
 DATA_TAG = "data_sha256"  # the tag holding the fingerprint of the run's data
-# Final metric names fixed by DESIGN.md: run_experiment logs them, compare and rerun read them.
+# Final metric names (docs/contracts.md, "Metrics"): run_experiment logs them, compare and rerun read them.
 FINAL_METRICS = (
     "val_rmse",
     "test_rmse",
@@ -21,6 +21,9 @@ FINAL_METRICS = (
     "train_seconds",
     "epochs_run",
 )
+
+# The per-epoch curves: Keras' log key → the metric's name in MLflow (pipeline.keras_side.track).
+EPOCH_METRICS = {"loss": "train_loss", "val_loss": "val_loss", "val_rmse": "val_rmse"}
 
 
 def dataset_name(source: str, path: str | None = None) -> str:
@@ -55,7 +58,7 @@ CONFIRM_BASELINE_TAG = "confirm.baseline"
 REPORT_TAG = "lstmlab.report"
 # The tag of a run loaded from a campaign's records (lstmlab evidence load): its id in the records.
 EVIDENCE_ID_TAG = "lstmlab.evidence.id"
-# Params a run recorded before they existed: the default it ran with (DESIGN.md).
+# Params a run recorded before they existed: the default it ran with (docs/contracts.md, "Params").
 PARAM_DEFAULTS = {"evaluation.name": "holdout", "data.target_transform": "none"}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Compare reports, relative to the working directory like Hydra's output folders (DESIGN.md).
+# Compare reports, relative to the working directory like Hydra's output folders (docs/contracts.md, "Files and folders").
 REPORTS_DIR = Path("experiments") / "reports"
 
 

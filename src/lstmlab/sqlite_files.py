@@ -3,7 +3,8 @@
 SQLite serializes single writes but not "look, then create" sequences made of several (MLflow's
 schema setup, the sweeper's "fewer than n_trials started? then ask one"): for those, processes
 take turns under an flock on `<file>.lock` beside the database. And a read-only file or folder
-(SQLite writes its journal beside the file) is found before anything is written.
+(SQLite writes its journal beside the file) is found before anything is written. `sqlite_file`
+finds the database file a `sqlite:///` URL names.
 """
 
 from __future__ import annotations
@@ -36,3 +37,19 @@ def read_only_part(database: Path) -> Path | None:
         if target.exists() and not os.access(target, os.W_OK):
             return target
     return None
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI; None for any other store (or in-memory)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if not uri.startswith("sqlite:"):
+        return None
+    try:
+        database = make_url(uri).database
+    except (ArgumentError, ValueError):  # no URL, or a port that is no number: MLflow says so in its own words
+        return None
+    if database in (None, "", ":memory:"):
+        return None
+    return Path(database).expanduser().absolute()

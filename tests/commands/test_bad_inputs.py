@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import LSTMLAB
+
 HEADER = "Date,Close\n"
 
 
@@ -173,7 +175,7 @@ def lstmlab_train(folder: Path, *overrides: str, user: list[str] = ()) -> subpro
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
     env["HOME"] = str(folder)
-    return subprocess.run([*user, sys.executable, "-m", "lstmlab.cli", "train", *overrides],
+    return subprocess.run([*user, *LSTMLAB, "train", *overrides],
                           cwd=folder, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -234,7 +236,7 @@ def test_a_2gb_file_is_refused_from_a_sample_in_little_memory(tmp_path):
     )
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     result = subprocess.run(
-        [sys.executable, "-c", probe, sys.executable, "-m", "lstmlab.cli", "train", "data=csv",
+        [sys.executable, "-c", probe, *LSTMLAB, "train", "data=csv",
          "data.path=big.csv", "data.max_file_mb=4096"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )

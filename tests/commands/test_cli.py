@@ -13,11 +13,9 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY
+from conftest import LSTMLAB, TINY
 from lstmlab.commands.hydra_compat import VERSION_BASE
 from lstmlab.pipeline.data import synthetic_prices
-
-LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 
 
 def lstmlab(*args: str) -> subprocess.CompletedProcess:

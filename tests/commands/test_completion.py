@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lstmlab.commands.completion import parser as completion_parser
+from lstmlab.commands import parsers
 from lstmlab.commands.completion_query import candidates
 from lstmlab.commands.hydra_compat import (
     VERSION_BASE,
@@ -182,7 +182,7 @@ def test_the_private_hydra_and_argparse_apis_completion_relies_on():
     options = {option.names: option for option in parser_options(hydra_parser())}
     assert options[("--multirun", "-m")].takes_value is False
     assert options[("--cfg", "-c")].choices == ("job", "hydra", "all")
-    assert positional_choices(completion_parser()) == ("bash", "zsh", "fish")
+    assert positional_choices(parsers.completion()) == ("bash", "zsh", "fish")
     assert hydra_completions(config_dir(), "train", "variant=") == [f"variant={v}" for v in VARIANTS]
     assert hydra_completions(config_dir(), "train", "trainer.epochs=") == ["trainer.epochs=50"]
     assert hydra_completions(config_dir(), "train", "-m evaluation=w") == ["evaluation=walk_forward"]

@@ -13,9 +13,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import FRAMEWORK_NOISE, TINY
+from conftest import FRAMEWORK_NOISE, LSTMLAB, TINY
 
-LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 NOISE = FRAMEWORK_NOISE
 SUMMARY = re.compile(
     r"^Run (?P<name>\S+) (?P<run_id>[0-9a-f]{32}) \(experiment 'lstmlab', data synthetic\): finished\n"
@@ -155,7 +154,7 @@ def test_a_multirun_prints_a_line_per_job_and_ends_with_a_table_of_its_runs(tmp_
 
 
 def test_progress_is_keras_bar_on_a_terminal_and_plain_lines_elsewhere(monkeypatch, tmp_path):
-    from lstmlab.pipeline.train import EpochLines, progress
+    from lstmlab.pipeline.keras_side.train import EpochLines, progress
 
     primary, secondary = os.openpty()
     with open(secondary, "w") as terminal:

@@ -16,11 +16,11 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from conftest import TINY
+from conftest import LSTMLAB, TINY
 from lstmlab.tracking.open import open_store
 from lstmlab.tracking.orphans import CLOSED, HOST, PID, START, close_orphans, process_start
 
-ENDLESS = [sys.executable, "-m", "lstmlab.cli", "train", *TINY, "model.units=[4]",
+ENDLESS = [*LSTMLAB, "train", *TINY, "model.units=[4]",
            "trainer.epochs=100000", "trainer.verbose=2"]  # prints "Epoch n/100000" as it goes
 
 

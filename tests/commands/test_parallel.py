@@ -11,7 +11,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from contextlib import closing
 from pathlib import Path
@@ -21,11 +20,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from conftest import TINY
+from conftest import LSTMLAB, TINY
 
 pytestmark = pytest.mark.slow
 
-LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 # Tiny and on JAX (whose compiled programs are cached between processes).
 JOBS = [*TINY, "trainer.epochs=1", "trainer.backend=jax"]
 # The same with trainer.epochs left to the test.

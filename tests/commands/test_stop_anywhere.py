@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,12 +21,11 @@ from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
 from comparison.compare_store import Store, final_metrics
-from conftest import TINY, make_config
+from conftest import LSTMLAB, TINY, make_config
 from lstmlab.pipeline.params import run_config
 
 pytestmark = pytest.mark.slow
 
-LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
 
 

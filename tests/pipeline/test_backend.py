@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import TINY
+from conftest import LSTMLAB, TINY
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     importlib.util.find_spec("jax") is None, reason="jax is not installed: pip install -e '.[jax]'"
@@ -77,7 +77,7 @@ def test_a_sweep_on_jax_runs_its_trials_on_jax(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     result = subprocess.run(
-        [sys.executable, "-m", "lstmlab.cli", "train", "-m", "hparams_search=variants",
+        [*LSTMLAB, "train", "-m", "hparams_search=variants",
          "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={storage}", *TINY,
          "model.units=[4,4]", "model.bidirectional=false", "trainer.backend=jax"],
         env=env, capture_output=True, text=True, timeout=600,

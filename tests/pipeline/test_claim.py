@@ -18,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from conftest import TINY, postgres_databases
+from conftest import LSTMLAB, TINY, postgres_databases
 from lstmlab.pipeline.claim import KEY_TAG, TICKET_TAG, Claim, Yielded
 from lstmlab.tracking.open import open_store
 from lstmlab.tracking.orphans import CLOSED, HOST, PID, START, owner_tags
@@ -131,7 +131,7 @@ JOB_LINE = re.compile(r"^job (\d): custom ([0-9a-f]{8})( \(reused\))? ", re.MULT
 
 @pytest.mark.slow
 def test_two_identical_campaigns_started_together_train_each_configuration_once(project_dir):
-    command = [sys.executable, "-m", "lstmlab.cli", "train", "-m", *TINY, "model.units=[4]", "trainer.backend=jax",
+    command = [*LSTMLAB, "train", "-m", *TINY, "model.units=[4]", "trainer.backend=jax",
                "trainer.seed=1,2", "tracking.skip_finished=true"]
     campaigns = [subprocess.Popen([*command, f"hydra.sweep.dir=experiments/sweeps/{name}"], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for name in ("first", "second")]

@@ -12,9 +12,9 @@ import pytest
 from conftest import make_config
 from lstmlab.errors import LstmlabError
 from lstmlab.paths import config_dir
-from lstmlab.pipeline.checks import LOSSES, OPTIMIZERS, SCALERS, check_activation, check_config
+from lstmlab.pipeline.checks import LOSSES, OPTIMIZERS, SCALERS, check_config
 from lstmlab.pipeline.instantiate import WHITELISTS, instantiate
-from lstmlab.pipeline.model import build_model
+from lstmlab.pipeline.keras_side.model import build_model, check_activation
 from lstmlab.pipeline.params import run_params
 
 VARIANTS = sorted(p.stem for p in Path(config_dir(), "variant").glob("*.yaml"))

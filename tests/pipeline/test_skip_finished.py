@@ -8,20 +8,19 @@ import os
 import re
 import signal
 import subprocess
-import sys
 
 import mlflow
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import TINY, tiny_config
+from conftest import LSTMLAB, TINY, tiny_config
 from lstmlab.commands.hydra_compat import VERSION_BASE
 from lstmlab.commands.progress import duration, line
 from lstmlab.paths import config_dir
 from lstmlab.pipeline.experiment import run_experiment
 from lstmlab.sweep.compat import empty_sweeps, planned_jobs
 
-LSTMLAB = [sys.executable, "-m", "lstmlab.cli", "train"]
+TRAIN = [*LSTMLAB, "train"]
 PROGRESS = re.compile(r"^job (\d+)/(\d+) done(?: · (\d+) reused)?(?: · ETA .+)?$", re.MULTILINE)
 
 
@@ -77,7 +76,7 @@ def test_a_pruned_or_killed_run_is_never_reused(project_dir):
 @pytest.mark.slow
 def test_an_interrupted_multirun_started_again_trains_only_the_rest(project_dir):
     """A real Ctrl-C after the first job; the same command again reuses what finished."""
-    command = [*LSTMLAB, "-m", "trainer.seed=1,2,3", "variant=baseline,tanh", *TINY, "tracking.skip_finished=true"]
+    command = [*TRAIN, "-m", "trainer.seed=1,2,3", "variant=baseline,tanh", *TINY, "tracking.skip_finished=true"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     seen = []
@@ -112,10 +111,10 @@ def test_an_interrupted_multirun_started_again_trains_only_the_rest(project_dir)
 
 @pytest.mark.slow
 def test_a_run_on_another_backend_is_not_reused_and_the_job_says_why(project_dir):
-    jax = subprocess.run([*LSTMLAB, *TINY, "trainer.backend=jax"], capture_output=True, text=True, timeout=300)
+    jax = subprocess.run([*TRAIN, *TINY, "trainer.backend=jax"], capture_output=True, text=True, timeout=300)
     assert jax.returncode == 0, jax.stderr[-3000:]
     (jax_run,) = finished_runs()
-    tf = subprocess.run([*LSTMLAB, *TINY, "tracking.skip_finished=true"], capture_output=True, text=True, timeout=300)
+    tf = subprocess.run([*TRAIN, *TINY, "tracking.skip_finished=true"], capture_output=True, text=True, timeout=300)
     assert tf.returncode == 0, tf.stderr[-3000:]
     said = [text for text in tf.stdout.splitlines() if text.startswith("not reused")]
     assert said == [f"not reused: run {jax_run.info.run_id} has this configuration on these data, trained on jax; this "
@@ -127,7 +126,7 @@ def test_a_run_on_another_backend_is_not_reused_and_the_job_says_why(project_dir
 def test_skip_finished_on_a_store_that_cannot_be_read_is_one_line(project_dir):
     (project_dir / "mlflow.db").write_bytes(b"this is not a database" * 100)
     uri = f"sqlite:///{project_dir / 'mlflow.db'}"
-    result = subprocess.run([*LSTMLAB, *TINY, "tracking.skip_finished=true"], capture_output=True, text=True,
+    result = subprocess.run([*TRAIN, *TINY, "tracking.skip_finished=true"], capture_output=True, text=True,
                             timeout=300, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
@@ -136,7 +135,7 @@ def test_skip_finished_on_a_store_that_cannot_be_read_is_one_line(project_dir):
 
 
 def test_skip_finished_must_be_true_or_false(project_dir):
-    result = subprocess.run([*LSTMLAB, *TINY, "tracking.skip_finished=maybe"], capture_output=True, text=True)
+    result = subprocess.run([*TRAIN, *TINY, "tracking.skip_finished=maybe"], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == "lstmlab train: error: tracking.skip_finished='maybe' must be true or false"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import mlflow
 import numpy as np
@@ -11,7 +10,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY, csv_config, make_config, tiny_config, train_in_own_store, use_store
+from conftest import LSTMLAB, TINY, csv_config, make_config, tiny_config, train_in_own_store, use_store
 from lstmlab.errors import LstmlabError
 from lstmlab.names import FINAL_METRICS
 from lstmlab.pipeline.data import holdout_dataset, synthetic_prices
@@ -100,7 +99,7 @@ def test_fold_metrics_are_logged_at_steps_one_to_folds_and_curves_across_folds(w
         rows = table[table["fold"] == k]
         assert m.value == pytest.approx(np.sqrt(np.mean((rows["predicted"] - rows["actual"]) ** 2)), rel=1e-6)
     assert run.data.metrics["val_rmse"] == pytest.approx(np.mean(fold_val), rel=1e-9)  # the objective
-    # DESIGN.md's per-epoch names, fold k's one epoch at step k, one point per epoch run; the
+    # The per-epoch names (docs/contracts.md, "Metrics"), fold k's one epoch at step k, one point per epoch run; the
     # final metrics at the last one, and the last val_rmse point is the final (the folds' mean)
     for name in ("train_loss", "val_loss", "val_rmse"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [1, 2, 3]
@@ -189,7 +188,7 @@ def test_bad_evaluation_settings_fail_before_any_run(overrides, message):
 
 
 def test_the_command_line_says_so_in_one_line():
-    result = subprocess.run([sys.executable, "-m", "lstmlab.cli", "train", "data=synthetic",
+    result = subprocess.run([*LSTMLAB, "train", "data=synthetic",
                              "evaluation=walk_forward", "evaluation.folds=1000"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -202,7 +201,7 @@ def test_a_walk_forward_sweep_minimizes_the_mean_fold_val_rmse():
     import optuna
 
     result = subprocess.run(
-        [sys.executable, "-m", "lstmlab.cli", "train", "-m", "hydra/sweeper=lstmlab_optuna",
+        [*LSTMLAB, "train", "-m", "hydra/sweeper=lstmlab_optuna",
          "hydra.sweeper.study_name=walk", "hydra.sweeper.n_trials=2", *TINY, *FAST,
          "evaluation=walk_forward", "evaluation.folds=2", "trainer.epochs=2",
          "model.dropout=interval(0,0.5)"],

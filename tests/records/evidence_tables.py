@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 import re
 import subprocess
-import sys
 from pathlib import Path
+
+from conftest import LSTMLAB
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?", re.IGNORECASE)
@@ -53,7 +54,7 @@ def table_under(page: str, heading: str) -> list[list[str]]:
 
 def recomputed(folder: Path) -> str:
     """What `lstmlab evidence table FOLDER` prints, run as a user on a fresh clone would (a new process)."""
-    done = subprocess.run([sys.executable, "-m", "lstmlab.cli", "evidence", "table", str(folder)],
+    done = subprocess.run([*LSTMLAB, "evidence", "table", str(folder)],
                           capture_output=True, text=True, timeout=600, cwd=REPOSITORY)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout

@@ -9,7 +9,6 @@ import inspect
 import json
 import pickle
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -22,7 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from test_forecast import artifact, damaged, model_files, one_error_line
 
-from conftest import make_config, tiny_config, train_in_own_store, use_store
+from conftest import LSTMLAB, make_config, tiny_config, train_in_own_store, use_store
 from lstmlab.commands.hydra_compat import VERSION_BASE
 from lstmlab.paths import config_dir
 from lstmlab.pipeline.checks import LOSSES, OPTIMIZERS, SCALERS, check_config
@@ -205,7 +204,7 @@ def test_a_model_that_holds_code_is_refused(store, tmp_path, capsys):
 @pytest.mark.slow
 def test_a_fresh_run_may_instantiate_only_the_allowed_classes(project_dir):
     marker = project_dir / "marker"
-    typed = subprocess.run([sys.executable, "-m", "lstmlab.cli", "train", "data=synthetic",
+    typed = subprocess.run([*LSTMLAB, "train", "data=synthetic",
                             "+tracking.hook._target_=os.system", f"+tracking.hook.command='touch {marker}'"],
                            capture_output=True, text=True, timeout=300)
     assert typed.returncode == 2 and typed.stdout == ""
@@ -266,7 +265,7 @@ def test_a_record_that_would_expand_without_bound_is_refused_at_once(store, caps
             assert (f"run {run_id} (baseline): its config.yaml is damaged (its YAML aliases (*name) expand to more "
                     "than 20,000 values; a record holds a few dozen and no aliases)") in err, err
         # the command as a user runs it: a hang would be killed by the timeout
-        process = subprocess.run([sys.executable, "-m", "lstmlab.cli", "rerun", run_id], capture_output=True,
+        process = subprocess.run([*LSTMLAB, "rerun", run_id], capture_output=True,
                                  text=True, timeout=60)
         assert process.returncode == 2 and process.stderr.count("\n") == 1, process.stderr[-2000:]
     description = model_files(run_id) / "MLmodel"

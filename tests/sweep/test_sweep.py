@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,11 +15,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from conftest import FRAMEWORK_NOISE, TINY
+from conftest import FRAMEWORK_NOISE, LSTMLAB, TINY
 
 pytestmark = pytest.mark.slow
 
-LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 STORAGE = "sqlite:///mlruns/optuna.db"  # the sweeper's default, relative to the test's folder
 SMALL = [*TINY, "model.units=[4,4]"]
 PROGRESS = re.compile(r"^\[sweep \S+\] trial (\d+)(?: \(rerun of \d+\))? (COMPLETE|PRUNED|FAIL) ",

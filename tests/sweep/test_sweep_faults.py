@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import optuna
 import pytest
 
-from conftest import TINY
+from conftest import LSTMLAB, TINY
 
 pytestmark = pytest.mark.slow
 
 STORAGE = "sqlite:///mlruns/optuna.db"  # the sweeper's default, in the test's folder
-SWEEP = [sys.executable, "-m", "lstmlab.cli", "train", "-m", "hydra/sweeper=lstmlab_optuna", *TINY,
+SWEEP = [*LSTMLAB, "train", "-m", "hydra/sweeper=lstmlab_optuna", *TINY,
          "trainer.epochs=1", "model.units=[4]", "model.dropout=interval(0,0.5)"]
 
 
@@ -58,7 +57,7 @@ def test_a_trial_that_never_beat_is_requeued_and_ctrl_c_after_a_trial_stops_the_
 
 
 def test_a_mistyped_data_path_stops_the_sweep_before_any_trial():
-    command = [sys.executable, "-m", "lstmlab.cli", "train", "-m", "hydra/sweeper=lstmlab_optuna",
+    command = [*LSTMLAB, "train", "-m", "hydra/sweeper=lstmlab_optuna",
                "hydra.sweeper.study_name=typo", "data=csv", "data.path=prices.cvs",
                "model.dropout=interval(0,0.5)", "hydra.sweeper.n_trials=8"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)

@@ -6,7 +6,6 @@ not repeat the best trial's `val_rmse` under the trials' name. Real command line
 from __future__ import annotations
 
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,11 +16,10 @@ import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from conftest import TINY
+from conftest import LSTMLAB, TINY
 
 pytestmark = pytest.mark.slow
 
-LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 STORAGE = "sqlite:///mlruns/optuna.db"  # the default storage, which `storage: null` means
 
 # As hydra-optuna-sweeper documents it (its keys, `_target_` sampler and pruner), with lstmlab's

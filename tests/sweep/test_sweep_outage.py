@@ -15,7 +15,6 @@ import pwd
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,11 +25,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import TINY
+from conftest import LSTMLAB, TINY
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-SWEEP = [sys.executable, "-m", "lstmlab.cli", "train", "-m", "hydra/sweeper=lstmlab_optuna", *TINY,
+SWEEP = [*LSTMLAB, "train", "-m", "hydra/sweeper=lstmlab_optuna", *TINY,
          "model.units=[4]", "model.dropout=interval(0,0.5)", "hydra.sweeper.heartbeat_interval=1"]
 
 

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import uuid
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import POSTGRES, TINY, postgres_databases
+from conftest import LSTMLAB, POSTGRES, TINY, postgres_databases
 
 pytestmark = pytest.mark.slow
 
-LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 SWEEP = [*LSTMLAB, "train", "-m", "hydra/sweeper=lstmlab_optuna", *TINY, "model.units=[4]",
          "trainer.epochs=1", "model.dropout=interval(0,0.5)"]
 TRIAL_LINE = re.compile(r"^\[sweep \S+\] trial (\d+) (?:COMPLETE|PRUNED|FAIL) ", re.MULTILINE)

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from conftest import TINY, postgres_databases
+from conftest import LSTMLAB, TINY, postgres_databases
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 FINISHED_LINE = re.compile(r"^\[sweep workers\] trial (\d+) (COMPLETE|PRUNED|FAIL) ", re.MULTILINE)
 
 

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import POSTGRES, TINY, postgres_databases
+from conftest import LSTMLAB, POSTGRES, TINY, postgres_databases
 from lstmlab.cli import main as cli_main
 from lstmlab.secrets import MaskFilter, drop_passwords, mask
 from lstmlab.tracking.uris import with_installed_driver
 
-LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 PASSWORD = "Pw-" + uuid.uuid4().hex[:10]  # found nowhere by chance
 
 

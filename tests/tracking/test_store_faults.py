@@ -9,7 +9,6 @@ import os
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,12 +18,12 @@ import mlflow
 import pytest
 import sqlalchemy
 
-from conftest import TINY, tiny_config
+from conftest import LSTMLAB, TINY, tiny_config
 from lstmlab.errors import LstmlabError
 from lstmlab.tracking.open import open_store
 from lstmlab.tracking.reach import check_server
 
-TRAIN = [sys.executable, "-m", "lstmlab.cli", "train", *TINY, "trainer.epochs=1", "model.units=[8]"]
+TRAIN = [*LSTMLAB, "train", *TINY, "trainer.epochs=1", "model.units=[8]"]
 
 
 def statuses(uri: str) -> list[str]:
@@ -61,7 +60,7 @@ def test_runs_that_log_the_same_new_dataset_at_once_all_record_it(project_dir, b
     import pandas as pd
 
     from conftest import postgres_databases
-    from lstmlab.pipeline.track import log_input
+    from lstmlab.pipeline.keras_side.track import log_input
 
     with contextlib.ExitStack() as stack:
         if backend == "sqlite":
@@ -165,15 +164,14 @@ def test_a_dead_tracking_server_is_one_line_for_every_command(project_dir):
     """Not four minutes of retries and a traceback: every command says it in a line."""
     uri = f"http://127.0.0.1:{free_port()}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    lstmlab = [sys.executable, "-m", "lstmlab.cli"]
     commands = {
-        "train": [*TRAIN[3:]],
+        "train": TRAIN[len(LSTMLAB):],
         "sweep": ["train", "-m", "hydra/sweeper=lstmlab_optuna", *TINY, "model.dropout=interval(0,0.5)"],
         "compare": ["compare"],
         "rerun": ["rerun", "0123456789abcdef"],
         "forecast": ["forecast", "0123456789abcdef"],
     }
-    processes = {name: subprocess.Popen([*lstmlab, *args], env=env, text=True, stdout=subprocess.PIPE,
+    processes = {name: subprocess.Popen([*LSTMLAB, *args], env=env, text=True, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE) for name, args in commands.items()}
     for name, process in processes.items():
         _, err = process.communicate(timeout=120)

@@ -18,12 +18,11 @@ from mlflow import MlflowClient
 from test_interrupts import ENDLESS
 from test_tracking_server import free_port, start_server, stop_server
 
-from conftest import TINY, tiny_config, use_store
+from conftest import LSTMLAB, TINY, tiny_config, use_store
 from lstmlab.errors import LstmlabError
 from lstmlab.tracking.orphans import CLOSED, PID
 from lstmlab.tracking.reach import HTTP_DEFAULTS, bound_requests, quick_requests
 
-LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 LEFT = "it is left RUNNING for now: the next lstmlab command that reaches the store closes it"
 
 

@@ -18,11 +18,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from conftest import TINY, postgres_databases, use_store
+from conftest import LSTMLAB, TINY, postgres_databases, use_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-LSTMLAB = [sys.executable, "-m", "lstmlab.cli"]
 
 
 def free_port() -> int:

@@ -15,6 +15,7 @@ import urllib.request
 import mlflow
 import pytest
 
+from conftest import LSTMLAB
 from lstmlab.commands.ui import command
 from lstmlab.errors import LstmlabError
 
@@ -67,7 +68,7 @@ def test_lstmlab_ui_starts_an_mlflow_server_whose_rest_api_finds_the_runs(projec
     port = free_port()
     log = open(project_dir / "ui.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "lstmlab.cli", "ui", "--port", str(port), "--workers", "1"],
+        [*LSTMLAB, "ui", "--port", str(port), "--workers", "1"],
         cwd=project_dir, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the server's workers go down with it
     )

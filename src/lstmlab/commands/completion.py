@@ -14,9 +14,9 @@ import argparse
 import os
 import shlex
 
+from lstmlab.commands import parsers
+from lstmlab.commands.parsers import SHELLS
 from lstmlab.errors import LstmlabError
-
-SHELLS = ("bash", "zsh", "fish")
 
 # COMP_WORDBREAKS is passed on so that the query answers with the part of the word bash replaces;
 # the user's own COMP_WORDBREAKS is left as it is (Hydra's script removes `=` from it for every
@@ -80,23 +80,7 @@ def script(shell: str) -> str:
     return {"zsh": ZSH, "fish": FISH}[shell]
 
 
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lstmlab completion",
-        description="Print the tab completion script for the lstmlab command.",
-        epilog='Install in the running shell: eval "$(lstmlab completion bash)" (or zsh); '
-               "lstmlab completion fish | source. Put that line in ~/.bashrc, ~/.zshrc or "
-               "~/.config/fish/config.fish to keep it.",
-    )
-    parser.add_argument("shell", choices=SHELLS)
-    parser.add_argument("--uninstall", action="store_true", help="print the lines that remove it")
-    parser.add_argument("--query", action="store_true",
-                        help="used by the script: the words completing $COMP_LINE up to $COMP_POINT")
-    return parser
-
-
-def main(args: list[str]) -> int:
-    options = parser().parse_args(args)
+def main(options: argparse.Namespace) -> int:
     if options.query:
         return query(options.shell)
     print(UNINSTALL[options.shell] if options.uninstall else script(options.shell), end="")
@@ -105,6 +89,8 @@ def main(args: list[str]) -> int:
 
 def query(shell: str) -> int:
     """Print the candidates for the command line in $COMP_LINE, one per line."""
+    # Hydra (for train's overrides) is imported by the query only: the script, printed at every
+    # shell's start-up, needs none of it.
     from lstmlab.commands.completion_query import candidates, for_shell
 
     line = os.environ.get("COMP_LINE", "")
@@ -125,4 +111,5 @@ def hydra_style(overrides: list[str]) -> int:
         raise LstmlabError("shell completion: give one of install=SHELL, uninstall=SHELL or query=SHELL, "
                            f"SHELL one of {', '.join(SHELLS)}, e.g. eval \"$(lstmlab completion bash)\"")
     action, shell = actions[0], requests[actions[0]]
-    return main([shell, *({"install": [], "uninstall": ["--uninstall"], "query": ["--query"]}[action])])
+    flags = {"install": [], "uninstall": ["--uninstall"], "query": ["--query"]}[action]
+    return main(parsers.completion().parse_args([shell, *flags]))

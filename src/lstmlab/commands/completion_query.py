@@ -1,6 +1,6 @@
 """What a <TAB> after `lstmlab ...` offers: the words the shell scripts of `completion.py` ask for.
 
-The subcommands and their flags come from their own argparse parsers (and `mlflow ui`'s for
+The subcommands and their flags come from their argparse parsers (commands.parsers) (and `mlflow ui`'s for
 `lstmlab ui`); after `lstmlab train` Hydra's completion answers, as it does for any Hydra app:
 config groups (`variant=`), their options, keys (`model.units=`), current values, files. Nothing
 here opens a store or trains: a completion must answer in the time of a keystroke.
@@ -8,7 +8,6 @@ here opens a store or trains: a completion must answer in the time of a keystrok
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from importlib import metadata
@@ -24,6 +23,9 @@ from lstmlab.commands.hydra_compat import (
     positional_choices,
     subcommand,
 )
+from lstmlab.commands.parsers import PARSERS
+from lstmlab.paths import cache_home, config_dir
+from lstmlab.sweep.override_text import format_value
 
 GLOBAL_FLAGS = ("-v", "--verbose", "--debug")  # taken out by lstmlab.cli wherever they stand
 # What bash splits a word at when it completes (its COMP_WORDBREAKS), when the script cannot say.
@@ -42,8 +44,8 @@ def candidates(line: str) -> list[str]:
         return _train(rest, current)
     if command == "ui":
         return _flags(_mlflow_ui_options(), rest, current)
-    if command in COMMANDS:
-        parser, rest = subcommand(importlib.import_module(f"lstmlab.commands.{command}").parser(), rest)
+    if command in PARSERS:
+        parser, rest = subcommand(PARSERS[command](), rest)
         return _flags(parser_options(parser), rest, current, positional_choices(parser))
     return []
 
@@ -65,8 +67,6 @@ def _matching(words: list[str] | tuple[str, ...], current: str) -> list[str]:
 
 def _train(rest: list[str], current: str) -> list[str]:
     """Hydra's flags, or Hydra's own completion of the overrides after `lstmlab train`."""
-    from lstmlab.paths import config_dir
-
     options = parser_options(hydra_parser())
     if current.startswith("-") or _value_expected(options, rest):
         return _flags(options, rest, current)
@@ -84,9 +84,6 @@ def _lists_whole(found: list[str], rest: list[str], current: str) -> list[str]:
     indexes (`model.units.`, `model.units=0=`), which no override can use. Only then is the
     config composed a second time, to tell a list from a mapping."""
     from omegaconf import ListConfig, OmegaConf
-
-    from lstmlab.paths import config_dir
-    from lstmlab.sweep.override_text import format_value
 
     key, _, value = current.partition("=")
     indexes = bool(found) and all(re.fullmatch(re.escape(current) + r"\d+[=.]", word) for word in found)
@@ -134,8 +131,6 @@ def _flags(options: list[Option], rest: list[str], current: str, positional: tup
 def _mlflow_ui_options() -> list[Option]:
     """`mlflow ui`'s flags (lstmlab ui passes them on). Importing MLflow's command line takes
     seconds, so they are read once per MLflow version and kept in lstmlab's cache."""
-    from lstmlab.paths import cache_home
-
     cached = cache_home() / "completion" / f"mlflow-{metadata.version('mlflow')}-ui.txt"
     if not cached.is_file():
         import click

@@ -5,7 +5,7 @@ current store, where `lstmlab train ... tracking.skip_finished=true` continues t
 `lstmlab compare` reads it; `table` recomputes the campaign's table from DIR alone, in a store
 and predictions cache of its own that are thrown away. The work is records.evidence (the store)
 and records.evidence_files (the folder); the table's columns are comparison.campaign_table's.
-Arguments are parsed before MLflow is imported, so `--help` answers at once.
+The arguments are commands.parsers.evidence, read before this module and MLflow are imported.
 """
 
 from __future__ import annotations
@@ -21,44 +21,19 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from lstmlab.commands import parsers
+from lstmlab.comparison.campaign_table import render
+from lstmlab.comparison.compare import Comparison, compare, default_experiment
 from lstmlab.errors import LstmlabError
 from lstmlab.plural import count
-
-if TYPE_CHECKING:  # MLflow behind them: only after the arguments are parsed
-    from lstmlab.comparison.compare import Comparison
-    from lstmlab.records.evidence_files import Records
-
-
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lstmlab evidence",
-        description="A campaign's runs as plain text in the repository (DIR: campaign.yaml, runs.jsonl, "
-        "artifacts/<run id>/), loaded back into any MLflow store: commit what finished, continue elsewhere.",
-        epilog="The store is $MLFLOW_TRACKING_URI, else MLflow's default in the working directory.",
-    )
-    actions = parser.add_subparsers(dest="action", required=True, metavar="save|load|table")
-    save = actions.add_parser("save", help="write the store's runs of the campaign's experiment to DIR (again: adds new ones)",
-                              description="Write every ended run (FINISHED, FAILED, KILLED) of the experiment to DIR; "
-                              "runs already there keep their lines byte for byte.")
-    load = actions.add_parser("load", help="add DIR's runs to the store (those not there yet)",
-                              description="Add every run of DIR not yet in the experiment of the current store, "
-                              "with its times, status, params, tags, metric histories and text artifacts.")
-    for action in (save, load):
-        action.add_argument("folder", metavar="DIR", help="the campaign's folder, e.g. evidence/prices-50")
-        action.add_argument("--experiment", "-e", metavar="NAME",
-                            help="the store's experiment (default: the one campaign.yaml names; for a new DIR, "
-                                 "the one lstmlab train logs to)")
-    table = actions.add_parser("table", help="recompute the campaign's table from DIR alone",
-                               description="Load DIR into a temporary store, compare with the options campaign.yaml "
-                               "names, print the table docs/evidence.md shows and the MCS/SPA lines.")
-    table.add_argument("folder", metavar="DIR", help="the campaign's folder, e.g. evidence/prices-50")
-    return parser
+from lstmlab.records import evidence
+from lstmlab.records.evidence_files import CAMPAIGN_FILE, Records, read, read_campaign
+from lstmlab.secrets import mask
+from lstmlab.tracking.open import open_store, use_current_store
 
 
-def main(args: list[str]) -> int:
-    options = parser().parse_args(args)
+def main(options: argparse.Namespace) -> int:
     folder = Path(options.folder)
     if options.action == "save":
         return save(folder, options.experiment)
@@ -68,14 +43,9 @@ def main(args: list[str]) -> int:
 
 
 def save(folder: Path, experiment: str | None) -> int:
-    from lstmlab.comparison.compare import default_experiment
-    from lstmlab.records.evidence import save as save_runs
-    from lstmlab.records.evidence_files import CAMPAIGN_FILE, read_campaign
-    from lstmlab.tracking.open import use_current_store
-
     campaign = read_campaign(folder) if folder.is_dir() else None
     use_current_store()
-    saved = save_runs(folder, experiment, default_experiment())
+    saved = evidence.save(folder, experiment, default_experiment())
     written = saved.written
     statuses = ", ".join(f"{n} {status.lower()}" for status, n in saved.statuses.items())
     print(f"Saved {count(saved.runs, 'run')} of experiment {saved.experiment!r} ({statuses}) to {folder}/: "
@@ -92,14 +62,9 @@ def save(folder: Path, experiment: str | None) -> int:
 
 
 def load(folder: Path, experiment: str | None) -> int:
-    from lstmlab.records.evidence import load as load_runs
-    from lstmlab.records.evidence_files import read
-    from lstmlab.secrets import mask
-    from lstmlab.tracking.open import use_current_store
-
     records = read(folder)  # every line and file checked before the store is touched
     store = use_current_store()
-    loaded = load_runs(records, experiment)
+    loaded = evidence.load(records, experiment)
     print(f"Loaded {folder}/ into experiment {loaded.experiment!r} of {mask(store)}: {count(loaded.added, 'run')} added, "
           f"{loaded.present} already there.")
     campaign = records.campaign
@@ -111,9 +76,6 @@ def load(folder: Path, experiment: str | None) -> int:
 
 
 def table(folder: Path) -> int:
-    from lstmlab.comparison.campaign_table import render
-    from lstmlab.records.evidence_files import read
-
     started = time.perf_counter()
     records = read(folder)
     comparison = recompute(records)
@@ -130,15 +92,10 @@ def table(folder: Path) -> int:
 def recompute(records: Records) -> Comparison:
     """compare on the campaign's runs alone, with campaign.yaml's options: loaded into a store
     and a predictions cache in a temporary folder, removed afterwards."""
-    from lstmlab.commands.compare import parser as compare_parser
-    from lstmlab.comparison.compare import compare
-    from lstmlab.records.evidence import load
-    from lstmlab.tracking.open import open_store
-
     text, said = records.campaign.compare, io.StringIO()
     try:
         with contextlib.redirect_stderr(said):  # argparse's usage lines: one line of ours instead
-            options = compare_parser().parse_args(shlex.split(text))
+            options = parsers.compare().parse_args(shlex.split(text))
     except (SystemExit, ValueError) as error:  # ValueError: shlex, an unclosed quote
         reason = (said.getvalue().strip().splitlines() or [str(error)])[-1]
         raise LstmlabError(f"{records.folder}/campaign.yaml: compare: {text!r} are not options of lstmlab compare "
@@ -146,7 +103,7 @@ def recompute(records: Records) -> Comparison:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per run: noise
     with tempfile.TemporaryDirectory(prefix="lstmlab-evidence-", dir=_in_memory(records.folder)) as scratch:
         open_store(f"sqlite:///{Path(scratch) / 'mlflow.db'}")
-        loaded = load(records, records.campaign.experiment, artifact_location=(Path(scratch) / "artifacts").as_uri())
+        loaded = evidence.load(records, records.campaign.experiment, artifact_location=(Path(scratch) / "artifacts").as_uri())
         comparison = compare(
             experiment=loaded.experiment,
             baseline=loaded.run_id(options.baseline),  # a run of the records: its id in this store

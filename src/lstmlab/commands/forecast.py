@@ -1,12 +1,13 @@
-"""`lstmlab forecast RUN_ID [--data PATH]`: arguments and printing; the work is records.forecast."""
+"""`lstmlab forecast RUN_ID [--data PATH]`: printing; the work is records.forecast, the arguments
+commands.parsers.forecast (read before this module and its libraries are imported)."""
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # records.forecast imports MLflow and pandas: only after the arguments are parsed
-    from lstmlab.records.forecast import Forecast
+from lstmlab import interrupts
+from lstmlab.records.forecast import Forecast, forecast
+from lstmlab.tracking.open import use_current_store
 
 
 def report(result: Forecast) -> str:
@@ -25,25 +26,8 @@ def report(result: Forecast) -> str:
     )
 
 
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lstmlab forecast",
-        description="Next-step price from a run's logged model, beside the naive forecast.",
-    )
-    parser.add_argument("run_id", metavar="RUN_ID", help="the run's id (or a unique prefix of 8+ characters)")
-    parser.add_argument("--data", metavar="PATH", help="a CSV with the run's columns (default: the run's own data)")
-    return parser
-
-
-def main(args: list[str]) -> int:
-    options = parser().parse_args(args)
-
-    from lstmlab import interrupts
-
+def main(options: argparse.Namespace) -> int:
     with interrupts.at_once():  # it reads and computes only: a Ctrl-C stops it at once
-        from lstmlab.records.forecast import forecast
-        from lstmlab.tracking.open import use_current_store
-
         use_current_store()
         text = report(forecast(options.run_id, options.data))
     print(text)

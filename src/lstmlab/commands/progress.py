@@ -24,7 +24,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from lstmlab.commands.hydra_files import sweep_folder
+from lstmlab.commands.summary import JOB_FILE
 from lstmlab.errors import EXIT_USER_ERROR, error_line
+from lstmlab.sweep.launchers import parallelism
 
 PLAN_FILE = "lstmlab_progress.json"
 ENDED_FILE = "lstmlab_progress.jsonl"
@@ -66,8 +68,9 @@ def nothing_to_run(empty: list[str]) -> str:
 
 class MultirunProgress(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Optuna and SQLAlchemy behind sweep.compat: loaded by a multirun's launching process
+        # only, not by the single runs and jobs that run this callback too.
         from lstmlab.sweep.compat import empty_sweeps, planned_jobs
-        from lstmlab.sweep.launchers import parallelism
 
         total = planned_jobs(config)
         if total is None:  # an Optuna sweep: its sweeper prints a line per trial
@@ -85,8 +88,6 @@ class MultirunProgress(Callback):
         self.started = time.perf_counter()
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        from lstmlab.commands.summary import JOB_FILE
-
         folder = sweep_folder(config)
         plan_file = folder / PLAN_FILE
         if not plan_file.is_file():

@@ -1,21 +1,17 @@
-"""`lstmlab rerun RUN_ID [--check]`: arguments and printing; the work is records.rerun."""
+"""`lstmlab rerun RUN_ID [--check]`: printing; the work is records.rerun, the arguments
+commands.parsers.rerun (read before this module and its libraries are imported)."""
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # records.rerun imports MLflow: only after the arguments are parsed
-    from lstmlab.records.rerun import Rerun
-
-from lstmlab.names import REL_TOLERANCE
-
-EXIT_DIFFERENT = 1  # `--check`: a final metric differs
+from lstmlab import interrupts
+from lstmlab.commands.parsers import EXIT_DIFFERENT
+from lstmlab.records.rerun import Rerun, data_changed_line, rerun
+from lstmlab.tracking.open import use_current_store
 
 
 def report(result: Rerun, rel_tol: float) -> str:
-    from lstmlab.records.rerun import data_changed_line
-
     lines = [
         f"Rerun of {result.run_name} {result.original_run_id} → new run {result.run_id} "
         f"(tagged rerun_of={result.original_run_id})",
@@ -48,28 +44,8 @@ def report(result: Rerun, rel_tol: float) -> str:
     return "\n".join(lines)
 
 
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lstmlab rerun",
-        description="Train a logged run again from its config.yaml; print each final metric old vs new.",
-    )
-    parser.add_argument("run_id", metavar="RUN_ID", help="the run's id (or a unique prefix of 8+ characters)")
-    parser.add_argument("--check", action="store_true",
-                        help=f"exit {EXIT_DIFFERENT} when a final metric (train_seconds excluded) differs beyond the tolerance")
-    parser.add_argument("--tolerance", type=float, default=REL_TOLERANCE,
-                        help=f"relative tolerance of --check (default {REL_TOLERANCE:g}: identical up to float rounding)")
-    return parser
-
-
-def main(args: list[str]) -> int:
-    options = parser().parse_args(args)
-
-    from lstmlab import interrupts
-
-    with interrupts.at_once():  # imports and the store's first answer: a Ctrl-C stops them at once
-        from lstmlab.records.rerun import rerun
-        from lstmlab.tracking.open import use_current_store
-
+def main(options: argparse.Namespace) -> int:
+    with interrupts.at_once():  # the store's first answer: a Ctrl-C stops it at once
         use_current_store()
     result = rerun(options.run_id, options.tolerance)
     print(report(result, options.tolerance))

@@ -11,13 +11,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import mlflow
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from lstmlab.commands.hydra_files import sweep_folder
 from lstmlab.plural import count
-from lstmlab.records.summary import RunSummary
+from lstmlab.records.summary import RunSummary, summarize
 from lstmlab.secrets import MASK, mask
+from lstmlab.tracking.uris import usable
 
 JOB_FILE = "lstmlab_run.json"
 
@@ -93,11 +95,6 @@ class MultirunTable(Callback):
     """Hydra callback (conf/train.yaml, hydra.callbacks.summary): a multirun ends with its table."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        import mlflow
-
-        from lstmlab.records.summary import summarize
-        from lstmlab.tracking.uris import usable
-
         records = [json.loads(path.read_text())
                    for path in sweep_folder(config).glob(f"*/{JOB_FILE}")]
         if not records:

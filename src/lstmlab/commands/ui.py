@@ -14,6 +14,7 @@ import sys
 
 from lstmlab.errors import LstmlabError
 from lstmlab.secrets import mask
+from lstmlab.tracking.open import use_current_store
 
 REMOTE_SCHEMES = ("http://", "https://", "databricks")
 DEFAULT_HOST = "127.0.0.1"
@@ -25,8 +26,6 @@ def _given(args: list[str], *names: str) -> bool:
 
 def command(args: list[str]) -> list[str]:
     """The `mlflow ui` command line for the project's store, with the user's options last."""
-    from lstmlab.tracking.open import use_current_store
-
     configured = os.environ.get("MLFLOW_TRACKING_URI") or ""
     if configured.startswith(REMOTE_SCHEMES):  # said before opening it (which asks the server)
         raise LstmlabError(

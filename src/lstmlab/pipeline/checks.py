@@ -3,7 +3,8 @@
 Hydra parses `trainer.seed=abc` into the string "abc" without complaint; Keras would fail on it
 minutes later (patience in the second epoch), leaving a FAILED run behind. `check_config` runs
 before any data is read or framework imported and names the key, the value and what it takes.
-Only the Keras activation name needs Keras: `check_activation` runs once Keras is imported.
+Only the Keras activation name needs Keras: keras_side.model.check_activation checks it once
+Keras is imported.
 
 A config that is run may come from a record anyone with write access to the store could have
 edited, and Hydra's `instantiate` calls whatever `_target_` names: `check_targets` lets only a
@@ -31,9 +32,9 @@ TARGET_TRANSFORMS = ("none", "log_return")  # pipeline.transform
 EVALUATIONS = ("holdout", "walk_forward")  # pipeline.evaluation
 WINDOWS = ("expanding", "sliding")
 
-# The classes a config may instantiate, by the key that names them (DESIGN.md). Keras' public
-# classes but the abstract bases and the wrappers that take another optimizer (tests/
-# test_tampered_records.py compares the lists with the installed Keras and scikit-learn).
+# The classes a config may instantiate, by the key that names them (docs/contracts.md, "Config
+# keys"). Keras' public classes but the abstract bases and the wrappers that take another optimizer
+# (tests/records/test_tampered_records.py compares the lists with the installed Keras and scikit-learn).
 OPTIMIZERS = frozenset({"Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb",
                         "Lion", "Muon", "Nadam", "RMSprop", "SGD", "ScheduleFreeAdamW"})
 LOSSES = frozenset({
@@ -265,18 +266,6 @@ def check_evaluation(cfg: DictConfig) -> None:
     _check(evaluation, "evaluation", EVALUATION)
     if evaluation.name == "walk_forward":
         _check(evaluation, "evaluation", WALK_FORWARD)
-
-
-def check_activation(name: str) -> None:
-    """The activation is one Keras knows (imports Keras: call it once the backend is chosen)."""
-    import keras
-
-    try:
-        keras.activations.get(name)
-    except (ValueError, TypeError):
-        raise LstmlabError(
-            f"model.activation={name!r} is not a Keras activation (try relu, tanh, leaky_relu)"
-        ) from None
 
 
 def _check(node: DictConfig, section: str, rules: dict[str, Callable[[object], str | None]]) -> None:

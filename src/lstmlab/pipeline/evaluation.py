@@ -1,21 +1,18 @@
-"""Evaluation: how a run's data is cut into folds (`evaluation=holdout|walk_forward`), and how the
-folds' forecasts become the run's metrics.
+"""Evaluation: how a run's data is cut into folds (`evaluation=holdout|walk_forward`); how the
+folds' forecasts become the run's metrics is pipeline.metrics'.
 
 Holdout is one chronological split (train | val | test). Walk-forward (rolling-origin evaluation,
 Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*, "time series cross-validation")
 cuts the evaluation period (the last `data.test_fraction` of the rows, or `evaluation.test_size`
 rows) into `evaluation.folds` consecutive, disjoint test windows; fold k trains on the rows before
 its window only (val: their last `data.val_fraction`), with scalers fitted on its training rows.
-The final metrics pool every fold's test forecasts, so `test_rmse` is the RMSE of every
+The final metrics (pipeline.metrics) pool every fold's test forecasts, so `test_rmse` is the RMSE of every
 predicted day; `val_rmse` is the mean of the folds' (what sweeps minimize).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
@@ -81,51 +78,4 @@ def splits(cfg: DictConfig) -> list[Dataset]:
 
 
 _CACHE: dict[str, list[Dataset]] = {}
-
-
-@dataclass(frozen=True)
-class FoldForecast:
-    """One fold's trained forecasts in price units."""
-
-    data: Dataset
-    val_predicted: np.ndarray
-    test_predicted: np.ndarray
-    seconds: float
-    epochs_run: int
-
-    def metrics(self) -> dict[str, float]:
-        """What each fold logs at step = its number."""
-        from lstmlab.pipeline.metrics import rmse
-
-        return {
-            "fold_test_rmse": rmse(self.data.test.actual, self.test_predicted),
-            "fold_naive_test_rmse": rmse(self.data.test.actual, self.data.test.previous),
-            "fold_val_rmse": rmse(self.data.val.actual, self.val_predicted),
-        }
-
-
-def summarize(cfg: DictConfig, folds: list[FoldForecast]) -> tuple[dict[str, float], pd.DataFrame]:
-    """Final metrics (DESIGN.md's names) and the predictions table of a run's folds.
-
-    Holdout: exactly the single split's numbers. Walk-forward: test metrics over every fold's test
-    days pooled, `val_rmse` the mean of the folds', time and epochs summed over folds (the cost).
-    """
-    # scikit-learn: imported once there is something to score
-    from lstmlab.pipeline.metrics import predictions_table, rmse, test_metrics
-
-    tests = [f.data.test for f in folds]  # consecutive days: pooled in time order
-    dates = tests[0].dates.append([p.dates for p in tests[1:]])
-    actual, naive = np.concatenate([p.actual for p in tests]), np.concatenate([p.previous for p in tests])
-    predicted = np.concatenate([f.test_predicted for f in folds])
-    val_rmse = [rmse(f.data.val.actual, f.val_predicted) for f in folds]
-    metrics = {
-        "val_rmse": float(np.mean(val_rmse)),
-        **test_metrics(actual, naive, predicted),
-        "train_seconds": float(sum(f.seconds for f in folds)),
-        "epochs_run": float(sum(f.epochs_run for f in folds)),
-    }
-    table = predictions_table(dates, actual, naive, predicted)
-    # every run's days carry their fold (a holdout run's are fold 1), so effects can pair by fold
-    table["fold"] = np.concatenate([np.full(len(f.test_predicted), k) for k, f in enumerate(folds, 1)])
-    return metrics, table
 

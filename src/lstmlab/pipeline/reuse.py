@@ -21,6 +21,7 @@ from lstmlab.errors import LstmlabError, first_line
 from lstmlab.names import DATA_TAG, FINAL_METRICS, REPORT_TAG
 from lstmlab.pipeline.params import configuring, run_params
 from lstmlab.secrets import mask
+from lstmlab.tracking.open import open_store
 
 if TYPE_CHECKING:  # MLflow itself is imported when the store is asked
     from mlflow.entities import Run
@@ -45,8 +46,6 @@ def finished_run(cfg: DictConfig, data_sha256: str, say_why_not: bool = True) ->
     not exist yet holds nothing to reuse)."""
     import mlflow
     from mlflow.exceptions import MlflowException
-
-    from lstmlab.tracking.open import open_store
 
     try:
         open_store(cfg.tracking.uri)

@@ -78,7 +78,7 @@ def _rebuild(entry: object, role: str) -> Any:
         with warnings.catch_warnings():  # "X does not have valid feature names": a probe has none
             warnings.simplefilter("ignore", UserWarning)
             scaler.transform(np.zeros((1, int(scaler.n_features_in_))))
-    except Exception as error:  # noqa: BLE001 - scikit-learn's errors on bad state differ per scaler
+    except (ValueError, TypeError, AttributeError, IndexError) as error:  # bad state, by scaler and attribute
         raise ValueError(f"the {role} scaler does not transform: {error}") from None
     return scaler
 

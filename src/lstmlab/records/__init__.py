@@ -1,1 +1,1 @@
-"""Reading runs back from MLflow: names fixed by DESIGN.md, the store, rerun and forecast."""
+"""Reading runs back from MLflow (names: docs/contracts.md): the store, rerun, forecast, evidence."""

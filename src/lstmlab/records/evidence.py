@@ -213,7 +213,7 @@ def load(records: Records, experiment: str | None = None, artifact_location: str
         for run_id in created:
             try:
                 client.delete_run(run_id)
-            except Exception:  # noqa: BLE001 - the store failing: the error that stopped the load is said
+            except (MlflowException, OSError):  # the store failing: the error that stopped the load is said
                 pass
         if not isinstance(error, (MlflowException, OSError)):
             raise

@@ -17,8 +17,11 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
+from lstmlab.pipeline import transform
+from lstmlab.pipeline.data import read_table
 from lstmlab.plural import count
 from lstmlab.records import store as records
+from lstmlab.runtime import import_keras, use_backend
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,6 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
     else:
         records.check_data_file(data_cfg, run_id, "give the data with --data PATH")
 
-    from lstmlab.pipeline import transform
-    from lstmlab.pipeline.data import read_table
-
     table = read_table(data_cfg)
     lookback, name, where = int(cfg.data.lookback), table.transform, table.where
     needed = lookback + transform.leading_rows(name)  # a return needs the day before its window
@@ -64,8 +64,6 @@ def forecast(run_id: str, data_path: str | None = None) -> Forecast:
     if hasattr(feature_scaler, "feature_names_in_"):  # fitted on a DataFrame: give it its own names
         inputs = pd.DataFrame(inputs, columns=list(feature_scaler.feature_names_in_))
     x = feature_scaler.transform(inputs).astype(np.float32)[np.newaxis]
-
-    from lstmlab.runtime import import_keras, use_backend
 
     use_backend(cfg.trainer.backend)  # before mlflow.keras imports Keras
     import_keras()

@@ -17,6 +17,8 @@ from omegaconf import open_dict
 
 from lstmlab import interrupts
 from lstmlab.names import DATA_TAG, FINAL_METRICS, REL_TOLERANCE
+from lstmlab.pipeline.evaluation import splits
+from lstmlab.pipeline.experiment import run_experiment
 from lstmlab.records import store as records
 
 # Wall-clock time differs on every run: reported, never checked.
@@ -72,9 +74,6 @@ def rerun(run_id: str, rel_tol: float = REL_TOLERANCE, announce=print) -> Rerun:
             cfg.tracking.uri = mlflow.get_tracking_uri()
             cfg.tracking.experiment = mlflow.get_experiment(original.info.experiment_id).name
             cfg.tracking.skip_finished = False  # a rerun trains: reusing the original would check nothing
-
-        from lstmlab.pipeline.evaluation import splits
-        from lstmlab.pipeline.experiment import run_experiment
 
         old_sha = original.data.tags.get(DATA_TAG)
         new_sha = splits(cfg)[0].sha256  # cached: run_experiment below reuses the prepared data

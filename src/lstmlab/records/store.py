@@ -30,6 +30,8 @@ from lstmlab.names import (
     PICKLED_SCALER_ARTIFACT,
     SCALER_ARTIFACT,
 )
+from lstmlab.pipeline.checks import check_config
+from lstmlab.pipeline.scalers import from_json
 from lstmlab.records.bounded_yaml import MAX_BYTES, bounded_text
 from lstmlab.records.record_keys import unknown_key
 from lstmlab.secrets import mask
@@ -93,8 +95,6 @@ def load_config(run: Run, what: str = "rebuild it") -> DictConfig:
     """The resolved config the run was trained with (its `config.yaml`), checked like a new one:
     measured before it is built (records.bounded_yaml), holding values only, and only keys this
     lstmlab reads (records.record_keys)."""
-    from lstmlab.pipeline.checks import check_config
-
     with _downloaded(run, CONFIG_ARTIFACT, what) as path:
         try:
             cfg = OmegaConf.create(bounded_text(path))
@@ -135,8 +135,6 @@ def _interpolation(node: object, path: str = "") -> str | None:
 
 def load_scalers(run: Run) -> dict:
     """{"features": scaler, "target": scaler}, fitted on the run's training part."""
-    from lstmlab.pipeline.scalers import from_json
-
     with _downloaded(run, SCALER_ARTIFACT, "scale new data like its training data") as path:
         try:
             size = path.stat().st_size

@@ -154,7 +154,7 @@ def _basic_sweep(config: Any) -> list[Any] | None:
 # launcher's options and submits the launcher itself (its `__call__` runs one job) as an array,
 # awaited whole. The sweeper submits jobs one by one instead, so it builds the executor and each
 # job's arguments as `launch` does: from the launcher's `params` and `_EXECUTOR` (private).
-# tests/test_compat.py reads `launch` and fails when it stops building them this way.
+# tests/sweep/test_compat.py reads `launch` and fails when it stops building them this way.
 SUBMITIT_INIT_KEYS = ("max_num_timeout",)  # `launch`'s specific_init_keys: executor arguments, not parameters
 
 

@@ -22,8 +22,7 @@ from pathlib import Path
 
 from lstmlab.errors import LstmlabError
 from lstmlab.secrets import mask
-from lstmlab.sqlite_files import read_only_part
-from lstmlab.tracking.schema import sqlite_file
+from lstmlab.sqlite_files import read_only_part, sqlite_file
 from lstmlab.tracking.writable import FIX
 
 # How SQLite says it (MLflow passes its text on, in an MlflowException or an SQLAlchemy error).

@@ -17,13 +17,15 @@ import os
 
 import mlflow
 from mlflow.entities import Experiment
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
 from lstmlab import interrupts
+from lstmlab.sqlite_files import sqlite_file
 from lstmlab.tracking import faults
 from lstmlab.tracking.orphans import close_left, close_orphans, left_running
 from lstmlab.tracking.reach import check_server, forget_server
-from lstmlab.tracking.schema import ensure_schema, sqlite_file
+from lstmlab.tracking.schema import ensure_schema
 from lstmlab.tracking.uris import usable, use_tracking_uri
 from lstmlab.tracking.writable import check_artifacts_writable, check_store_writable
 
@@ -49,7 +51,7 @@ def open_store(uri: str | None) -> str:
                 ensure_schema(current)
                 try:
                     close_orphans(mlflow.MlflowClient(current))
-                except Exception as error:  # noqa: BLE001 - a courtesy: the command goes on and says what fails
+                except (MlflowException, OSError) as error:  # a courtesy: the command goes on and says what fails
                     log.debug("orphaned runs not checked: %s", error)
             _opened.add(key)
         if left_running(current):  # the store failed under a run of this process: is it back?

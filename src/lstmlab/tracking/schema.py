@@ -19,24 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lstmlab.errors import LstmlabError, first_line
-from lstmlab.sqlite_files import exclusive
+from lstmlab.sqlite_files import exclusive, sqlite_file
+from lstmlab.tracking import faults
 
 log = logging.getLogger(__name__)
-
-
-def sqlite_file(uri: str) -> Path | None:
-    """The database file of a `sqlite:///` URI; None for any other store (or in-memory)."""
-    from sqlalchemy.engine import make_url
-
-    if not uri.startswith("sqlite:"):
-        return None
-    try:
-        database = make_url(uri).database
-    except Exception:  # noqa: BLE001 - MLflow reports a URI it cannot use in its own words
-        return None
-    if database in (None, "", ":memory:"):
-        return None
-    return Path(database).expanduser().absolute()
 
 
 def ensure_schema(uri: str) -> None:
@@ -72,8 +58,6 @@ def _file_lock(path: Path) -> Iterator[None]:
 def _recover(path: Path, uri: str, error: BaseException) -> None:
     """Re-create a half-made store that holds no run; otherwise one line saying what to do."""
     from mlflow import MlflowClient
-
-    from lstmlab.tracking import faults  # it imports this module
 
     reason = first_line(error)
     if _unwritable(reason):

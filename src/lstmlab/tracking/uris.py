@@ -96,10 +96,11 @@ def _connect_once(uri: str) -> None:
     """One connection to a database store with a short timeout (MLflow's own retries for minutes)."""
     import sqlalchemy
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     try:
         url = make_url(uri)
-    except Exception:  # noqa: BLE001 - not a database URL: MLflow says what it is
+    except (ArgumentError, ValueError):  # not a database URL (or its port no number): MLflow says what it is
         return
     if url.get_backend_name() not in _DATABASE_SERVERS:
         return

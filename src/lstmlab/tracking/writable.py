@@ -11,8 +11,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from lstmlab.errors import LstmlabError
-from lstmlab.sqlite_files import read_only_part
-from lstmlab.tracking.schema import sqlite_file
+from lstmlab.sqlite_files import read_only_part, sqlite_file
 
 FIX = "check the permissions, or point tracking.uri (or MLFLOW_TRACKING_URI) at a writable store"
 

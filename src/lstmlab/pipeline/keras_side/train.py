@@ -1,4 +1,4 @@
-"""Train: compile the model from config, seed everything, fit with the project's callbacks."""
+"""Train: the optimizer and loss from config, seeds, fit with the project's callbacks, predict."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import keras
 import numpy as np
@@ -19,10 +19,8 @@ from lstmlab import interrupts
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.pipeline import metrics
 from lstmlab.pipeline.data import Dataset
+from lstmlab.pipeline.epochs import EpochHook, epoch_step
 from lstmlab.pipeline.instantiate import instantiate
-
-if TYPE_CHECKING:
-    from lstmlab.pipeline.experiment import EpochHook
 
 log = logging.getLogger(__name__)
 
@@ -106,17 +104,6 @@ class ValRmse(keras.callbacks.Callback):
         if logs is not None:
             logs["val_loss"] = float(keras.ops.convert_to_numpy(loss))
             logs["val_rmse"] = rmse
-
-
-def epoch_step(fold: int, epochs: int, epoch_index: int) -> int:
-    """The step of an epoch: one number for MLflow's per-epoch curves and the sweep's pruner.
-
-    It is the epoch as the console numbers it ("epoch 3/10" is step 3), counted on across
-    walk-forward folds: (fold − 1) × trainer.epochs + epoch, fold 1 for a holdout run. So a
-    run's folds continue one curve, and at a given step every trial of a study is at the same
-    epoch of the same fold, judged on the same val days. (`epoch_index` is Keras' 0-based one.)
-    """
-    return (fold - 1) * epochs + epoch_index + 1
 
 
 class EpochHooks(keras.callbacks.Callback):

@@ -1,8 +1,4 @@
-"""Track: everything a run leaves in MLflow (names fixed by DESIGN.md).
-
-Imports Keras: only `run_experiment` imports this module, after `runtime.use_backend` chose the
-backend and `runtime.import_keras` imported it.
-"""
+"""Track: everything a run leaves in MLflow (the names: docs/contracts.md, "A run in MLflow")."""
 
 from __future__ import annotations
 
@@ -12,6 +8,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import version
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,14 +21,15 @@ import pandas as pd
 from mlflow.data.pandas_dataset import from_pandas
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
-from mlflow.models import Model
+from mlflow.models import Model, infer_signature
 from omegaconf import DictConfig, OmegaConf
 
 from lstmlab.errors import LstmlabError
-from lstmlab.names import CONFIG_ARTIFACT, DATA_TAG, MODEL_NAME, PREDICTIONS_ARTIFACT, SCALER_ARTIFACT
-from lstmlab.pipeline import plots
+from lstmlab.names import CONFIG_ARTIFACT, DATA_TAG, EPOCH_METRICS, MODEL_NAME, PREDICTIONS_ARTIFACT, SCALER_ARTIFACT
 from lstmlab.pipeline.claim import Claim, Yielded
 from lstmlab.pipeline.data import Dataset, data_name, data_source
+from lstmlab.pipeline.keras_side import plots
+from lstmlab.pipeline.keras_side.train import predict
 from lstmlab.pipeline.params import run_config, run_params
 from lstmlab.pipeline.scalers import to_json
 from lstmlab.tracking import faults
@@ -130,16 +128,13 @@ def log_input(dataset: mlflow.data.Dataset, context: str, tries: int = 3) -> Non
                 raise
 
 
-EPOCH_METRICS = {"loss": "train_loss", "val_loss": "val_loss", "val_rmse": "val_rmse"}
-
-
 def _now_ms() -> int:
     return int(time.time() * 1000)  # MLflow's metric timestamps
 
 
 class EpochCurves:
     """An epoch hook (train.EpochHooks) logging train_loss, val_loss and val_rmse: one point per
-    epoch run, at the epoch's step (train.epoch_step), one MLflow call per epoch.
+    epoch run, at the epoch's step (pipeline.epochs.epoch_step), one MLflow call per epoch.
 
     val_rmse is also the run's final metric, and MLflow shows (and `search_runs` returns) a
     metric's point at its highest step: so the last epoch's point must carry the final value,
@@ -191,7 +186,7 @@ def log_results(
     curves: EpochCurves,
     step: int,
 ) -> None:
-    """Final metrics and every artifact of DESIGN.md, written to a temp dir and logged at once.
+    """Final metrics and every artifact (docs/contracts.md, "Artifacts"), written to a temp dir and logged at once.
 
     `histories`: one per fold (one for holdout). Final metrics go at `step`, the last epoch's;
     val_rmse's final value is the last point of its curve (`curves`).
@@ -227,12 +222,6 @@ def log_model(model: keras.Model, example: np.ndarray) -> None:
     `example` (a couple of the run's own scaled windows) as its input example and, with the
     model's outputs for them, its signature: windows (lookback, features) in, one scaled value
     out. What the scaling is stays with the model (MODEL_UNITS)."""
-    from importlib.metadata import version
-
-    from mlflow.models import infer_signature
-
-    from lstmlab.pipeline.train import predict
-
     signature = infer_signature(example, predict(model, example))
 
     backend = keras.backend.backend()

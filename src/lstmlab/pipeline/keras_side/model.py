@@ -1,9 +1,11 @@
-"""Model: the stacked LSTM regressor, built from `model_cfg.model` so it reads like the seed's code."""
+"""Model: the stacked LSTM regressor, built from `model_cfg` so it reads like the seed's code."""
 
 from __future__ import annotations
 
 import keras
 from omegaconf import DictConfig
+
+from lstmlab.errors import LstmlabError
 
 
 def build_model(model_cfg: DictConfig, lookback: int, n_features: int) -> keras.Sequential:
@@ -17,3 +19,13 @@ def build_model(model_cfg: DictConfig, lookback: int, n_features: int) -> keras.
         layers.append(keras.layers.Dropout(model_cfg.dropout))
     layers.append(keras.layers.Dense(1))
     return keras.Sequential(layers, name="lstm_forecaster")
+
+
+def check_activation(name: str) -> None:
+    """The activation is one Keras knows (pipeline.checks checks every other value, without Keras)."""
+    try:
+        keras.activations.get(name)
+    except (ValueError, TypeError):
+        raise LstmlabError(
+            f"model.activation={name!r} is not a Keras activation (try relu, tanh, leaky_relu)"
+        ) from None
