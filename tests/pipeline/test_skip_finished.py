@@ -14,11 +14,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import LSTMLAB, TINY, tiny_config
-from lstmlab.commands.hydra_compat import VERSION_BASE
+from lstmlab.commands.hydra_compat import VERSION_BASE, empty_sweeps, planned_jobs
 from lstmlab.commands.progress import duration, line
 from lstmlab.paths import config_dir
 from lstmlab.pipeline.experiment import run_experiment
-from lstmlab.sweep.compat import empty_sweeps, planned_jobs
 
 TRAIN = [*LSTMLAB, "train"]
 PROGRESS = re.compile(r"^job (\d+)/(\d+) done(?: · (\d+) reused)?(?: · ETA .+)?$", re.MULTILINE)

@@ -1,4 +1,5 @@
-"""The private/experimental Optuna and Hydra APIs behind lstmlab.sweep.compat, on a real storage:
+"""The private/experimental Optuna, Hydra and submitit APIs the sweep relies on (lstmlab.sweep.optuna_ids,
+heartbeat_storage, submitit_jobs; the sweeper's _jobs and _tally; the launcher's _compat), on a real storage:
 an upgrade that moves one of them fails here, by name."""
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ import pytest
 from hydra.core.utils import JobStatus
 from optuna.trial import TrialState
 
-from lstmlab.sweep import compat
+from hydra_plugins.lstmlab_optuna_sweeper import _jobs, _tally
+from lstmlab.sweep import heartbeat_storage, optuna_ids, submitit_jobs
 
 
 @pytest.fixture
@@ -22,18 +24,18 @@ def test_ids_are_the_storage_ids(study: optuna.Study) -> None:
     study.ask()  # trial 0, so that trial 1's id and number can differ from the study's first
     trial = study.ask()
     storage = study._storage
-    assert compat.study_id(study) == storage.get_study_id_from_name("compat")
-    assert compat.trial_id(trial) == storage.get_trial_id_from_study_id_trial_number(compat.study_id(study), 1)
-    assert storage.get_trial(compat.trial_id(trial)).number == 1
+    assert optuna_ids.study_id(study) == storage.get_study_id_from_name("compat")
+    assert optuna_ids.trial_id(trial) == storage.get_trial_id_from_study_id_trial_number(optuna_ids.study_id(study), 1)
+    assert storage.get_trial(optuna_ids.trial_id(trial)).number == 1
 
 
 def test_running_trial_reaches_the_same_trial_from_another_study_object(study: optuna.Study) -> None:
     asked = study.ask()
     again = optuna.load_study(study_name="compat", storage=study._storage)
-    trial = compat.running_trial(again, again._storage, asked.number)
+    trial = optuna_ids.running_trial(again, again._storage, asked.number)
     trial.report(1.5, step=0)
     assert study.trials[asked.number].intermediate_values == {0: 1.5}
-    assert compat.trial_id(trial) == compat.trial_id(asked)
+    assert optuna_ids.trial_id(trial) == optuna_ids.trial_id(asked)
 
 
 def test_retry_history_names_the_trial_a_retry_replaces(study: optuna.Study) -> None:
@@ -42,16 +44,16 @@ def test_retry_history_names_the_trial_a_retry_replaces(study: optuna.Study) -> 
     optuna.storages.RetryFailedTrialCallback()(study, study.trials[failed.number])
     retry = study.trials[-1]
     assert retry.state == TrialState.WAITING and retry.params == study.trials[failed.number].params
-    assert compat.retry_history(retry) == [failed.number]
-    assert compat.retry_history(study.trials[failed.number]) == []
+    assert _tally.retry_history(retry) == [failed.number]
+    assert _tally.retry_history(study.trials[failed.number]) == []
 
 
 def test_failed_job_keeps_its_error_without_raising_it() -> None:
     error = ValueError("bad value")
-    result = compat.failed_job(["a=1"], error)
+    result = _jobs.failed_job(["a=1"], error)
     assert result.status == JobStatus.FAILED and result.overrides == ["a=1"]
-    assert compat.job_error(result) is error
-    with pytest.raises(ValueError):  # why compat exists: the public property re-raises
+    assert _jobs.job_error(result) is error
+    with pytest.raises(ValueError):  # why job_error exists: the public property re-raises
         _ = result.return_value
 
 
@@ -59,27 +61,27 @@ def test_failed_job_keeps_its_error_without_raising_it() -> None:
 def test_a_running_trial_that_never_beat_is_stale_once_its_start_is_past_the_grace(tmp_path) -> None:
     from datetime import datetime, timedelta
 
-    storage = compat.HeartbeatStorage(
+    storage = heartbeat_storage.HeartbeatStorage(
         f"sqlite:///{tmp_path / 'beats.db'}", heartbeat_interval=60, grace_period=180,
         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback())
     study = optuna.create_study(study_name="beats", storage=storage)
     started = {"old": datetime.now() - timedelta(minutes=10), "new": datetime.now()}
-    ids = {name: storage.create_new_trial(compat.study_id(study), template_trial=optuna.trial.create_trial(
+    ids = {name: storage.create_new_trial(optuna_ids.study_id(study), template_trial=optuna.trial.create_trial(
         state=TrialState.RUNNING, params={"x": 0.5},
         distributions={"x": optuna.distributions.FloatDistribution(0, 1)})) for name in started}
     with storage.engine.begin() as connection:  # when each started: the only thing that differs
         for name, when in started.items():
             connection.exec_driver_sql("UPDATE trials SET datetime_start = ? WHERE trial_id = ?",
                                        (when.strftime("%Y-%m-%d %H:%M:%S.%f"), ids[name]))
-    beating = storage.create_new_trial(compat.study_id(study), template_trial=optuna.trial.create_trial(
+    beating = storage.create_new_trial(optuna_ids.study_id(study), template_trial=optuna.trial.create_trial(
         state=TrialState.RUNNING))
     storage.record_heartbeat(beating)  # beats now: never stale here
     optuna.storages.fail_stale_trials(study)  # Optuna asks the storage's _get_stale_trial_ids
-    states = {compat.frozen_trial_id(t): t.state for t in study.get_trials()}
+    states = {optuna_ids.frozen_trial_id(t): t.state for t in study.get_trials()}
     assert states[ids["old"]] == TrialState.FAIL
     assert states[ids["new"]] == states[beating] == TrialState.RUNNING
     (retry,) = [t for t in study.get_trials() if t.state == TrialState.WAITING]
-    assert retry.params == {"x": 0.5} and compat.retry_history(retry) == [0]
+    assert retry.params == {"x": 0.5} and _tally.retry_history(retry) == [0]
 
 
 def test_the_joblib_launchers_private_core_is_what_the_parallel_launcher_relies_on() -> None:
@@ -127,7 +129,7 @@ def test_the_loky_pool_the_parallel_launcher_submits_to_is_joblibs_and_a_futures
 
 @pytest.mark.slow
 def test_the_submitit_launchers_executor_and_job_arguments_are_built_as_its_launch_builds_them(tmp_path) -> None:
-    """compat.submitit_executor and submitit_job_args repeat what hydra-submitit-launcher's
+    """submitit_jobs.submitit_executor and submitit_job_args repeat what hydra-submitit-launcher's
     `launch` does before `map_array`; when `launch` changes how, this fails."""
     import inspect
 
@@ -146,7 +148,7 @@ def test_the_submitit_launchers_executor_and_job_arguments_are_built_as_its_laun
                   'x if x in baseparams else f"{self._EXECUTOR}_{x}": y',
                   '"hydra.sweep.dir",', 'f"job_id_for_{idx}",', "Singleton.get_state(),",
                   "executor.map_array(self, *zip(*job_params))",
-                  # compat.make_sweep_dir, and what hydra_plugins.lstmlab_launcher.submitit_launchers's launch returns
+                  # submitit_jobs.make_sweep_dir, and what hydra_plugins.lstmlab_launcher.submitit_launchers's launch returns
                   "sweep_dir.mkdir(parents=True, exist_ok=True)", "mode = int(str(self.config.hydra.sweep.mode), 8)",
                   "return [j.results()[0] for j in jobs]"):
         assert piece in source, piece
@@ -155,12 +157,12 @@ def test_the_submitit_launchers_executor_and_job_arguments_are_built_as_its_laun
 
     launcher = LocalLauncher(submitit_folder=str(tmp_path / "%j"), timeout_min=5, tasks_per_node=1,
                              nodes=1, name="train", max_num_timeout=3)
-    executor = compat.submitit_executor(launcher)
-    assert compat.is_submitit_launcher(launcher) and not compat.is_submitit_launcher(object())
+    executor = submitit_jobs.submitit_executor(launcher)
+    assert submitit_jobs.is_submitit_launcher(launcher) and not submitit_jobs.is_submitit_launcher(object())
     assert isinstance(executor, submitit.AutoExecutor) and executor.cluster == "local"
-    assert compat.submitit_cluster(launcher) == "local" and compat.submitit_cluster(SlurmLauncher()) == "slurm"
+    assert submitit_jobs.submitit_cluster(launcher) == "local" and submitit_jobs.submitit_cluster(SlurmLauncher()) == "slurm"
     assert executor._executor.parameters == {"timeout_min": 5, "tasks_per_node": 1, "nodes": 1, "name": "train"}
-    overrides, job_dir_key, idx, job_id, _ = compat.submitit_job_args(["a=1"], 3)
+    overrides, job_dir_key, idx, job_id, _ = submitit_jobs.submitit_job_args(["a=1"], 3)
     assert (overrides, job_dir_key, idx, job_id) == (["a=1"], "hydra.sweep.dir", 3, "job_id_for_3")
 
 
@@ -197,17 +199,17 @@ def test_a_local_submitit_job_takes_sigterm_through_its_controller_and_cancel_ki
     executor = submitit.AutoExecutor(folder=tmp_path / "%j", cluster="local")
     executor.update_parameters(timeout_min=5)
     asked = executor.submit(signal.pause)  # returns once a handler has run for a signal
-    assert isinstance(asked._process, subprocess.Popen)  # the controller, what compat signals
+    assert isinstance(asked._process, subprocess.Popen)  # the controller, what ask_submitit_job_to_stop signals
     _started(asked)
-    compat.ask_submitit_job_to_stop(asked, again=False)
+    submitit_jobs.ask_submitit_job_to_stop(asked, again=False)
     _ended(asked)
     assert asked.result() is None  # pause returned: the signal reached the task, whose job went on
     assert "Bypassing signal SIGTERM" in (asked.stderr() or "") + (asked.stdout() or "")
-    compat.ask_submitit_job_to_stop(asked, again=True)  # an ended job's controller: nothing happens
+    submitit_jobs.ask_submitit_job_to_stop(asked, again=True)  # an ended job's controller: nothing happens
 
     cancelled = executor.submit(signal.pause)
     _started(cancelled)
-    compat.cancel_submitit_job(cancelled)
+    submitit_jobs.cancel_submitit_job(cancelled)
     _ended(cancelled)
     with pytest.raises(Exception):  # noqa: B017 - submitit's own errors: no result was written
         cancelled.result()
@@ -215,7 +217,7 @@ def test_a_local_submitit_job_takes_sigterm_through_its_controller_and_cancel_ki
 
 def test_the_private_storage_calls_of_optunas_cached_storage_are_the_ones_retried() -> None:
     """Optuna wraps a study's RDB storage in _CachedStorage, which calls some private RDBStorage
-    methods; lstmlab.sweep.outages retries those by name (compat.CACHED_STORAGE_PRIVATE_CALLS), so
+    methods; lstmlab.sweep.outages retries those by name (heartbeat_storage.CACHED_STORAGE_PRIVATE_CALLS), so
     a call added or renamed upstream must fail here, not go unretried in a restart."""
     import inspect
     import re
@@ -225,27 +227,28 @@ def test_the_private_storage_calls_of_optunas_cached_storage_are_the_ones_retrie
     from lstmlab.sweep.outages import DATABASE_METHODS, RetryingStorage
 
     called = set(re.findall(r"self\._backend\.(_\w+)\(", inspect.getsource(_CachedStorage)))
-    assert called == set(compat.CACHED_STORAGE_PRIVATE_CALLS)
+    assert called == set(heartbeat_storage.CACHED_STORAGE_PRIVATE_CALLS)
     for name in called:
-        assert name in DATABASE_METHODS and getattr(RetryingStorage, name) is not getattr(compat.HeartbeatStorage, name)
+        assert name in DATABASE_METHODS
+        assert getattr(RetryingStorage, name) is not getattr(heartbeat_storage.HeartbeatStorage, name)
 
 
 def test_the_read_fallback_warning_dropped_is_still_optunas() -> None:
-    """compat.quiet_read_fallback filters a warning by its logger and first words: both Optuna's."""
+    """heartbeat_storage.quiet_read_fallback filters a warning by its logger and first words: both Optuna's."""
     import inspect
     import logging
 
     from optuna.storages._rdb import storage
 
-    assert storage._logger.name == compat.RDB_STORAGE_LOGGER
-    assert f'f"{compat.FALLBACK_WARNING}: {{e!s}}. "' in inspect.getsource(storage.RDBStorage._get_trials)
-    compat.quiet_read_fallback()
-    compat.quiet_read_fallback()  # once, however often storages are made
-    logger = logging.getLogger(compat.RDB_STORAGE_LOGGER)
+    assert storage._logger.name == heartbeat_storage.RDB_STORAGE_LOGGER
+    assert f'f"{heartbeat_storage.FALLBACK_WARNING}: {{e!s}}. "' in inspect.getsource(storage.RDBStorage._get_trials)
+    heartbeat_storage.quiet_read_fallback()
+    heartbeat_storage.quiet_read_fallback()  # once, however often storages are made
+    logger = logging.getLogger(heartbeat_storage.RDB_STORAGE_LOGGER)
     assert len(logger.filters) == 1
-    kept = logging.LogRecord(compat.RDB_STORAGE_LOGGER, logging.WARNING, "", 0, "other", None, None)
-    dropped = logging.LogRecord(compat.RDB_STORAGE_LOGGER, logging.WARNING, "", 0,
-                                f"{compat.FALLBACK_WARNING}: (psycopg2.OperationalError) server closed", None, None)
+    kept = logging.LogRecord(heartbeat_storage.RDB_STORAGE_LOGGER, logging.WARNING, "", 0, "other", None, None)
+    dropped = logging.LogRecord(heartbeat_storage.RDB_STORAGE_LOGGER, logging.WARNING, "", 0,
+                                f"{heartbeat_storage.FALLBACK_WARNING}: (psycopg2.OperationalError) server closed", None, None)
     assert logger.filter(kept) and not logger.filter(dropped)
 
 
@@ -296,4 +299,4 @@ def test_the_submitit_launchers_hydra_makes_are_lstmlabs_that_stop_with_the_comm
     ours = LocalLauncher if launcher == "submitit_local" else SlurmLauncher
     # (by name: Hydra's plugin scan executes the module again, making its classes anew)
     assert (type(made).__module__, type(made).__qualname__) == (ours.__module__, ours.__qualname__)
-    assert compat.is_submitit_launcher(made)
+    assert submitit_jobs.is_submitit_launcher(made)

@@ -19,7 +19,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from hydra_plugins.lstmlab_optuna_sweeper import _loop
-from hydra_plugins.lstmlab_optuna_sweeper._jobs import run_jobs
+from hydra_plugins.lstmlab_optuna_sweeper._jobs import failed_job, run_jobs
 from hydra_plugins.lstmlab_optuna_sweeper._loop import OpenStudy, StudyLoop, Tally
 from hydra_plugins.lstmlab_optuna_sweeper._sampling import sampler_factory
 from hydra_plugins.lstmlab_optuna_sweeper._settings import ConfirmSettings, SweepSettings
@@ -27,7 +27,6 @@ from hydra_plugins.lstmlab_optuna_sweeper._space import parse_space
 from hydra_plugins.lstmlab_optuna_sweeper._storage import StudyLock, open_storage, open_study
 from lstmlab import interrupts
 from lstmlab.errors import LstmlabError
-from lstmlab.sweep.compat import failed_job
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 

@@ -11,7 +11,7 @@ same launcher object (its _jobs.SubmititPool), so its trials stop the same way.
 Hydra makes the launcher from `hydra.launcher._target_`, which hydra-submitit-launcher's configs
 set to its own classes; `StoppableSubmitit`, a Hydra callback of conf/train.yaml, points it at
 these before the launcher is made (on_multirun_start). The executor and each job's arguments are
-built as upstream's `launch` builds them (lstmlab.sweep.compat, checked by tests/sweep/test_compat.py).
+built as upstream's `launch` builds them (lstmlab.sweep.submitit_jobs, checked by tests/sweep/test_compat.py).
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from omegaconf import DictConfig, open_dict, read_write
 
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher as upstream
 from lstmlab import interrupts
-from lstmlab.sweep.compat import make_sweep_dir, submitit_executor, submitit_job_args
-from lstmlab.sweep.submitit_jobs import POLL_S, JobStopper
+from lstmlab.sweep.submitit_jobs import POLL_S, JobStopper, make_sweep_dir, submitit_executor, submitit_job_args
 
 log = logging.getLogger(__name__)
 

@@ -32,13 +32,16 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from lstmlab import interrupts
+from lstmlab.comparison.compare import compare
+from lstmlab.comparison.render import render_text
+from lstmlab.comparison.verdict import verdict_head
 from lstmlab.errors import first_line
 from lstmlab.names import CONFIRM_BASELINE_TAG, CONFIRM_TRIAL_TAG
 from lstmlab.plural import count
-from lstmlab.sweep.compat import job_error
 from lstmlab.sweep.link import ConfirmLink
+from lstmlab.sweep.outages import STORAGE_ERRORS
 
-from ._jobs import JobPool, run_jobs
+from ._jobs import JobPool, job_error, run_jobs
 from ._settings import ConfirmSettings
 
 log = logging.getLogger(__name__)
@@ -210,7 +213,7 @@ class ConfirmStage:
             while not stop.wait(min(POLL_S, self.grace_s / 3)):
                 try:
                     self.study.set_user_attr(OWNER_ATTR, {"worker": self.worker, "beat": time.time()})
-                except Exception:  # noqa: BLE001 - a missed beat is retried; three in a row hand the stage over
+                except STORAGE_ERRORS:  # a missed beat is retried; three in a row hand the stage over
                     continue
 
         thread = threading.Thread(target=beat, name="lstmlab-confirm-owner", daemon=True)
@@ -227,7 +230,7 @@ class ConfirmStage:
                 owner = self._owner()
                 if owner and owner.get("worker") == self.worker:
                     self.study.set_user_attr(OWNER_ATTR, None)
-        except Exception as error:  # noqa: BLE001 - an unreleased claim goes stale by itself
+        except STORAGE_ERRORS as error:  # an unreleased claim goes stale by itself
             self.say(f"confirm: could not release the confirm stage ({first_line(error)}); "
                      f"another worker takes it over after {self.grace_s} s")
 
@@ -244,10 +247,6 @@ class ConfirmStage:
 
     def judge(self, plan: Plan) -> str:
         """compare --sweep PARENT --confirm, its verdict on the parent run, the sweep's last line."""
-        from lstmlab.comparison.compare import compare  # pandas and scipy: only when a stage ends
-        from lstmlab.comparison.render import render_text
-        from lstmlab.comparison.verdict import verdict_head
-
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per run read: noise
         client = MlflowClient()
         experiment = client.get_experiment(client.get_run(self.parent_id).info.experiment_id).name

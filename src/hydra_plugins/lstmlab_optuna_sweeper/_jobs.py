@@ -5,7 +5,7 @@ A job pool takes jobs one at a time (`submit(overrides, idx)` → a job with `do
 `result()` → JobReturn) and `wait(jobs, timeout)` returns those that have ended. Three engines:
 - `hydra/launcher=parallel`: its `job_pool()`, futures of the loky process pool it runs on;
 - `submitit_local` / `submitit_slurm`: submitit's own jobs, from the executor the launcher would
-  build (lstmlab.sweep.compat), polled with `done()`; after Ctrl-C or SIGTERM they are asked to
+  build (lstmlab.sweep.submitit_jobs), polled with `done()`; after Ctrl-C or SIGTERM they are asked to
   stop at each poll, and cancelled after a grace (lstmlab.sweep.submitit_jobs);
 - any other launcher (basic, joblib, ray), or `hydra.sweeper.async_trials=false`: `BatchPool`,
   Hydra's `Launcher.launch` behind the same two calls. `submit` only queues; `wait` launches the
@@ -26,23 +26,34 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Protocol, TypeVar
 
-from hydra.core.utils import JobReturn, filter_overrides
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 
 from lstmlab import interrupts
-from lstmlab.sweep.compat import (
-    failed_job,
+from lstmlab.sweep.submitit_jobs import (
+    POLL_S,
+    JobStopper,
     is_submitit_launcher,
     make_sweep_dir,
     submitit_cluster,
     submitit_executor,
     submitit_job_args,
 )
-from lstmlab.sweep.submitit_jobs import POLL_S, JobStopper
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WAIT_POLL_SECONDS = 5  # how long a pool's `wait` may take before the loop looks again
+
+
+def job_error(result: JobReturn) -> BaseException | None:
+    """A failed job's exception, without re-raising it (Hydra's `JobReturn.return_value` would:
+    `_return_value` is private; tests/sweep/test_compat.py fails when an upgrade moves it)."""
+    return result._return_value if result.status == JobStatus.FAILED else None
+
+
+def failed_job(overrides: list[str], error: BaseException) -> JobReturn:
+    """A JobReturn for a job that failed before it was launched (or whose result never came)."""
+    return JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=error)
 
 
 class Job(Protocol):

@@ -32,15 +32,16 @@ from lstmlab import interrupts
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.plural import count
 from lstmlab.secrets import mask
-from lstmlab.sweep.compat import failed_job, job_error, retry_history, trial_id
 from lstmlab.sweep.link import TrialLink
-from lstmlab.sweep.outages import RetryingStorage, StorageUnavailable
+from lstmlab.sweep.optuna_ids import trial_id
+from lstmlab.sweep.outages import STORAGE_ERRORS, RetryingStorage, StorageUnavailable
 
 from ._confirm import ConfirmStage
-from ._jobs import WAIT_POLL_SECONDS, JobPool, batches_because, job_pool, keep_busy
+from ._jobs import WAIT_POLL_SECONDS, JobPool, batches_because, failed_job, job_error, job_pool, keep_busy
 from ._settings import Compose, SweepSettings
+from ._space import COMPOSE_ERRORS
 from ._storage import StudyLock
-from ._tally import Heartbeat, Tally
+from ._tally import Heartbeat, Tally, retry_history
 from ._tracking import StudyParent
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,7 @@ class StudyLoop:
         overrides = [*s.space.overrides(trial.params), link.override()]
         try:
             self.compose(overrides)
-        except Exception as error:  # noqa: BLE001 - a composition error fails this trial only
+        except COMPOSE_ERRORS as error:  # fails this trial only
             self._tell(trial, failed_job(overrides, error))
             return None
         return overrides
@@ -285,7 +286,7 @@ class StudyLoop:
                         retry(self.study, self.storage.get_trial(trial_id(trial)))
                     log.info(f"[sweep {self.name}] {why}: trial {trial.number} is queued again; "
                              "rerun the same command to resume")
-        except Exception as error:  # noqa: BLE001 - the next command requeues what is left
+        except STORAGE_ERRORS as error:  # the next command requeues what is left
             log.info(f"[sweep {self.name}] the storage did not take the running trials back "
                      f"({mask(first_line(error))}); the next sweep queues them again once their "
                      "heartbeats have stopped")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
 from omegaconf import DictConfig
 
 from lstmlab.errors import LstmlabError, first_line
@@ -25,7 +26,7 @@ from lstmlab.sweep.optuna_specs import make_pruner, pruner_spec
 from lstmlab.sweep.sweeper_needs import check_jobs, data_fingerprint, default_name
 
 from ._sampling import SamplerFactory, sampler_factory
-from ._space import SearchSpace, parse_space, validate
+from ._space import COMPOSE_ERRORS, SearchSpace, parse_space, validate
 from ._storage import resolve_url
 from .config import DEFAULT_STORAGE, LstmlabOptunaSweeperConf
 
@@ -159,11 +160,10 @@ def resolve_confirm(options: Any, fixed: Sequence[str], compose: Callable[[list[
     if not top_k:
         return ConfirmSettings(0, (), baseline)
     try:
-        sweep_seed = int(compose([*fixed, *baseline]).trainer.seed)
-    except LstmlabError:
-        raise
-    except Exception as error:  # noqa: BLE001 - Hydra's composition errors, all of one kind to the user
+        baseline_cfg = compose([*fixed, *baseline])
+    except COMPOSE_ERRORS as error:
         raise LstmlabError(f"hydra.sweeper.confirm.baseline={given!r} does not compose: {first_line(error)}") from None
+    sweep_seed = baseline_cfg.trainer.seed  # the one seed the confirm runs leave out
     seeds = tuple(s for s in range(1, n_seeds + 2) if s != sweep_seed)[:n_seeds]
     return ConfirmSettings(top_k, seeds, baseline)
 
@@ -176,7 +176,7 @@ def _baseline_overrides(given: Any) -> tuple[str, ...]:
     lines = [str(v) for v in given] if isinstance(given, Sequence) and not isinstance(given, str) else shlex.split(str(given))
     try:
         parsed = OverridesParser.create().parse_overrides(lines)
-    except Exception as error:  # noqa: BLE001 - Hydra's OverrideParseException and kin
+    except OverrideParseException as error:
         raise LstmlabError(f"hydra.sweeper.confirm.baseline={given!r} is not a list of overrides "
                            f"(e.g. variant=baseline): {first_line(error)}") from None
     swept = [o.input_line for o in parsed if o.is_sweep_override()]

@@ -26,6 +26,7 @@ from hydra.core.override_parser.types import (
     RangeSweep,
 )
 from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -35,6 +36,11 @@ from optuna.distributions import (
 
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.sweep.override_text import format_value
+
+# What composing a job config raises for a user's mistake: Hydra's errors (no such config group
+# option, no such key, an override it cannot parse), OmegaConf's (an interpolation that does not
+# resolve), and Hydra's plain ValueError for a config group given a number (`optimizer=3`).
+COMPOSE_ERRORS: tuple[type[Exception], ...] = (HydraException, OmegaConfBaseException, ValueError)
 
 Primitive = (str, int, float, bool, type(None))
 
@@ -224,7 +230,7 @@ def validate(space: SearchSpace, compose: Callable[[list[str]], None]) -> None:
             overrides.append(d.override(values[k % len(values)]))
         try:
             compose(overrides)
-        except Exception:  # noqa: BLE001 - find which key is wrong, below
+        except COMPOSE_ERRORS:  # find which key is wrong, below
             _name_the_culprit(space, compose)
             raise
     return None
@@ -242,7 +248,5 @@ def _name_the_culprit(space: SearchSpace, compose: Callable[[list[str]], None]) 
 def _try(compose: Callable[[list[str]], None], overrides: list[str], line: str, where: str) -> None:
     try:
         compose(overrides)
-    except LstmlabError:
-        raise
-    except Exception as error:  # noqa: BLE001 - any composition error is the user's to fix
+    except COMPOSE_ERRORS as error:
         raise LstmlabError(f"{line} in {where}: {first_line(error)}") from None

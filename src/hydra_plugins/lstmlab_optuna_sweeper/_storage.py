@@ -31,7 +31,7 @@ from sqlalchemy.engine import URL, make_url
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.secrets import mask
 from lstmlab.sqlite_files import exclusive, read_only_part
-from lstmlab.sweep.outages import RetryingStorage, retry_transient
+from lstmlab.sweep.outages import OPENING_ERRORS, RetryingStorage, retry_transient
 
 OBJECTIVE = "val_rmse"  # the study's one metric, minimized
 # A trial whose worker has not recorded a heartbeat for this many intervals is failed.
@@ -58,7 +58,7 @@ def resolve_url(url: str) -> str:
 def _parse(url: str) -> URL:
     try:
         return make_url(url)
-    except Exception:  # noqa: BLE001 - sqlalchemy raises ArgumentError and others
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise LstmlabError(
             f"hydra.sweeper.storage={url!r} is not a database URL; use e.g. "
             "sqlite:///mlruns/optuna.db or postgresql://user@host:5432/optuna"
@@ -101,7 +101,7 @@ class StudyLock:
             else:
                 try:
                     self._take()
-                except Exception as error:  # noqa: BLE001 - reported as an unreachable storage
+                except OPENING_ERRORS as error:
                     raise LstmlabError(unreachable(self._url, error)) from None
             self._taken_once = True
         return self
@@ -177,7 +177,7 @@ def open_storage(url: str, heartbeat_interval: int, retry_s: float) -> RetryingS
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            return RetryingStorage(  # a trial that never beat can be stale too (see compat)
+            return RetryingStorage(  # a trial that never beat can be stale too (lstmlab.sweep.heartbeat_storage)
                 url,
                 retry_s=retry_s,
                 engine_kwargs=engine_kwargs,
@@ -185,7 +185,7 @@ def open_storage(url: str, heartbeat_interval: int, retry_s: float) -> RetryingS
                 grace_period=GRACE_INTERVALS * heartbeat_interval,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
             )
-        except Exception as error:  # noqa: BLE001 - driver errors differ per database
+        except OPENING_ERRORS as error:
             raise LstmlabError(unreachable(url, error)) from None
 
 

@@ -4,13 +4,23 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from lstmlab.sweep.compat import retry_history
+from lstmlab.sweep.outages import STORAGE_ERRORS
+
+
+def retry_history(trial: FrozenTrial) -> list[int]:
+    """Numbers of the trials this one retries, oldest first ([] for an original trial); Optuna's
+    call is experimental (tests/sweep/test_compat.py checks it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return list(optuna.storages.RetryFailedTrialCallback.retry_history(trial))
 
 
 def best_trial(trials: Iterable[FrozenTrial]) -> FrozenTrial | None:
@@ -92,5 +102,5 @@ class Heartbeat:
                 for beating in self.trial_ids():
                     try:
                         self.storage.record_heartbeat(beating)
-                    except Exception:  # noqa: BLE001 - a missed beat is retried next interval
+                    except STORAGE_ERRORS:  # a missed beat is retried next interval
                         pass

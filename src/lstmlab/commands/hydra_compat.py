@@ -5,7 +5,9 @@ between Hydra 1.3 and 1.4 there, in one place.
 `-sc install=bash` for the `lstmlab` command), and tab completion asks Hydra's completion query
 for the groups, keys, values and files after `lstmlab train`, and argparse parsers for their
 flags. Neither exposes these publicly; when an upgrade moves one, tests/commands/test_completion.py fails
-here.
+here. A multirun's progress line counts the jobs Hydra's basic sweeper will launch, which it keeps
+to itself (planned_jobs, empty_sweeps; tests/pipeline/test_skip_finished.py checks them).
+Hydra's modules are imported inside the functions: completion imports this module on every <TAB>.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from importlib import metadata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -103,3 +105,38 @@ def composed(config_dir: str, config_name: str, overrides: list[str]) -> DictCon
     single = [str(o.input_line) for o in OverridesParser.create().parse_overrides(overrides) if not o.is_sweep_override()]
     with initialize_config_dir(config_dir=config_dir, **VERSION_BASE):
         return compose(config_name=config_name, overrides=single)
+
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def planned_jobs(config: Any) -> int | None:
+    """How many jobs Hydra's basic sweeper launches for this multirun (`config`: the multirun's,
+    as `on_multirun_start` gets it); None under another sweeper. The sweeper keeps the count to
+    itself, so it is worked out here the way `BasicSweeper.sweep` works out its batches."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    overrides = _basic_sweep(config)
+    return None if overrides is None else len(BasicSweeper.split_arguments(overrides, None)[0])
+
+
+def empty_sweeps(config: Any) -> list[str]:
+    """The sweeps of this multirun that give no value (`variant=glob(nomatch*)`), as written:
+    each makes the basic sweeper launch no job at all."""
+    overrides = _basic_sweep(config) or []
+    last = {override.get_key_element(): override for override in overrides}  # a later one wins, as in the sweeper
+    return [str(override.input_line) for override in last.values()
+            if override.is_sweep_override() and not list(override.sweep_string_iterator())]
+
+
+def _basic_sweep(config: Any) -> list[Any] | None:
+    """The multirun's overrides (`hydra.sweeper.params`, then the command line), parsed as the
+    basic sweeper parses them (globs against the config groups); None under another sweeper."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+        return None
+    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    return list(parser.parse_overrides([*params, *config.hydra.overrides.task]))

@@ -23,6 +23,7 @@ from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from lstmlab.commands.hydra_compat import empty_sweeps, planned_jobs
 from lstmlab.commands.hydra_files import sweep_folder
 from lstmlab.commands.summary import JOB_FILE
 from lstmlab.errors import EXIT_USER_ERROR, error_line
@@ -68,10 +69,6 @@ def nothing_to_run(empty: list[str]) -> str:
 
 class MultirunProgress(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # Optuna and SQLAlchemy behind sweep.compat: loaded by a multirun's launching process
-        # only, not by the single runs and jobs that run this callback too.
-        from lstmlab.sweep.compat import empty_sweeps, planned_jobs
-
         total = planned_jobs(config)
         if total is None:  # an Optuna sweep: its sweeper prints a line per trial
             return

@@ -28,7 +28,7 @@ from optuna.storages import BaseStorage
 from lstmlab import interrupts
 from lstmlab.errors import LstmlabError, first_line
 from lstmlab.secrets import mask
-from lstmlab.sweep.compat import CACHED_STORAGE_PRIVATE_CALLS, HeartbeatStorage, quiet_read_fallback
+from lstmlab.sweep.heartbeat_storage import CACHED_STORAGE_PRIVATE_CALLS, HeartbeatStorage, quiet_read_fallback
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,17 @@ FIRST_PAUSE_S, LONGEST_PAUSE_S = 1.0, 5.0
 
 class StorageUnavailable(LstmlabError):
     """The storage did not answer for the whole retry time."""
+
+
+# What a storage call raises when the database, its driver or the connection fails: SQLAlchemy's
+# errors (a DBAPI's are wrapped in them), a socket or file, Optuna's wrapper of them, and
+# StorageUnavailable once the retries are spent. Who rides out or reports a storage failure (a
+# heartbeat, an owner's beat, a cleanup) catches these; a bug still raises.
+STORAGE_ERRORS: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.SQLAlchemyError, OSError, optuna.exceptions.StorageInternalError, LstmlabError)
+# Opening a storage adds Optuna's two of its own: the URL's driver not installed (ImportError), a
+# schema another Optuna version made (RuntimeError, with the command that upgrades it).
+OPENING_ERRORS: tuple[type[Exception], ...] = (*STORAGE_ERRORS, ImportError, RuntimeError)
 
 
 def transient_cause(error: BaseException) -> BaseException | None:
@@ -141,7 +152,7 @@ def _retried(method: Callable[..., T]) -> Callable[..., T]:
 
 # Every storage method that reads or writes the database: the public ones of Optuna's BaseStorage,
 # the heartbeat's, and the private ones Optuna's own wrapper of a study's storage calls (see
-# lstmlab.sweep.compat). A retried `_create_new_trial` whose first try was written before its
+# lstmlab.sweep.heartbeat_storage). A retried `_create_new_trial` whose first try was written before its
 # connection broke leaves one trial RUNNING with no heartbeat: failed as stale, then rerun.
 NOT_DATABASE = {"check_trial_is_updatable", "remove_session"}
 DATABASE_METHODS = sorted(

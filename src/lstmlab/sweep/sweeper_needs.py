@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from lstmlab.pipeline.checks import check_data
 from lstmlab.pipeline.data import data_name, training_table
+from lstmlab.pipeline.experiment import preflight
 from lstmlab.tracking.open import use_store
 from lstmlab.tracking.orphans import close_run, owner_tags
 
@@ -28,10 +29,8 @@ __all__ = ["check_jobs", "close_run", "data_fingerprint", "default_name", "owner
 
 def check_jobs(configs: Iterable[DictConfig]) -> None:
     """A run's preflight (lstmlab.pipeline.experiment.preflight) on each job config; what needs
-    Keras is left to the trials: importing it here would fix the backend of the sweeper's process
-    before any trial chose it."""
-    from lstmlab.pipeline.experiment import preflight
-
+    Keras is left to the trials (run_experiment imports it, after a trial chose the backend), so
+    the sweeper's process never fixes a backend."""
     for cfg in configs:
         preflight(cfg)
 

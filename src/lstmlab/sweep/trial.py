@@ -12,24 +12,28 @@ from __future__ import annotations
 
 from typing import Any
 
+import mlflow
+import optuna
+import sqlalchemy
 from omegaconf import DictConfig, open_dict
 
 from lstmlab.errors import LstmlabError, first_line
-from lstmlab.pipeline.experiment import RunResult
+from lstmlab.pipeline.evaluation import method
+from lstmlab.pipeline.experiment import RunResult, run_experiment
 from lstmlab.secrets import mask
-from lstmlab.sweep.compat import running_trial
 from lstmlab.sweep.link import TrialLink
+from lstmlab.sweep.optuna_ids import running_trial
 from lstmlab.sweep.optuna_specs import make_pruner
+from lstmlab.sweep.outages import OPENING_ERRORS, RetryingStorage, retry_transient
+
+# Reaching a trial fails as opening a storage does, or with Optuna's KeyError "Record does not
+# exist" (no such study or trial in it).
+REACHING_ERRORS: tuple[type[Exception], ...] = (*OPENING_ERRORS, KeyError)
 
 
 def connect(link: TrialLink) -> Any:
     """The running `optuna.Trial` behind `link`, loaded from the shared storage; each call to it
     rides out a storage that stops answering for up to `link.storage_retry_s` seconds."""
-    import optuna
-    import sqlalchemy
-
-    from lstmlab.sweep.outages import RetryingStorage, retry_transient
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = link.storage_url()
     try:
@@ -45,7 +49,7 @@ def connect(link: TrialLink) -> Any:
         return running_trial(study, storage, link.number)
     except LstmlabError:  # StorageUnavailable among them
         raise
-    except Exception as error:  # noqa: BLE001 - any storage failure is the same for the user
+    except REACHING_ERRORS as error:
         raise LstmlabError(f"cannot reach Optuna trial {link.number} of study {link.study!r}: "
                            f"{mask(first_line(error))}") from None
 
@@ -54,7 +58,7 @@ class PruningHook:
     """An epoch hook of `run_experiment`: reports `val_rmse` to the trial and asks to stop
     training when the pruner says so (remembering where, for the message).
 
-    The step reported is the run's epoch step (lstmlab.pipeline.train.epoch_step: the epoch as the
+    The step reported is the run's epoch step (lstmlab.pipeline.epochs.epoch_step: the epoch as the
     console numbers it, counted on across walk-forward folds), so Optuna's pruners hold as they
     are: median, percentile and threshold compare trials at one step,
     successive halving and hyperband read steps as resource spent (later steps are more training),
@@ -79,12 +83,6 @@ class PruningHook:
 
 def run_trial(cfg: DictConfig) -> RunResult:
     """Run the job as Optuna trial `cfg.trial.number`: run_experiment's result, or TrialPruned."""
-    import mlflow
-    import optuna
-
-    from lstmlab.pipeline.evaluation import method
-    from lstmlab.pipeline.experiment import run_experiment
-
     link = TrialLink.from_config(cfg.trial)
     if cfg.tracking.get("skip_finished"):
         # A trial reports every epoch to the pruner and its study resumes by itself; a reused run
