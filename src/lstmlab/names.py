@@ -48,6 +48,9 @@ NOT_CONFIGURING = frozenset(
         "tracking.run_name",
         "tracking.log_model",
         "tracking.skip_finished",
+        # The sweep's own nodes are never recorded (pipeline.params); a job that composed the
+        # `confirm: null` key with code from before it (a long-lived worker) logged it as "None".
+        "confirm",
     }
 )
 # A sweep's confirm runs (hydra.sweeper.confirm): the trial number a run retrains, or "true" on
