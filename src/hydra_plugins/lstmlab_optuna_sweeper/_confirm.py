@@ -191,8 +191,7 @@ class ConfirmStage:
     # -- one worker trains: the study's confirm_owner, renewed while it works ------------------
 
     def _owner(self) -> dict[str, Any] | None:
-        study = optuna.load_study(study_name=self.study.study_name, storage=self.study._storage)
-        owner = study.user_attrs.get(OWNER_ATTR)
+        owner = self.study.user_attrs.get(OWNER_ATTR)  # read from the storage on every call
         return owner if isinstance(owner, dict) else None
 
     def _take_ownership(self) -> bool:
@@ -255,7 +254,8 @@ class ConfirmStage:
         trials = groups[groups["group"].str.startswith("trial ")].sort_values("rmse_change", na_position="last")
         if trials.empty:
             return "confirm: no trial's confirm run finished: no verdict"
-        best = trials.iloc[0]
+        better = trials[trials["verdict"].map(verdict_head) == "better"]
+        best = (better if not better.empty else trials).iloc[0]  # one trial for the tags and the line
         number = int(str(best["group"]).split()[1])
         head = verdict_head(str(best["verdict"]))
         seeds = len(self.confirm.seeds)
@@ -265,16 +265,11 @@ class ConfirmStage:
         for key, value in tags.items():
             client.set_tag(self.parent_id, f"confirm.{key}", value)
         with TemporaryDirectory() as folder:
-            text = render_text(comparison)
-            (Path(folder) / "confirm_report.txt").write_text(text + "\n")
+            (Path(folder) / "confirm_report.txt").write_text(render_text(comparison) + "\n")
             groups.to_csv(Path(folder) / "confirm_groups.csv", index=False)
             client.log_artifacts(self.parent_id, folder)
-        better = trials[trials["verdict"].map(verdict_head) == "better"]
-        if not better.empty:
-            best = better.iloc[0]
-            line = (f"trial {best['group'].split()[1]} confirmed: test RMSE "
-                    f"{_interval(best['rmse_change'], best['rmse_change_low'], best['rmse_change_high'])} "
-                    f"vs the baseline over {seeds} seeds (better)")
+        if head == "better":
+            line = f"trial {number} confirmed: test RMSE {effect} vs the baseline over {seeds} seeds (better)"
         else:
             line = (f"no trial beats the baseline beyond seed noise (smallest detectable effect "
                     f"{best['mde']:.1%}); closest: trial {number}, test RMSE {effect} ({head})")
