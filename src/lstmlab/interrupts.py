@@ -80,6 +80,13 @@ def _interrupt(number: int) -> KeyboardInterrupt:
     return Terminated() if number == signal.SIGTERM else KeyboardInterrupt()
 
 
+def as_result(stop: KeyboardInterrupt) -> KeyboardInterrupt:
+    """A new interrupt of `stop`'s kind, for a job's result that goes to another process. Not
+    `stop` itself: Hydra 1.4's run_job attaches its JobReturn to the exception it raises, that
+    JobReturn holds the exception again, and pickling the result then recursed for minutes."""
+    return Terminated() if isinstance(stop, Terminated) else KeyboardInterrupt()
+
+
 def requested() -> bool:
     """Whether a stop was asked for (a signal came since `install`)."""
     return _received is not None

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from conftest import LSTMLAB, TINY
+from lstmlab import interrupts
 from lstmlab.tracking.open import open_store
 from lstmlab.tracking.orphans import CLOSED, HOST, PID, START, close_orphans, process_start
 
@@ -165,3 +167,18 @@ def test_the_first_signal_waits_for_a_safe_point_and_the_second_stops_at_once():
     assert result.stdout.split() == ["went", "on", "True", "stopped"]
     assert result.returncode == 143
     assert result.stderr.strip() == "lstmlab: stopping after this batch or step; send it again to stop now"
+
+
+@pytest.mark.parametrize("caught", [interrupts.Terminated(), KeyboardInterrupt()], ids=["sigterm", "sigint"])
+def test_an_interrupted_jobs_result_pickles_at_once_whatever_hydra_attached(caught):
+    """Hydra 1.4's run_job attaches its JobReturn (which holds the exception) to the exception it
+    raises; a submitit job that returned that exception spent minutes in recursive pickling
+    before its result reached the launching process (which then cancelled it after its grace).
+    The job's result holds a new interrupt of the same kind instead."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    caught.__dict__["_hydra_job_return_handoff"] = JobReturn(status=JobStatus.FAILED, _return_value=caught)
+    result = JobReturn(overrides=["a=1"], status=JobStatus.FAILED, _return_value=interrupts.as_result(caught))
+    restored = pickle.loads(pickle.dumps(result))
+    assert type(restored._return_value) is type(caught) and not restored._return_value.__dict__
+    assert interrupts.exit_code(restored._return_value) == (143 if isinstance(caught, interrupts.Terminated) else 130)

@@ -133,7 +133,8 @@ def execute_job(launcher_pid: int, launched_at: float, grace_s: float, idx: int,
     except KeyboardInterrupt as interrupt:
         if not in_worker:
             raise
-        return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=interrupt)
+        return JobReturn(overrides=list(overrides), status=JobStatus.FAILED,
+                         _return_value=interrupts.as_result(interrupt))
 
 
 @contextmanager

@@ -10,7 +10,8 @@ same launcher object (its _jobs.SubmititPool), so its trials stop the same way.
 
 Hydra makes the launcher from `hydra.launcher._target_`, which hydra-submitit-launcher's configs
 set to its own classes; `StoppableSubmitit`, a Hydra callback of conf/train.yaml, points it at
-these before the launcher is made (on_multirun_start). The executor and each job's arguments are
+these before the launcher is made (on_multirun_start), and the launcher points it back once
+made (setup). The executor and each job's arguments are
 built as upstream's `launch` builds them (lstmlab.sweep.submitit_jobs, checked by tests/sweep/test_compat.py).
 """
 
@@ -37,6 +38,15 @@ class _StopsWithTheCommand:
 
     _EXECUTOR: str
     config: DictConfig | None
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)  # type: ignore[misc]
+        # This launcher is made: give hydra.launcher._target_ back the value the user's config
+        # composes to. Hydra 1.4 composes every job's config again and refuses a multirun whose
+        # hydra.launcher differs from the job's ("must be configured before the sweep starts").
+        launcher = config.hydra.launcher
+        with read_write(launcher), open_dict(launcher):
+            launcher._target_ = UPSTREAM.get(launcher._target_, launcher._target_)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None
@@ -68,7 +78,8 @@ class _StopsWithTheCommand:
             result: JobReturn = super().__call__(sweep_overrides, *args)  # type: ignore[misc]
             return result
         except KeyboardInterrupt as stop:
-            return JobReturn(overrides=list(sweep_overrides), status=JobStatus.FAILED, _return_value=stop)
+            return JobReturn(overrides=list(sweep_overrides), status=JobStatus.FAILED,
+                             _return_value=interrupts.as_result(stop))
 
 
 class LocalLauncher(_StopsWithTheCommand, upstream.LocalLauncher):
@@ -81,6 +92,7 @@ class SlurmLauncher(_StopsWithTheCommand, upstream.SlurmLauncher):
 
 OURS = {f"{cls.__module__}.{cls.__qualname__}": f"{__name__}.{ours.__qualname__}"
         for cls, ours in ((upstream.LocalLauncher, LocalLauncher), (upstream.SlurmLauncher, SlurmLauncher))}
+UPSTREAM = {ours: theirs for theirs, ours in OURS.items()}
 
 
 class StoppableSubmitit(Callback):
