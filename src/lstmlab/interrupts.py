@@ -84,7 +84,7 @@ def as_result(stop: KeyboardInterrupt) -> KeyboardInterrupt:
     """A new interrupt of `stop`'s kind, for a job's result that goes to another process. Not
     `stop` itself: Hydra 1.4's run_job attaches its JobReturn to the exception it raises, that
     JobReturn holds the exception again, and pickling the result then recursed for minutes."""
-    return Terminated() if isinstance(stop, Terminated) else KeyboardInterrupt()
+    return type(stop)()  # KeyboardInterrupt or Terminated: neither takes arguments
 
 
 def requested() -> bool:

@@ -14,6 +14,7 @@ import textwrap
 import mlflow
 import optuna
 import pytest
+from hydra.core.utils import JobReturn, JobStatus
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -175,8 +176,6 @@ def test_an_interrupted_jobs_result_pickles_at_once_whatever_hydra_attached(caug
     raises; a submitit job that returned that exception spent minutes in recursive pickling
     before its result reached the launching process (which then cancelled it after its grace).
     The job's result holds a new interrupt of the same kind instead."""
-    from hydra.core.utils import JobReturn, JobStatus
-
     caught.__dict__["_hydra_job_return_handoff"] = JobReturn(status=JobStatus.FAILED, _return_value=caught)
     result = JobReturn(overrides=["a=1"], status=JobStatus.FAILED, _return_value=interrupts.as_result(caught))
     restored = pickle.loads(pickle.dumps(result))
